@@ -1,0 +1,75 @@
+#pragma once
+// The typed configuration. Loaded from YAML by config/config_loader.cpp, which interpolates
+// ${VAR} and ${VAR:-default}, rejects unknown keys, wrong types and missing values with an error
+// naming the key path and line, e.g.
+//   storage.backend: expected one of embedded, redis, got "mysql" (line 12)
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace rg {
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  int port = 8787;                      // 0 = pick a free port (printed at start)
+  int workerThreads = 256;              // max concurrent requests/streams (one thread each)
+  int requestTimeoutMs = 600000;        // whole request, incl. a long stream
+  int idleTimeoutMs = 65000;            // keep-alive idle connection
+  int upstreamConnectTimeoutMs = 10000;
+  int upstreamTimeoutMs = 600000;       // first byte and between bytes from upstream
+  int64_t maxBodyBytes = 100LL << 20;   // 413 above this
+  int drainTimeoutMs = 30000;           // on SIGTERM: wait this long for in-flight requests
+};
+
+struct StorageConfig {
+  std::string backend = "embedded";     // embedded | redis
+  std::string dataDir = "./data";       // embedded journal, generated secrets
+  bool fsync = false;                   // embedded: fsync every durable write
+  std::string redisUrl = "redis://127.0.0.1:6379";
+  std::string redisPassword;            // secret
+  int redisDb = -1;                     // -1 = from the url (default 0)
+  std::string keyPrefix = "rg:";
+  int redisPoolSize = 8;
+};
+
+struct SecurityConfig {
+  std::string masterKey;                // secret; empty = generated into <dataDir>/master.key
+};
+
+struct LoggingConfig {
+  std::string level = "info";           // trace | debug | info | warn | error
+  std::string format = "text";          // text | json
+};
+
+struct PluginEntry {
+  std::string name;                     // loads <plugins.directory>/librg_<name>.so
+  bool enabled = true;
+  std::string configJson = "{}";        // the entry's `config` subtree as JSON
+};
+
+struct PluginsConfig {
+  std::string directory;                // default: the build's plugin dir, else the install dir
+  std::vector<PluginEntry> enabled;
+};
+
+struct Config {
+  ServerConfig server;
+  StorageConfig storage;
+  SecurityConfig security;
+  LoggingConfig logging;
+  PluginsConfig plugins;
+  std::string sourcePath;               // the file it came from
+};
+
+// Parses and validates. `env` lookups go through getenv unless a test passes its own.
+StatusOr<Config> loadConfigFile(const std::string& path);
+StatusOr<Config> parseConfigText(const std::string& yaml, const std::string& sourceName,
+                                 const std::function<const char*(const char*)>& getenvFn = nullptr);
+// The effective config as YAML with every secret masked ("****" + last 4 chars at most).
+std::string renderConfigMasked(const Config& cfg);
+
+} // namespace rg

@@ -1,0 +1,40 @@
+#pragma once
+// Cryptographic helpers on OpenSSL. No secret is ever logged by these functions.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace rg::crypto {
+
+std::string sha256(std::string_view data);                              // 32 raw bytes
+std::string hmacSha256(std::string_view key, std::string_view data);     // 32 raw bytes
+std::string toHex(std::string_view bytes);                              // lowercase
+StatusOr<std::string> fromHex(std::string_view hex);
+std::string base64Encode(std::string_view bytes);                       // standard, padded
+std::string base64UrlEncode(std::string_view bytes);                    // no padding
+StatusOr<std::string> base64Decode(std::string_view text);             // standard or url-safe
+std::string randomBytes(size_t n);                                      // CSPRNG (RAND_bytes)
+std::string uuidV4();
+bool constantTimeEquals(std::string_view a, std::string_view b);
+// HKDF-SHA256 (RFC 5869) with empty salt.
+std::string deriveKey(std::string_view masterKey, std::string_view purpose, size_t len = 32);
+
+// Authenticated encryption of secrets at rest: AES-256-GCM with a random 96-bit nonce.
+// Sealed form: "v1:" + keyId + ":" + base64(nonce || ciphertext || tag). keyId names the key so a
+// master-key rotation can re-encrypt.
+class SecretBox {
+public:
+  SecretBox(std::string key32, std::string keyId);
+  std::string seal(std::string_view plaintext) const;
+  StatusOr<std::string> open(std::string_view sealed) const;
+  const std::string& keyId() const { return keyId_; }
+
+private:
+  std::string key_;
+  std::string keyId_;
+};
+
+} // namespace rg::crypto

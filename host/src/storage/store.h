@@ -1,0 +1,203 @@
+#pragma once
+// Domain-level storage interfaces. Host code talks to these, never to raw Redis commands or files.
+// Two implementations: storage/embedded (default, single node, durable journal) and storage/redis.
+// Both pass tests/storage/conformance_test.cpp. All methods are thread-safe.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/status.h"
+
+namespace rg {
+
+// ---- Gateway keys ------------------------------------------------------------------------------
+
+enum class ModelFilterMode { kNone = 0, kAllow = 1, kDeny = 2 };
+
+struct ApiKeyRecord {
+  std::string id;                       // UUIDv4
+  std::string name;
+  std::string hash;                     // hex HMAC-SHA256 of the plain key; the only form stored
+  bool enabled = true;
+  int64_t createdAtMs = 0;
+  int64_t updatedAtMs = 0;
+  int64_t expiresAtMs = 0;              // 0 = never
+  std::vector<std::string> permissions; // empty = every provider
+  int64_t concurrencyLimit = 0;         // 0 = unlimited
+  int64_t rateWindowMinutes = 0;        // 0 = no window
+  int64_t rateRequests = 0;             // requests per window, 0 = unlimited
+  int64_t rateTokens = 0;               // tokens per window, 0 = unlimited
+  ModelFilterMode modelMode = ModelFilterMode::kNone;
+  std::vector<std::string> models;      // allow or deny list per modelMode
+};
+
+class KeyStore {
+public:
+  virtual ~KeyStore() = default;
+  // Fails with kAlreadyExists when the id or the hash is taken.
+  virtual Status create(const ApiKeyRecord& rec) = 0;
+  virtual StatusOr<std::optional<ApiKeyRecord>> getById(const std::string& id) = 0;
+  virtual StatusOr<std::optional<ApiKeyRecord>> getByHash(const std::string& hash) = 0;
+  virtual StatusOr<std::vector<ApiKeyRecord>> list() = 0; // sorted by createdAtMs, then id
+  // Replaces the record with the same id (the hash may not change). kNotFound if absent.
+  virtual Status update(const ApiKeyRecord& rec) = 0;
+  virtual Status remove(const std::string& id) = 0; // kNotFound if absent
+};
+
+// ---- Upstream accounts -------------------------------------------------------------------------
+
+struct AccountRecord {
+  std::string id; // UUIDv4
+  std::string name;
+  std::string type;         // "claude-console", ...
+  std::string baseUrl;      // no trailing slash
+  std::string secretSealed; // the credential, sealed by crypto::SecretBox (never plaintext)
+  int64_t priority = 50;    // 1..100, lower preferred
+  bool schedulable = true;
+  std::string status = "active"; // active | error | blocked | disabled
+  std::string statusReason;
+  int64_t createdAtMs = 0;
+  int64_t updatedAtMs = 0;
+  int64_t lastUsedAtMs = 0;
+};
+
+class AccountStore {
+public:
+  virtual ~AccountStore() = default;
+  virtual Status create(const AccountRecord& rec) = 0; // kAlreadyExists on duplicate id
+  virtual StatusOr<std::optional<AccountRecord>> get(const std::string& id) = 0;
+  virtual StatusOr<std::vector<AccountRecord>> list() = 0; // sorted by createdAtMs, then id
+  virtual Status update(const AccountRecord& rec) = 0;     // kNotFound if absent
+  virtual Status remove(const std::string& id) = 0;        // kNotFound if absent
+  virtual Status touchLastUsed(const std::string& id, int64_t unixMs) = 0;
+};
+
+// ---- Usage -------------------------------------------------------------------------------------
+
+struct TokenCounts {
+  int64_t requests = 0;
+  int64_t inputTokens = 0;
+  int64_t outputTokens = 0;
+  int64_t cacheCreate5mTokens = 0;
+  int64_t cacheCreate1hTokens = 0;
+  int64_t cacheReadTokens = 0;
+
+  int64_t allTokens() const {
+    return inputTokens + outputTokens + cacheCreate5mTokens + cacheCreate1hTokens + cacheReadTokens;
+  }
+  void add(const TokenCounts& o);
+  bool operator==(const TokenCounts& o) const;
+};
+
+struct UsageEvent {
+  std::string requestId; // idempotency key: a second record() with the same id books nothing
+  std::string keyId;
+  std::string accountId;
+  std::string model;
+  std::string day; // "YYYY-MM-DD" bucket in the configured zone (computed by the caller)
+  int64_t unixMs = 0;
+  TokenCounts counts; // counts.requests is normally 1
+};
+
+class UsageStore {
+public:
+  virtual ~UsageStore() = default;
+  // Books the event into: key lifetime totals, key daily totals, key+model daily totals, account
+  // lifetime totals. Returns true when booked, false when requestId was already booked.
+  virtual StatusOr<bool> record(const UsageEvent& ev) = 0;
+  virtual StatusOr<TokenCounts> keyTotal(const std::string& keyId) = 0;
+  virtual StatusOr<TokenCounts> keyDaily(const std::string& keyId, const std::string& day) = 0;
+  // Per model for one key and day.
+  virtual StatusOr<std::map<std::string, TokenCounts>> keyModelsDaily(const std::string& keyId,
+                                                                      const std::string& day) = 0;
+  virtual StatusOr<TokenCounts> accountTotal(const std::string& accountId) = 0;
+};
+
+// ---- Limits: leases and windows (ephemeral state) ----------------------------------------------
+
+struct LeaseResult {
+  bool acquired = false;
+  int64_t count = 0; // holders after the call (including this one when acquired)
+};
+
+struct WindowResult {
+  bool allowed = false;
+  int64_t requests = 0;      // requests counted in the window (after this one when allowed)
+  int64_t tokens = 0;        // tokens counted in the window
+  int64_t windowEndMs = 0;   // unix ms at which the current window ends
+  std::string limitedBy;     // "requests" | "tokens" when !allowed
+};
+
+class LimitStore {
+public:
+  virtual ~LimitStore() = default;
+  // Atomically: drop expired holders of `scope`; if fewer than `limit` remain (limit <= 0 means
+  // unlimited), add `holder` with expiry now+ttlMs. A holder that dies is gone after ttlMs.
+  virtual StatusOr<LeaseResult> acquireLease(const std::string& scope, const std::string& holder,
+                                             int64_t limit, int64_t ttlMs) = 0;
+  // Extends a live holder's expiry; false if it is no longer held.
+  virtual StatusOr<bool> renewLease(const std::string& scope, const std::string& holder,
+                                    int64_t ttlMs) = 0;
+  virtual Status releaseLease(const std::string& scope, const std::string& holder) = 0;
+  virtual StatusOr<int64_t> leaseCount(const std::string& scope) = 0; // live holders
+  // Fixed window starting at the first request: atomically checks requests < maxRequests and
+  // tokens < maxTokens (0 = no cap) and, when allowed, counts one request.
+  virtual StatusOr<WindowResult> windowAdmit(const std::string& scope, int64_t windowMs,
+                                             int64_t maxRequests, int64_t maxTokens) = 0;
+  // Adds tokens to the current window (after the response); no-op when no window is open.
+  virtual Status windowAddTokens(const std::string& scope, int64_t tokens) = 0;
+};
+
+// ---- Settings and plugin KV --------------------------------------------------------------------
+
+class KvStore {
+public:
+  virtual ~KvStore() = default;
+  virtual StatusOr<std::optional<std::string>> get(const std::string& key) = 0;
+  virtual Status set(const std::string& key, const std::string& value, int64_t ttlMs) = 0; // 0 = no expiry
+  virtual Status del(const std::string& key) = 0;
+};
+
+// ---- The store ---------------------------------------------------------------------------------
+
+class Store {
+public:
+  virtual ~Store() = default;
+  virtual const char* backendName() const = 0; // "embedded" | "redis"
+  virtual Status ping() = 0;                   // for /ready
+  virtual KeyStore& keys() = 0;
+  virtual AccountStore& accounts() = 0;
+  virtual UsageStore& usage() = 0;
+  virtual LimitStore& limits() = 0;
+  virtual KvStore& settings() = 0; // durable
+  virtual KvStore& pluginKv() = 0; // durable unless a ttl is given; keys namespaced by the caller
+  virtual uint64_t errorCount() const = 0; // storage errors since start (for /metrics)
+};
+using StorePtr = std::unique_ptr<Store>;
+
+struct EmbeddedOptions {
+  std::string dataDir;     // created if missing; holds the journal
+  bool fsyncEachWrite = false; // true: fsync after every durable write (power-loss safe)
+};
+
+struct RedisOptions {
+  std::string url = "redis://127.0.0.1:6379"; // redis://[:password@]host:port[/db]
+  std::string password;                        // overrides the url's
+  int db = -1;                                 // >= 0 overrides the url's
+  std::string keyPrefix = "rg:";
+  int poolSize = 8;
+  int connectTimeoutMs = 2000;
+  int commandTimeoutMs = 2000;
+};
+
+// Factories (storage/embedded/embedded_store.cpp, storage/redis/redis_store.cpp).
+StatusOr<StorePtr> openEmbeddedStore(const EmbeddedOptions& opts, const Clock& clock);
+StatusOr<StorePtr> openRedisStore(const RedisOptions& opts, const Clock& clock);
+
+} // namespace rg
