@@ -50,6 +50,8 @@ private:
 
 class MetricsRegistry {
 public:
+  MetricsRegistry();
+  ~MetricsRegistry(); // defined in metrics.cpp (Family is incomplete here)
   // Returned pointers stay valid for the registry's lifetime. Name must be a valid metric name;
   // help is set by the first call for a name.
   Counter* counter(const std::string& name, const std::string& help, const Labels& labels = {});

@@ -1,0 +1,281 @@
+#include "auth/key_service.h"
+
+#include <algorithm>
+
+#include "crypto/crypto.h"
+
+namespace rg {
+
+namespace {
+
+std::string lowerCopy(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c + 32);
+    }
+  }
+  return out;
+}
+
+std::string_view stripVendor(std::string_view m) {
+  size_t slash = m.rfind('/');
+  if (slash != std::string_view::npos) {
+    m.remove_prefix(slash + 1);
+  }
+  size_t comma = m.find(',');
+  if (comma != std::string_view::npos) {
+    m.remove_prefix(comma + 1);
+  }
+  for (std::string_view p : {"us.anthropic.", "eu.anthropic.", "apac.anthropic.",
+                             "global.anthropic.", "anthropic."}) {
+    if (m.substr(0, p.size()) == p) {
+      m.remove_prefix(p.size());
+      break;
+    }
+  }
+  return m;
+}
+
+bool entryMatches(const std::string& entry, std::string_view model) {
+  std::string e = lowerCopy(entry);
+  std::string m = lowerCopy(model);
+  std::string bare = lowerCopy(stripVendor(model));
+  if (!e.empty() && e.back() == '*') {
+    std::string_view prefix(e.data(), e.size() - 1);
+    return std::string_view(m).substr(0, prefix.size()) == prefix ||
+           std::string_view(bare).substr(0, prefix.size()) == prefix;
+  }
+  return e == m || e == bare || lowerCopy(stripVendor(e)) == bare;
+}
+
+} // namespace
+
+KeyService::KeyService(Store& store, const Clock& clock, std::string hashSecret,
+                       int64_t cacheTtlMs)
+    : store_(store), clock_(clock), hashSecret_(std::move(hashSecret)), cacheTtlMs_(cacheTtlMs) {}
+
+std::string KeyService::hashKey(std::string_view plainKey) const {
+  return crypto::toHex(crypto::hmacSha256(hashSecret_, plainKey));
+}
+
+Status KeyService::validateOptions(const NewKeyOptions& o) {
+  if (o.name.empty() || o.name.size() > 100) {
+    return invalidArgument("key name must be 1..100 characters");
+  }
+  for (const auto& p : o.permissions) {
+    if (p != "claude" && p != "gemini" && p != "openai" && p != "bedrock") {
+      return invalidArgument("unknown permission \"" + p +
+                             "\" (expected claude, gemini, openai, bedrock)");
+    }
+  }
+  if (o.concurrencyLimit < 0 || o.rateWindowMinutes < 0 || o.rateRequests < 0 ||
+      o.rateTokens < 0) {
+    return invalidArgument("limits must not be negative");
+  }
+  if ((o.rateRequests > 0 || o.rateTokens > 0) && o.rateWindowMinutes == 0) {
+    return invalidArgument("--rate-requests / --rate-tokens need --rate-window-min");
+  }
+  if (o.modelMode != ModelFilterMode::kNone && o.models.empty()) {
+    return invalidArgument("a model allow/deny list needs at least one model");
+  }
+  return Status::ok();
+}
+
+StatusOr<CreatedKey> KeyService::create(const NewKeyOptions& opts) {
+  Status v = validateOptions(opts);
+  if (!v) {
+    return v;
+  }
+  CreatedKey out;
+  out.plainKey = std::string(kKeyPrefix) + crypto::toHex(crypto::randomBytes(32));
+  ApiKeyRecord& r = out.record;
+  r.id = crypto::uuidV4();
+  r.name = opts.name;
+  r.hash = hashKey(out.plainKey);
+  r.enabled = true;
+  r.createdAtMs = clock_.nowUnixMs();
+  r.updatedAtMs = r.createdAtMs;
+  r.expiresAtMs = opts.expiresAtMs;
+  r.permissions = opts.permissions;
+  r.concurrencyLimit = opts.concurrencyLimit;
+  r.rateWindowMinutes = opts.rateWindowMinutes;
+  r.rateRequests = opts.rateRequests;
+  r.rateTokens = opts.rateTokens;
+  r.modelMode = opts.modelMode;
+  r.models = opts.models;
+  Status s = store_.keys().create(r);
+  if (!s) {
+    return s;
+  }
+  return out;
+}
+
+StatusOr<KeyRecordPtr> KeyService::authenticate(std::string_view plainKey) {
+  if (!isWellFormedKey(plainKey)) {
+    return Status(Code::kUnauthenticated, "Invalid API key format");
+  }
+  std::string hash = hashKey(plainKey);
+  int64_t now = clock_.monotonicMs();
+  KeyRecordPtr rec;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(hash);
+    if (it != cache_.end() && it->second.expiresMs > now) {
+      rec = it->second.rec;
+    }
+  }
+  if (!rec) {
+    auto found = store_.keys().getByHash(hash);
+    if (!found) {
+      return Status(Code::kUnavailable, "key storage unavailable: " + found.status().message());
+    }
+    if (!found->has_value()) {
+      return Status(Code::kUnauthenticated, "API key not found");
+    }
+    // Constant-time check of the stored hash against ours (the lookup itself is by hash).
+    if (!crypto::constantTimeEquals((*found)->hash, hash)) {
+      return Status(Code::kUnauthenticated, "API key not found");
+    }
+    rec = std::make_shared<const ApiKeyRecord>(std::move(**found));
+    std::lock_guard<std::mutex> lock(mu_);
+    if (cache_.size() > 100000) {
+      cache_.clear();
+    }
+    cache_[hash] = CacheEntry{rec, now + cacheTtlMs_};
+  }
+  if (!rec->enabled) {
+    return Status(Code::kUnauthenticated, "API key is disabled");
+  }
+  if (rec->expiresAtMs > 0 && clock_.nowUnixMs() >= rec->expiresAtMs) {
+    return Status(Code::kUnauthenticated, "API key has expired");
+  }
+  return rec;
+}
+
+void KeyService::invalidate(const std::string& hash) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cache_.erase(hash);
+}
+
+StatusOr<std::vector<ApiKeyRecord>> KeyService::list() { return store_.keys().list(); }
+
+StatusOr<ApiKeyRecord> KeyService::get(const std::string& id) {
+  auto r = store_.keys().getById(id);
+  if (!r) {
+    return r.status();
+  }
+  if (!r->has_value()) {
+    return notFound("no key with id " + id);
+  }
+  return std::move(**r);
+}
+
+Status KeyService::setEnabled(const std::string& id, bool enabled) {
+  auto r = get(id);
+  if (!r) {
+    return r.status();
+  }
+  r->enabled = enabled;
+  r->updatedAtMs = clock_.nowUnixMs();
+  Status s = store_.keys().update(*r);
+  invalidate(r->hash);
+  return s;
+}
+
+Status KeyService::remove(const std::string& id) {
+  auto r = get(id);
+  if (!r) {
+    return r.status();
+  }
+  Status s = store_.keys().remove(id);
+  invalidate(r->hash);
+  return s;
+}
+
+bool isWellFormedKey(std::string_view key) {
+  if (key.size() != kKeyPrefix.size() + kKeyHexLength || key.substr(0, 3) != kKeyPrefix) {
+    return false;
+  }
+  return std::all_of(key.begin() + 3, key.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+bool isCredentialHeader(std::string_view name) {
+  return iequals(name, "x-api-key") || iequals(name, "x-goog-api-key") ||
+         iequals(name, "authorization") || iequals(name, "api-key") ||
+         iequals(name, "proxy-authorization") || iequals(name, "cookie");
+}
+
+std::string extractKey(const HeaderList& headers, std::string_view query) {
+  for (std::string_view name : {"x-api-key", "x-goog-api-key", "authorization", "api-key"}) {
+    const std::string* v = findHeader(headers, name);
+    if (v == nullptr || v->empty()) {
+      continue;
+    }
+    std::string_view val(*v);
+    if (name == "authorization") {
+      if (val.size() > 7 && iequals(val.substr(0, 7), "bearer ")) {
+        val.remove_prefix(7);
+      }
+      while (!val.empty() && val.front() == ' ') {
+        val.remove_prefix(1);
+      }
+    }
+    if (!val.empty()) {
+      return std::string(val);
+    }
+  }
+  size_t p = 0;
+  while (p < query.size()) {
+    size_t amp = query.find('&', p);
+    std::string_view part = query.substr(p, amp == std::string_view::npos ? amp : amp - p);
+    if (part.substr(0, 4) == "key=" && part.size() > 4) {
+      return std::string(part.substr(4));
+    }
+    if (amp == std::string_view::npos) {
+      break;
+    }
+    p = amp + 1;
+  }
+  return {};
+}
+
+std::string stripKeyParam(std::string_view query) {
+  std::string out;
+  size_t p = 0;
+  while (p < query.size()) {
+    size_t amp = query.find('&', p);
+    std::string_view part = query.substr(p, amp == std::string_view::npos ? amp : amp - p);
+    if (part.substr(0, 4) != "key=" && !part.empty()) {
+      if (!out.empty()) {
+        out.push_back('&');
+      }
+      out.append(part);
+    }
+    if (amp == std::string_view::npos) {
+      break;
+    }
+    p = amp + 1;
+  }
+  return out;
+}
+
+bool hasPermission(const ApiKeyRecord& rec, std::string_view permission) {
+  if (permission.empty() || rec.permissions.empty()) {
+    return true;
+  }
+  return std::any_of(rec.permissions.begin(), rec.permissions.end(),
+                     [&](const std::string& p) { return p == permission || p == "all"; });
+}
+
+bool modelAllowed(const ApiKeyRecord& rec, std::string_view model) {
+  if (rec.modelMode == ModelFilterMode::kNone) {
+    return true;
+  }
+  bool listed = std::any_of(rec.models.begin(), rec.models.end(),
+                            [&](const std::string& e) { return entryMatches(e, model); });
+  return rec.modelMode == ModelFilterMode::kAllow ? listed : !listed;
+}
+
+} // namespace rg

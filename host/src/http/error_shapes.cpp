@@ -1,0 +1,101 @@
+#include "http/error_shapes.h"
+
+#include <cstdio>
+
+namespace rg {
+
+std::string jsonQuote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+    case '"': out += "\\\""; break;
+    case '\\': out += "\\\\"; break;
+    case '\n': out += "\\n"; break;
+    case '\r': out += "\\r"; break;
+    case '\t': out += "\\t"; break;
+    default:
+      if (c < 0x20) {
+        char buf[8];
+        std::snprintf(buf, sizeof buf, "\\u%04x", c);
+        out += buf;
+      } else {
+        out.push_back(static_cast<char>(c));
+      }
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+namespace {
+
+const char* anthropicType(int status) {
+  switch (status) {
+  case 400: return "invalid_request_error";
+  case 401: return "authentication_error";
+  case 402: return "billing_error";
+  case 403: return "permission_error";
+  case 404: return "not_found_error";
+  case 413: return "request_too_large";
+  case 429: return "rate_limit_error";
+  case 504: return "timeout_error";
+  case 529: return "overloaded_error";
+  default: return status >= 500 ? "api_error" : "invalid_request_error";
+  }
+}
+
+const char* openaiType(int status) {
+  switch (status) {
+  case 400: return "invalid_request_error";
+  case 401: return "authentication_error";
+  case 402: return "insufficient_quota";
+  case 403: return "permission_denied";
+  case 404: return "not_found_error";
+  case 413: return "invalid_request_error";
+  case 429: return "rate_limit_exceeded";
+  default: return status >= 500 ? "server_error" : "invalid_request_error";
+  }
+}
+
+const char* googleStatus(int status) {
+  switch (status) {
+  case 400: return "INVALID_ARGUMENT";
+  case 401: return "UNAUTHENTICATED";
+  case 402: return "RESOURCE_EXHAUSTED";
+  case 403: return "PERMISSION_DENIED";
+  case 404: return "NOT_FOUND";
+  case 413: return "INVALID_ARGUMENT";
+  case 429: return "RESOURCE_EXHAUSTED";
+  case 501: return "UNIMPLEMENTED";
+  case 503: return "UNAVAILABLE";
+  case 504: return "DEADLINE_EXCEEDED";
+  default: return status >= 500 ? "INTERNAL" : "FAILED_PRECONDITION";
+  }
+}
+
+} // namespace
+
+std::string errorBody(rg_error_shape shape, int status, std::string_view message,
+                      std::string_view type, std::string_view code) {
+  switch (shape) {
+  case RG_SHAPE_OPENAI: {
+    std::string t = type.empty() ? openaiType(status) : std::string(type);
+    std::string c = code.empty() ? t : std::string(code);
+    return "{\"error\":{\"message\":" + jsonQuote(message) + ",\"type\":" + jsonQuote(t) +
+           ",\"code\":" + jsonQuote(c) + "}}";
+  }
+  case RG_SHAPE_GEMINI:
+    return "{\"error\":{\"code\":" + std::to_string(status) + ",\"message\":" +
+           jsonQuote(message) + ",\"status\":" + jsonQuote(googleStatus(status)) + "}}";
+  case RG_SHAPE_ANTHROPIC:
+  default: {
+    std::string t = type.empty() ? anthropicType(status) : std::string(type);
+    return "{\"type\":\"error\",\"error\":{\"type\":" + jsonQuote(t) +
+           ",\"message\":" + jsonQuote(message) + "}}";
+  }
+  }
+}
+
+} // namespace rg

@@ -1,0 +1,791 @@
+#include "relay/gateway.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <istream>
+#include <ostream>
+
+#include <Poco/Exception.h>
+#include <Poco/Net/HTTPServerRequest.h>
+#include <Poco/Net/HTTPServerRequestImpl.h>
+#include <Poco/Net/HTTPServerResponse.h>
+#include <Poco/Net/StreamSocket.h>
+#include <spdlog/spdlog.h>
+
+#include "crypto/crypto.h"
+#include "http/error_shapes.h"
+#include "plugin/host_objects.h"
+#include "relay/sse_framer.h"
+
+namespace rg {
+
+namespace {
+
+constexpr size_t kErrorBodyCap = 4 << 20;      // upstream error bodies we buffer and forward
+constexpr size_t kBufferedBodyCap = 16 << 20;  // non-SSE bodies with a length are sent whole
+constexpr size_t kClassifyCap = 64 << 10;      // what classify_error gets to see
+
+rg_str view(const std::string& s) { return rg_str{s.data(), s.size()}; }
+
+bool isHopByHop(std::string_view name) {
+  return iequals(name, "connection") || iequals(name, "keep-alive") ||
+         iequals(name, "transfer-encoding") || iequals(name, "te") || iequals(name, "trailer") ||
+         iequals(name, "upgrade") || iequals(name, "proxy-authenticate") ||
+         iequals(name, "proxy-authorization") || iequals(name, "content-length");
+}
+
+std::string dayUtc(int64_t unixMs) {
+  std::time_t t = static_cast<std::time_t>(unixMs / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+  return buf;
+}
+
+int clientFd(Poco::Net::HTTPServerRequest& req) {
+  auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&req);
+  if (impl == nullptr) {
+    return -1;
+  }
+  return static_cast<int>(impl->socket().impl()->sockfd());
+}
+
+// Cut the client connection so it sees an incomplete response (no final chunk).
+void cutClient(Poco::Net::HTTPServerRequest& req) {
+  auto* impl = dynamic_cast<Poco::Net::HTTPServerRequestImpl*>(&req);
+  if (impl == nullptr) {
+    return;
+  }
+  try {
+    impl->socket().shutdown();
+  } catch (...) {
+  }
+}
+
+} // namespace
+
+struct Gateway::Ctx {
+  Ctx(Poco::Net::HTTPServerRequest& rq, Poco::Net::HTTPServerResponse& rs) : req(rq), resp(rs) {}
+  Poco::Net::HTTPServerRequest& req;
+  Poco::Net::HTTPServerResponse& resp;
+  std::string requestId;
+  int64_t startMs = 0;
+  std::string method;
+  std::string path;
+  std::string query;
+  HeaderList headers;
+  std::string body;
+  const RouteEntry* route = nullptr;
+  rg_error_shape shape = RG_SHAPE_ANTHROPIC;
+  KeyRecordPtr key;
+  std::string model;
+  bool stream = false;
+  std::string accountId;
+  int status = 0;
+  uint64_t bytesOut = 0;
+  bool responded = false;
+  rg_host_stream hs;
+  std::string leaseScope;
+  bool leaseHeld = false;
+  int64_t lastLeaseRenewMs = 0;
+  ClientWatch watch;
+  std::string routeLabel = "unmatched";
+  std::string note; // extra access-log detail (error reason)
+};
+
+Gateway::Gateway(GatewayDeps deps) : d_(std::move(deps)) {
+  MetricsRegistry& m = *d_.metrics;
+  activeStreams_ = m.gauge("relaygate_active_streams", "Streaming responses in progress");
+  inFlightGauge_ = m.gauge("relaygate_requests_in_flight", "Requests being handled");
+  upstreamLatency_ = m.histogram("relaygate_upstream_latency_seconds",
+                                 "Time from sending upstream to the upstream response head",
+                                 {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60});
+  const char* tokHelp = "Tokens relayed, by kind";
+  tokensInput_ = m.counter("relaygate_tokens_total", tokHelp, {{"kind", "input"}});
+  tokensOutput_ = m.counter("relaygate_tokens_total", tokHelp, {{"kind", "output"}});
+  tokensCache5m_ = m.counter("relaygate_tokens_total", tokHelp, {{"kind", "cache_creation_5m"}});
+  tokensCache1h_ = m.counter("relaygate_tokens_total", tokHelp, {{"kind", "cache_creation_1h"}});
+  tokensCacheRead_ = m.counter("relaygate_tokens_total", tokHelp, {{"kind", "cache_read"}});
+  storageErrors_ = m.gauge("relaygate_storage_errors", "Storage errors since start");
+  upstreamErrors_ = m.counter("relaygate_upstream_failures_total",
+                              "Upstream connect/timeout/protocol failures");
+  clientAborts_ = m.counter("relaygate_client_aborts_total",
+                            "Requests whose client went away before the response ended");
+}
+
+Gateway::~Gateway() = default;
+
+void Gateway::handle(Poco::Net::HTTPServerRequest& req,
+                     Poco::Net::HTTPServerResponse& resp) noexcept {
+  inFlight_.fetch_add(1);
+  inFlightGauge_->add(1);
+  Ctx c(req, resp);
+  try {
+    c.startMs = d_.clock->monotonicMs();
+    c.requestId = "req_" + crypto::toHex(crypto::randomBytes(12));
+    c.hs.requestId = c.requestId;
+    c.method = req.getMethod();
+    const std::string& uri = req.getURI();
+    size_t q = uri.find('?');
+    c.path = uri.substr(0, q);
+    if (q != std::string::npos) {
+      c.query = uri.substr(q + 1);
+    }
+    dispatch(c);
+  } catch (const std::exception& e) {
+    c.note = std::string("internal error: ") + e.what();
+    spdlog::error("request {} failed: {}", c.requestId, e.what());
+    if (!c.responded) {
+      try {
+        sendError(c, 500, "Internal error in the gateway (request " + c.requestId + ")");
+      } catch (...) {
+      }
+    }
+  } catch (...) {
+    c.note = "internal error";
+    if (!c.responded) {
+      try {
+        sendError(c, 500, "Internal error in the gateway (request " + c.requestId + ")");
+      } catch (...) {
+      }
+    }
+  }
+  try {
+    finish(c);
+  } catch (...) {
+  }
+  inFlightGauge_->add(-1);
+  inFlight_.fetch_sub(1);
+}
+
+void Gateway::dispatch(Ctx& c) {
+  if (c.method == "GET" || c.method == "HEAD") {
+    if (c.path == "/health") {
+      c.routeLabel = "/health";
+      return serveHealth(c);
+    }
+    if (c.path == "/ready") {
+      c.routeLabel = "/ready";
+      return serveReady(c);
+    }
+    if (c.path == "/metrics") {
+      c.routeLabel = "/metrics";
+      return serveMetrics(c);
+    }
+  }
+  bool pathExists = false;
+  c.route = d_.router->match(c.method, c.path, &pathExists);
+  if (c.route == nullptr) {
+    if (pathExists) {
+      c.resp.set("Allow", "see the route list in docs/api");
+      return sendError(c, 405, "Method " + c.method + " is not allowed on " + c.path);
+    }
+    return sendError(c, 404, "Route " + c.method + " " + c.path + " not found");
+  }
+  c.shape = c.route->spec.shape;
+  c.routeLabel = c.route->spec.path;
+  serveRoute(c);
+}
+
+void Gateway::serveHealth(Ctx& c) {
+  int64_t up = (d_.clock->nowUnixMs() - startedAtMs_) / 1000;
+  sendBody(c, 200, "application/json",
+           "{\"status\":\"ok\",\"version\":\"" RG_VERSION "\",\"uptime_seconds\":" +
+               std::to_string(up) + "}");
+}
+
+void Gateway::serveReady(Ctx& c) {
+  Status s = d_.store->ping();
+  std::string body = "{\"status\":" + jsonQuote(s ? "ready" : "not_ready") +
+                     ",\"storage\":{\"backend\":" + jsonQuote(d_.store->backendName()) +
+                     ",\"ok\":" + (s ? "true" : "false") +
+                     (s ? std::string() : ",\"error\":" + jsonQuote(s.message())) +
+                     "},\"plugins\":" + d_.pluginsSummary + "}";
+  sendBody(c, s ? 200 : 503, "application/json", body);
+}
+
+void Gateway::serveMetrics(Ctx& c) {
+  storageErrors_->set(static_cast<int64_t>(d_.store->errorCount()));
+  sendBody(c, 200, "text/plain; version=0.0.4; charset=utf-8", d_.metrics->render());
+}
+
+void Gateway::serveRoute(Ctx& c) {
+  const RouteSpec& spec = c.route->spec;
+  ProviderPlugin& plugin = *c.route->plugin;
+
+  // Headers (the gateway's credentials never reach a plugin).
+  HeaderList allHeaders;
+  for (const auto& kv : c.req) {
+    allHeaders.emplace_back(kv.first, kv.second);
+  }
+
+  // Body, bounded.
+  int64_t maxBody = d_.config->server.maxBodyBytes;
+  if (c.req.hasContentLength()) {
+    int64_t len = static_cast<int64_t>(c.req.getContentLength64());
+    if (len > maxBody) {
+      return sendError(c, 413, "Request body of " + std::to_string(len) +
+                                   " bytes exceeds the limit of " + std::to_string(maxBody));
+    }
+    c.body.resize(static_cast<size_t>(len));
+    c.req.stream().read(c.body.data(), len);
+    if (c.req.stream().gcount() != len) {
+      c.note = "client sent a short body";
+      c.status = 499;
+      return;
+    }
+  } else if (c.req.getChunkedTransferEncoding()) {
+    char buf[16384];
+    std::istream& in = c.req.stream();
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+      c.body.append(buf, static_cast<size_t>(in.gcount()));
+      if (static_cast<int64_t>(c.body.size()) > maxBody) {
+        return sendError(c, 413, "Request body exceeds the limit of " + std::to_string(maxBody));
+      }
+    }
+  }
+
+  // Authentication.
+  if ((spec.flags & RG_ROUTE_NO_AUTH) == 0) {
+    std::string key = extractKey(allHeaders, c.query);
+    if (key.empty()) {
+      return sendError(c, 401,
+                       "Missing API key: send it in the x-api-key, Authorization (Bearer), "
+                       "x-goog-api-key or api-key header");
+    }
+    if (key.size() < 10 || key.size() > 512) {
+      return sendError(c, 401, "Invalid API key format");
+    }
+    auto rec = d_.keys->authenticate(key);
+    if (!rec) {
+      if (rec.status().code() == Code::kUnavailable) {
+        c.note = rec.status().message();
+        return sendError(c, 503, "The gateway cannot reach its key storage; try again shortly");
+      }
+      return sendError(c, 401, rec.status().message());
+    }
+    c.key = std::move(rec.value());
+    if (!hasPermission(*c.key, spec.permission)) {
+      return sendError(c, 403, "This API key has no permission for the " + spec.permission +
+                                   " service");
+    }
+  }
+  for (auto& h : allHeaders) {
+    if (!isCredentialHeader(h.first)) {
+      c.headers.push_back(std::move(h));
+    }
+  }
+  std::string cleanQuery = stripKeyParam(c.query);
+
+  std::vector<rg_header> hdrs;
+  hdrs.reserve(c.headers.size());
+  for (const auto& h : c.headers) {
+    hdrs.push_back(rg_header{view(h.first), view(h.second)});
+  }
+  std::string keyId = c.key ? c.key->id : std::string();
+  std::string keyName = c.key ? c.key->name : std::string();
+  rg_request rq{};
+  rq.struct_size = sizeof rq;
+  rq.route_id = spec.routeId;
+  rq.method = view(c.method);
+  rq.path = view(c.path);
+  rq.query = view(cleanQuery);
+  rq.headers = hdrs.data();
+  rq.header_count = hdrs.size();
+  rq.body = view(c.body);
+  rq.request_id = view(c.requestId);
+  rq.key_id = view(keyId);
+  rq.key_name = view(keyName);
+
+  // The plugin reads model / stream / session from the request.
+  rg_request_meta meta{};
+  meta.struct_size = sizeof meta;
+  Status ps = plugin.parseRequest(&c.hs, rq, &meta);
+  if (!ps) {
+    if (ps.code() == Code::kInvalidArgument) {
+      return sendError(c, 400, ps.message());
+    }
+    c.note = ps.message();
+    return sendError(c, 500, "The provider plugin failed to read the request");
+  }
+  c.model.assign(meta.model.ptr != nullptr ? meta.model.ptr : "", meta.model.len);
+  c.stream = meta.stream != 0;
+
+  if (c.key) {
+    if (!c.model.empty() && !modelAllowed(*c.key, c.model)) {
+      return sendError(c, 403, "This API key may not use model " + c.model);
+    }
+    // Concurrency slot: an atomic lease that expires by itself if this process dies.
+    if (c.key->concurrencyLimit > 0 && (spec.flags & RG_ROUTE_SKIP_CONCURRENCY) == 0) {
+      c.leaseScope = "key:" + c.key->id;
+      auto lease = d_.store->limits().acquireLease(c.leaseScope, c.requestId,
+                                                   c.key->concurrencyLimit, kLeaseTtlMs);
+      if (!lease) {
+        c.note = lease.status().message();
+        return sendError(c, 503, "The gateway cannot reach its limit storage; try again shortly");
+      }
+      if (!lease->acquired) {
+        return sendError(c, 429,
+                         "Concurrency limit exceeded: this key allows " +
+                             std::to_string(c.key->concurrencyLimit) + " concurrent requests",
+                         "rate_limit_error", 1);
+      }
+      c.leaseHeld = true;
+      c.lastLeaseRenewMs = d_.clock->monotonicMs();
+    }
+    if (c.key->rateWindowMinutes > 0 && (c.key->rateRequests > 0 || c.key->rateTokens > 0)) {
+      auto w = d_.store->limits().windowAdmit("key:" + c.key->id,
+                                              c.key->rateWindowMinutes * 60000,
+                                              c.key->rateRequests, c.key->rateTokens);
+      if (!w) {
+        c.note = w.status().message();
+        return sendError(c, 503, "The gateway cannot reach its limit storage; try again shortly");
+      }
+      if (!w->allowed) {
+        int64_t waitMs = std::max<int64_t>(0, w->windowEndMs - d_.clock->nowUnixMs());
+        int retry = static_cast<int>((waitMs + 999) / 1000);
+        std::string what = w->limitedBy == "tokens"
+                               ? "token limit of " + std::to_string(c.key->rateTokens)
+                               : "request limit of " + std::to_string(c.key->rateRequests);
+        return sendError(c, 429,
+                         "Rate limit exceeded: " + what + " per " +
+                             std::to_string(c.key->rateWindowMinutes) +
+                             " minute(s) reached; resets in " + std::to_string(retry) + " s",
+                         "rate_limit_error", std::max(retry, 1));
+      }
+    }
+  }
+
+  if (spec.kind == RG_ROUTE_LOCAL) {
+    rg_host_sink out;
+    Status s = plugin.handleLocal(&c.hs, rq, &out);
+    if (!s) {
+      c.note = s.message();
+      if (s.code() == Code::kInvalidArgument) {
+        return sendError(c, 400, s.message());
+      }
+      if (s.code() == Code::kNotFound) {
+        return sendError(c, 404, s.message());
+      }
+      return sendError(c, 500, "The provider plugin failed to answer");
+    }
+    c.status = out.status == 0 ? 200 : static_cast<int>(out.status);
+    c.resp.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(c.status));
+    c.resp.set("X-Request-ID", c.requestId);
+    for (const auto& h : out.headers) {
+      if (!isHopByHop(h.first)) {
+        c.resp.set(h.first, h.second);
+      }
+    }
+    c.resp.setContentLength64(static_cast<Poco::Int64>(out.body.size()));
+    c.responded = true;
+    c.resp.send().write(out.body.data(), static_cast<std::streamsize>(out.body.size()));
+    c.bytesOut = out.body.size();
+    return;
+  }
+
+  // RELAY: choose an account, let the plugin build the upstream request, send it.
+  auto acct = d_.accounts->pick(spec.accountTypes);
+  if (!acct) {
+    c.note = acct.status().message();
+    if (acct.status().code() == Code::kInternal) {
+      return sendError(c, 500, "The gateway could not use the upstream account");
+    }
+    return sendError(c, 503, acct.status().message(),
+                     c.shape == RG_SHAPE_ANTHROPIC ? "overloaded_error" : "");
+  }
+  c.accountId = acct->record.id;
+  rg_account ra{};
+  ra.struct_size = sizeof ra;
+  ra.id = view(acct->record.id);
+  ra.name = view(acct->record.name);
+  ra.type = view(acct->record.type);
+  ra.base_url = view(acct->record.baseUrl);
+  ra.secret = view(acct->secret);
+  rg_host_sink up;
+  Status ts = plugin.transformRequest(&c.hs, rq, ra, &up);
+  acct->secret.assign(acct->secret.size(), '\0');
+  if (!ts) {
+    c.note = ts.message();
+    if (ts.code() == Code::kInvalidArgument) {
+      return sendError(c, 400, ts.message());
+    }
+    return sendError(c, 500, "The provider plugin failed to build the upstream request");
+  }
+  if (!up.started || up.url.empty()) {
+    c.note = "plugin wrote no upstream request";
+    return sendError(c, 500, "The provider plugin built no upstream request");
+  }
+  UpstreamRequest ureq;
+  ureq.method = up.method.empty() ? "POST" : up.method;
+  ureq.url = std::move(up.url);
+  ureq.headers = std::move(up.headers);
+  ureq.body = std::move(up.body);
+  up.reset();
+
+  c.watch = ClientWatch(clientFd(c.req));
+  CallOptions opts;
+  opts.connectTimeoutMs = d_.config->server.upstreamConnectTimeoutMs;
+  opts.ioTimeoutMs = d_.config->server.upstreamTimeoutMs;
+  opts.watch = &c.watch;
+  int64_t sentMs = d_.clock->monotonicMs();
+  auto call = d_.upstream->start(ureq, opts);
+  std::fill(ureq.headers.begin(), ureq.headers.end(), std::make_pair(std::string(), std::string()));
+  if (!call) {
+    upstreamErrors_->add();
+    c.note = call.status().message();
+    if (call.status().code() == Code::kDeadlineExceeded) {
+      return sendError(c, 504, "Upstream timed out: " + call.status().message(), "timeout_error");
+    }
+    return sendError(c, 502, "Upstream unreachable: " + call.status().message(), "api_error");
+  }
+  UpstreamResponseHead head;
+  Status hs = (*call)->readHead(&head);
+  if (!hs) {
+    c.note = hs.message();
+    if (hs.code() == Code::kAborted) {
+      clientAborts_->add();
+      c.status = 499;
+      return;
+    }
+    upstreamErrors_->add();
+    if (hs.code() == Code::kDeadlineExceeded) {
+      return sendError(c, 504, "Upstream timed out before responding", "timeout_error");
+    }
+    return sendError(c, 502, "Upstream failed before responding: " + hs.message(), "api_error");
+  }
+  upstreamLatency_->observe(static_cast<double>(d_.clock->monotonicMs() - sentMs) / 1000.0);
+  relayResponse(c, **call, head);
+}
+
+void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHead& head) {
+  ProviderPlugin& plugin = *c.route->plugin;
+  auto& out = c.resp;
+
+  auto readAll = [&](std::string* body, size_t cap) -> Status {
+    while (body->size() < cap) {
+      auto n = call.readSome(body, cap - body->size());
+      if (!n) {
+        return n.status();
+      }
+      if (*n == 0) {
+        return Status::ok();
+      }
+    }
+    return Status::ok();
+  };
+
+  if (head.status >= 400) {
+    // Errors reach the client unchanged (they are already in the provider's shape).
+    std::string body;
+    Status s = readAll(&body, kErrorBodyCap);
+    if (!s && s.code() == Code::kAborted) {
+      clientAborts_->add();
+      c.status = 499;
+      c.note = "client went away";
+      return;
+    }
+    std::vector<rg_header> hv;
+    for (const auto& h : head.headers) {
+      hv.push_back(rg_header{view(h.first), view(h.second)});
+    }
+    rg_error_info info = plugin.classifyError(
+        static_cast<uint32_t>(head.status), hv.data(), hv.size(),
+        rg_str{body.data(), std::min(body.size(), kClassifyCap)});
+    c.note = "upstream error class " + std::to_string(static_cast<int>(info.cls));
+    if (info.reason.len > 0) {
+      c.note += ": " + std::string(info.reason.ptr, info.reason.len);
+    }
+    c.status = head.status;
+    out.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(head.status),
+                           head.reason);
+    for (const auto& h : head.headers) {
+      if (!isHopByHop(h.first)) {
+        out.set(h.first, h.second);
+      }
+    }
+    out.set("X-Request-ID", c.requestId);
+    out.setContentLength64(static_cast<Poco::Int64>(body.size()));
+    c.responded = true;
+    out.send().write(body.data(), static_cast<std::streamsize>(body.size()));
+    c.bytesOut = body.size();
+    return;
+  }
+
+  // Status and headers for the client.
+  int status = head.status;
+  HeaderList respHeaders;
+  if (plugin.hasResponseHeaders()) {
+    std::vector<rg_header> hv;
+    for (const auto& h : head.headers) {
+      hv.push_back(rg_header{view(h.first), view(h.second)});
+    }
+    rg_host_sink hsink;
+    Status s = plugin.onResponseHeaders(&c.hs, static_cast<uint32_t>(head.status), hv.data(),
+                                        hv.size(), &hsink);
+    if (!s) {
+      call.abort();
+      c.note = s.message();
+      return sendError(c, 502, "The provider plugin rejected the upstream response");
+    }
+    if (hsink.status != 0) {
+      status = static_cast<int>(hsink.status);
+    }
+    respHeaders = std::move(hsink.headers);
+  } else {
+    respHeaders = head.headers;
+  }
+  const std::string* ct = findHeader(head.headers, "content-type");
+  bool sse = ct != nullptr && ct->compare(0, 17, "text/event-stream") == 0;
+  c.status = status;
+  out.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status),
+                         status == head.status ? head.reason : "");
+  for (const auto& h : respHeaders) {
+    if (!isHopByHop(h.first)) {
+      out.set(h.first, h.second);
+    }
+  }
+  out.set("X-Request-ID", c.requestId);
+
+  if (!sse) {
+    const std::string* cl = findHeader(head.headers, "content-length");
+    bool small = cl != nullptr && std::strtoull(cl->c_str(), nullptr, 10) <= kBufferedBodyCap;
+    if (small) {
+      std::string body;
+      Status s = readAll(&body, kBufferedBodyCap + 1);
+      if (!s) {
+        c.note = s.message();
+        if (s.code() == Code::kAborted) {
+          clientAborts_->add();
+          c.status = 499;
+          return;
+        }
+        upstreamErrors_->add();
+        return sendError(c, s.code() == Code::kDeadlineExceeded ? 504 : 502,
+                         "Upstream failed while sending the response: " + s.message());
+      }
+      if (plugin.hasBodyChunk()) {
+        rg_host_sink repl;
+        Status ps = plugin.onBodyChunk(&c.hs, view(body), true, &repl);
+        if (!ps) {
+          c.note = ps.message();
+        } else if (repl.discarded) {
+          body.clear();
+        } else if (repl.touched) {
+          body = std::move(repl.body);
+        }
+      }
+      out.setContentLength64(static_cast<Poco::Int64>(body.size()));
+      c.responded = true;
+      out.send().write(body.data(), static_cast<std::streamsize>(body.size()));
+      c.bytesOut = body.size();
+      return;
+    }
+  }
+
+  // Streamed: SSE events framed and handed to the plugin, or body chunks as they come.
+  out.setChunkedTransferEncoding(true);
+  if (sse) {
+    out.set("X-Accel-Buffering", "no");
+    if (!out.has("Cache-Control")) {
+      out.set("Cache-Control", "no-cache");
+    }
+    activeStreams_->add(1);
+  }
+  c.responded = true;
+  std::ostream& os = out.send();
+  os.flush();
+  SseFramer framer;
+  std::vector<SseEvent> events;
+  std::string chunk;
+  bool sseHook = sse && plugin.hasSseEvent();
+  bool chunkHook = !sse && plugin.hasBodyChunk();
+  bool upstreamFailed = false;
+  bool clientGone = false;
+
+  auto emit = [&](const std::string& bytes) {
+    os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    c.bytesOut += bytes.size();
+  };
+  auto handleEvents = [&]() {
+    for (auto& ev : events) {
+      rg_sse_event e{};
+      e.struct_size = sizeof e;
+      e.raw = view(ev.raw);
+      e.event = view(ev.event);
+      e.data = view(ev.data);
+      rg_host_sink repl;
+      Status s = plugin.onSseEvent(&c.hs, e, &repl);
+      if (!s || (!repl.touched && !repl.discarded)) {
+        emit(ev.raw);
+      } else if (!repl.discarded) {
+        emit(repl.body);
+      }
+    }
+    events.clear();
+  };
+
+  for (;;) {
+    chunk.clear();
+    auto n = call.readSome(&chunk, 64 << 10);
+    if (!n) {
+      if (n.status().code() == Code::kAborted) {
+        clientGone = true;
+      } else {
+        upstreamFailed = true;
+        c.note = "upstream failed mid-response: " + n.status().message();
+      }
+      break;
+    }
+    if (*n == 0) {
+      break;
+    }
+    if (sseHook) {
+      framer.feed(chunk, &events);
+      handleEvents();
+    } else if (chunkHook) {
+      rg_host_sink repl;
+      Status s = plugin.onBodyChunk(&c.hs, view(chunk), false, &repl);
+      if (!s || (!repl.touched && !repl.discarded)) {
+        emit(chunk);
+      } else if (!repl.discarded) {
+        emit(repl.body);
+      }
+    } else {
+      emit(chunk);
+    }
+    os.flush();
+    if (!os.good()) {
+      clientGone = true;
+      break;
+    }
+    if (c.leaseHeld) {
+      int64_t now = d_.clock->monotonicMs();
+      if (now - c.lastLeaseRenewMs > kLeaseTtlMs / 3) {
+        (void)d_.store->limits().renewLease(c.leaseScope, c.requestId, kLeaseTtlMs);
+        c.lastLeaseRenewMs = now;
+      }
+    }
+    if (aborting_.load()) {
+      upstreamFailed = true;
+      c.note = "gateway shutting down: stream cut after the drain timeout";
+      break;
+    }
+  }
+  if (!clientGone && !upstreamFailed) {
+    if (sse && framer.buffered() > 0) {
+      emit(framer.takeRemainder());
+    }
+    if (chunkHook) {
+      rg_host_sink repl;
+      Status s = plugin.onBodyChunk(&c.hs, rg_str{"", 0}, true, &repl);
+      if (s && repl.touched && !repl.discarded) {
+        emit(repl.body);
+      }
+    }
+    os.flush();
+  }
+  if (sse) {
+    activeStreams_->add(-1);
+  }
+  if (clientGone) {
+    call.abort();
+    clientAborts_->add();
+    c.note = "client went away mid-stream";
+    c.status = 499;
+  } else if (upstreamFailed) {
+    call.abort();
+    upstreamErrors_->add();
+    cutClient(c.req); // the client must see a truncated response, not a clean end
+  }
+}
+
+void Gateway::bookUsage(Ctx& c) {
+  if (!c.hs.usageReported || !c.key) {
+    return;
+  }
+  const rg_usage& u = c.hs.usage;
+  UsageEvent ev;
+  ev.requestId = c.requestId;
+  ev.keyId = c.key->id;
+  ev.accountId = c.accountId;
+  ev.model = !c.model.empty() ? c.model : c.hs.usageModel;
+  ev.unixMs = d_.clock->nowUnixMs();
+  ev.day = dayUtc(ev.unixMs);
+  ev.counts.requests = 1;
+  ev.counts.inputTokens = static_cast<int64_t>(u.input_tokens);
+  ev.counts.outputTokens = static_cast<int64_t>(u.output_tokens);
+  ev.counts.cacheCreate5mTokens = static_cast<int64_t>(u.cache_creation_5m_tokens);
+  ev.counts.cacheCreate1hTokens = static_cast<int64_t>(u.cache_creation_1h_tokens);
+  ev.counts.cacheReadTokens = static_cast<int64_t>(u.cache_read_tokens);
+  tokensInput_->add(u.input_tokens);
+  tokensOutput_->add(u.output_tokens);
+  tokensCache5m_->add(u.cache_creation_5m_tokens);
+  tokensCache1h_->add(u.cache_creation_1h_tokens);
+  tokensCacheRead_->add(u.cache_read_tokens);
+  auto r = d_.store->usage().record(ev);
+  if (!r) {
+    spdlog::error("usage for request {} (key {}) could not be stored: {}", c.requestId,
+                  c.key->id, r.status().message());
+  }
+  if (c.key->rateWindowMinutes > 0 && c.key->rateTokens > 0) {
+    (void)d_.store->limits().windowAddTokens("key:" + c.key->id, ev.counts.allTokens());
+  }
+}
+
+void Gateway::sendBody(Ctx& c, int status, const std::string& contentType,
+                       const std::string& body) {
+  c.status = status;
+  c.resp.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
+  c.resp.set("X-Request-ID", c.requestId);
+  c.resp.setContentType(contentType);
+  c.resp.setContentLength64(static_cast<Poco::Int64>(body.size()));
+  c.responded = true;
+  if (c.method == "HEAD") {
+    c.resp.send();
+    return;
+  }
+  c.resp.send().write(body.data(), static_cast<std::streamsize>(body.size()));
+  c.bytesOut = body.size();
+}
+
+void Gateway::sendError(Ctx& c, int status, const std::string& message, const std::string& type,
+                        int retryAfterSeconds) {
+  if (retryAfterSeconds >= 0) {
+    c.resp.set("Retry-After", std::to_string(retryAfterSeconds));
+  }
+  if (c.note.empty()) {
+    c.note = message;
+  }
+  sendBody(c, status, "application/json", errorBody(c.shape, status, message, type));
+}
+
+void Gateway::finish(Ctx& c) {
+  if (c.route != nullptr) {
+    c.route->plugin->streamDone(&c.hs);
+    bookUsage(c);
+  }
+  if (c.leaseHeld) {
+    Status s = d_.store->limits().releaseLease(c.leaseScope, c.requestId);
+    if (!s) {
+      spdlog::warn("lease {} of request {} not released ({}); it expires by itself", c.leaseScope,
+                   c.requestId, s.message());
+    }
+    c.leaseHeld = false;
+  }
+  int status = c.status == 0 ? 500 : c.status;
+  d_.metrics
+      ->counter("relaygate_requests_total", "Requests by route and status",
+                {{"route", c.routeLabel}, {"status", std::to_string(status)}})
+      ->add();
+  double ms = static_cast<double>(d_.clock->monotonicMs() - c.startMs);
+  spdlog::info("access rid={} method={} path={} status={} key={} account={} model={} ms={:.1f} "
+               "bytes={}{}{}",
+               c.requestId, c.method, c.path, status, c.key ? c.key->id : "-",
+               c.accountId.empty() ? "-" : c.accountId, c.model.empty() ? "-" : c.model, ms,
+               c.bytesOut, c.note.empty() ? "" : " note=", c.note);
+}
+
+} // namespace rg

@@ -1,0 +1,88 @@
+#pragma once
+// The request pipeline: route -> auth -> plugin parse -> key checks -> leases/windows -> account ->
+// plugin transform -> upstream -> relay (SSE framed, byte-faithful) -> usage -> access log.
+// Every path releases what it took (leases), and calls the plugin's done hook exactly once.
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "accounts/account_service.h"
+#include "auth/key_service.h"
+#include "common/clock.h"
+#include "config/config.h"
+#include "http/router.h"
+#include "observability/metrics.h"
+#include "storage/store.h"
+#include "upstream/http_client.h"
+
+namespace Poco::Net {
+class HTTPServerRequest;
+class HTTPServerResponse;
+} // namespace Poco::Net
+
+namespace rg {
+
+struct GatewayDeps {
+  const Config* config = nullptr;
+  const Clock* clock = nullptr;
+  Store* store = nullptr;
+  KeyService* keys = nullptr;
+  AccountService* accounts = nullptr;
+  MetricsRegistry* metrics = nullptr;
+  UpstreamClient* upstream = nullptr;
+  const Router* router = nullptr;
+  std::string pluginsSummary; // for /ready
+};
+
+class Gateway {
+public:
+  explicit Gateway(GatewayDeps deps);
+  ~Gateway();
+
+  // Handles one HTTP request completely. Never throws.
+  void handle(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& resp) noexcept;
+
+  int64_t inFlight() const { return inFlight_.load(); }
+  // After this, long streams are cut at the next upstream read (used when the drain times out).
+  void abortStreams() { aborting_.store(true); }
+  void setStartedAtMs(int64_t ms) { startedAtMs_ = ms; }
+
+  // Lease time-to-live for key concurrency slots; renewed during long streams.
+  static constexpr int64_t kLeaseTtlMs = 300000;
+
+private:
+  struct Ctx;
+  void dispatch(Ctx& c);
+  void serveHealth(Ctx& c);
+  void serveReady(Ctx& c);
+  void serveMetrics(Ctx& c);
+  void serveRoute(Ctx& c);
+  void serveRelay(Ctx& c);
+  void relayResponse(Ctx& c, class UpstreamCall& call, const struct UpstreamResponseHead& head);
+  void bookUsage(Ctx& c);
+  void sendError(Ctx& c, int status, const std::string& message, const std::string& type = {},
+                 int retryAfterSeconds = -1);
+  void sendBody(Ctx& c, int status, const std::string& contentType, const std::string& body);
+  void finish(Ctx& c);
+
+  GatewayDeps d_;
+  std::atomic<int64_t> inFlight_{0};
+  std::atomic<bool> aborting_{false};
+  int64_t startedAtMs_ = 0;
+
+  // Metrics (cached series pointers).
+  Gauge* activeStreams_;
+  Gauge* inFlightGauge_;
+  Histogram* upstreamLatency_;
+  Counter* tokensInput_;
+  Counter* tokensOutput_;
+  Counter* tokensCache5m_;
+  Counter* tokensCache1h_;
+  Counter* tokensCacheRead_;
+  Gauge* storageErrors_;
+  Counter* upstreamErrors_;
+  Counter* clientAborts_;
+};
+
+} // namespace rg

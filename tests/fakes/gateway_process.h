@@ -1,0 +1,76 @@
+#pragma once
+// Runs the real relaygate binary for integration tests: `serve` as a child process whose port is
+// read from its stdout, and one-shot CLI commands. Output is captured in files for assertions.
+
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace rgtest {
+
+struct CommandResult {
+  int exitCode = -1;
+  std::string out;
+  std::string err;
+  // The last non-empty line of stdout (keys create prints the key there).
+  std::string lastLine() const;
+};
+
+// Runs `binary args...` to completion with extra environment variables.
+CommandResult runCommand(const std::string& binary, const std::vector<std::string>& args,
+                         const std::map<std::string, std::string>& env = {},
+                         int timeoutMs = 60000);
+
+class GatewayProcess {
+public:
+  // Starts `binary serve --config <config>`; waits until it prints its listening line (or exits).
+  // Returns nullptr and fills *error when it does not come up in time.
+  static std::unique_ptr<GatewayProcess> start(const std::string& binary,
+                                               const std::string& configPath,
+                                               const std::string& workDir,
+                                               const std::map<std::string, std::string>& env,
+                                               std::string* error, int timeoutMs = 30000);
+  ~GatewayProcess();
+
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  std::string baseUrl() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string stdoutText() const;
+  std::string stderrText() const;
+  // Sends `sig` and waits for exit; returns the exit status (128+signal when killed), -1 on timeout.
+  int stop(int sig, int timeoutMs = 30000);
+  void kill9();
+  bool running();
+
+private:
+  GatewayProcess() = default;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string outPath_;
+  std::string errPath_;
+  int exitStatus_ = -1;
+};
+
+// A minimal blocking HTTP/1.1 client over a raw socket, independent of the gateway's own client.
+struct HttpResult {
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body; // de-chunked
+  std::string header(const std::string& name) const;
+  bool ok = false;  // a complete response was read
+  std::string error;
+};
+
+HttpResult httpRequest(int port, const std::string& method, const std::string& target,
+                       const std::vector<std::pair<std::string, std::string>>& headers,
+                       const std::string& body, int timeoutMs = 30000);
+
+// Waits until `pred` is true or the deadline passes (polling; no fixed sleeps elsewhere).
+bool waitFor(const std::function<bool()>& pred, int timeoutMs);
+
+} // namespace rgtest
