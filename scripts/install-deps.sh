@@ -3,7 +3,7 @@
 # Idempotent: packages already present are skipped; apt is not touched when nothing is missing.
 set -euo pipefail
 
-PACKAGES=(build-essential cmake pkg-config git
+PACKAGES=(build-essential cmake pkg-config git curl
   libpoco-dev libhiredis-dev rapidjson-dev libspdlog-dev libyaml-cpp-dev libssl-dev
   libgtest-dev libgmock-dev redis-server nginx-light wrk)
 
