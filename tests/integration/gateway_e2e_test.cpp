@@ -1,0 +1,615 @@
+// End-to-end: the real relaygate binary, the real Claude plugin, a fake Anthropic upstream and,
+// for the redis backend, a real redis-server — all over loopback, on both storage backends.
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+
+#include <memory>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "fakes/fake_anthropic.h"
+#include "fakes/gateway_process.h"
+#include "fakes/redis_harness.h"
+#include "fakes/support.h"
+#include "storage/store.h"
+
+namespace {
+
+using rgtest::GatewayProcess;
+using rgtest::HttpResult;
+
+const std::string kBin = RG_TEST_RELAYGATE_BIN;
+const std::string kPluginDir = RG_TEST_PLUGIN_DIR;
+const std::string kMasterKey = "integration-master-key-0123456789abcdef";
+const std::string kUpstreamKey = "sk-ant-api03-UPSTREAMSECRET-0123456789abcdefghij";
+
+const std::string kRequest =
+    R"({"model":"claude-sonnet-4-5-20250929","max_tokens":64,)"
+    R"("messages":[{"role":"user","content":"Hello"}]})";
+const std::string kStreamRequest =
+    R"({"model":"claude-sonnet-4-5-20250929","max_tokens":64,"stream":true,)"
+    R"("messages":[{"role":"user","content":"Hello"}]})";
+
+rgtest::RedisServer& sharedRedis() {
+  static rgtest::RedisServer* server = [] {
+    auto* s = new rgtest::RedisServer();
+    return s;
+  }();
+  return *server;
+}
+
+struct Options {
+  int upstreamTimeoutMs = 10000;
+  std::string baseUrlOverride;
+};
+
+// One gateway with one claude-console account pointing at a fake upstream, and one key.
+class E2E : public ::testing::TestWithParam<std::string> {
+protected:
+  void SetUp() override { upstream_.start(); }
+
+  void TearDown() override {
+    if (gw_) {
+      gw_->stop(SIGTERM, 15000);
+      // No secret in any log line or metrics output.
+      std::string logs = gw_->stdoutText() + gw_->stderrText() + metricsText_;
+      for (const std::string& secret : {gatewayKey_, kUpstreamKey, kMasterKey}) {
+        if (!secret.empty()) {
+          EXPECT_EQ(logs.find(secret), std::string::npos) << "secret leaked into logs/metrics";
+        }
+      }
+    }
+  }
+
+  bool redis() const { return GetParam() == "redis"; }
+
+  std::string writeConfig(const Options& o) {
+    std::string prefix = "it" + std::to_string(::getpid()) + "_" +
+                         std::to_string(counter_++) + "_" +
+                         ::testing::UnitTest::GetInstance()->current_test_info()->name() + ":";
+    for (char& c : prefix) {
+      if (c == '/') {
+        c = '_';
+      }
+    }
+    std::string cfg =
+        "server:\n"
+        "  host: 127.0.0.1\n"
+        "  port: 0\n"
+        "  worker_threads: 64\n"
+        "  upstream_timeout_ms: " + std::to_string(o.upstreamTimeoutMs) + "\n"
+        "  drain_timeout_ms: 10000\n"
+        "storage:\n"
+        "  backend: " + GetParam() + "\n"
+        "  data_dir: " + dir_.file("data") + "\n" +
+        (redis() ? "  redis:\n    url: " + sharedRedis().url() + "\n    key_prefix: \"" + prefix +
+                       "\"\n"
+                 : std::string()) +
+        "security:\n"
+        "  master_key: " + kMasterKey + "\n"
+        "logging:\n"
+        "  level: info\n"
+        "plugins:\n"
+        "  directory: " + kPluginDir + "\n"
+        "  enabled:\n"
+        "    - name: claude\n";
+    std::string path = dir_.file("relaygate.yaml");
+    rgtest::writeFile(path, cfg);
+    return path;
+  }
+
+  rgtest::CommandResult cli(const std::vector<std::string>& args) {
+    std::vector<std::string> full = args;
+    full.insert(full.begin() + (full.size() >= 2 ? 2 : full.size()), {"--config", config_});
+    return rgtest::runCommand(kBin, full);
+  }
+
+  // Creates a key with extra flags; returns {id, key}.
+  std::pair<std::string, std::string> createKey(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> args = {"keys", "create", "--name", "tester"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = cli(args);
+    EXPECT_EQ(r.exitCode, 0) << r.err;
+    std::smatch m;
+    std::regex idRe("id: +([0-9a-f-]{36})");
+    std::string id = std::regex_search(r.out, m, idRe) ? m[1].str() : "";
+    return {id, r.lastLine()};
+  }
+
+  void startGateway(const Options& o = {}) {
+    config_ = writeConfig(o);
+    auto acct = cli({"accounts", "add", "--type", "claude-console", "--name", "fake",
+                     "--base-url",
+                     o.baseUrlOverride.empty() ? upstream_.baseUrl() : o.baseUrlOverride,
+                     "--api-key", kUpstreamKey});
+    ASSERT_EQ(acct.exitCode, 0) << acct.err;
+    auto k = createKey();
+    keyId_ = k.first;
+    gatewayKey_ = k.second;
+    ASSERT_EQ(gatewayKey_.size(), 67u) << gatewayKey_;
+    launch();
+  }
+
+  void launch() {
+    std::string err;
+    gw_ = GatewayProcess::start(kBin, config_, dir_.path(), {}, &err);
+    ASSERT_NE(gw_, nullptr) << err;
+  }
+
+  HttpResult post(const std::string& path, const std::string& body,
+                  std::vector<std::pair<std::string, std::string>> headers = {},
+                  const std::string& key = "") {
+    headers.emplace_back("x-api-key", key.empty() ? gatewayKey_ : key);
+    headers.emplace_back("content-type", "application/json");
+    headers.emplace_back("anthropic-version", "2023-06-01");
+    return rgtest::httpRequest(gw_->port(), "POST", path, headers, body);
+  }
+
+  std::unique_ptr<rg::Store> openStoreForCheck() {
+    rg::StatusOr<rg::StorePtr> s = rg::Status(rg::Code::kInternal, "unset");
+    if (redis()) {
+      rg::RedisOptions ro;
+      ro.url = sharedRedis().url();
+      std::string cfg = rgtest::readFile(config_);
+      std::smatch m;
+      std::regex re("key_prefix: \"([^\"]+)\"");
+      EXPECT_TRUE(std::regex_search(cfg, m, re));
+      ro.keyPrefix = m[1];
+      s = rg::openRedisStore(ro, rg::SystemClock::instance());
+    } else {
+      rg::EmbeddedOptions eo;
+      eo.dataDir = dir_.file("data");
+      s = rg::openEmbeddedStore(eo, rg::SystemClock::instance());
+    }
+    EXPECT_TRUE(s) << s.status().toString();
+    return s ? std::move(s.value()) : nullptr;
+  }
+
+  rgtest::TempDir dir_;
+  rgtest::FakeAnthropic upstream_;
+  std::unique_ptr<GatewayProcess> gw_;
+  std::string config_;
+  std::string keyId_;
+  std::string gatewayKey_;
+  std::string metricsText_;
+  static inline int counter_ = 0;
+};
+
+// ---- relay ---------------------------------------------------------------------------------------
+
+TEST_P(E2E, NonStreamRelayIsByteIdenticalAndBooksUsage) {
+  std::string upstreamBody = rgtest::FakeAnthropic::jsonMessage(
+      "claude-sonnet-4-5-20250929", "Hi there \xe2\x9c\x93", 11, 7, 3, 5);
+  rgtest::FakeAnthropic::Script s;
+  s.headers = {{"content-type", "application/json"}, {"request-id", "req_upstream_1"}};
+  s.body = upstreamBody;
+  upstream_.enqueue(s);
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  HttpResult r = post("/api/v1/messages?beta=true", kRequest,
+                      {{"anthropic-beta", "claude-code-20250219,oauth-2025-04-20"},
+                       {"x-app", "cli"},
+                       {"user-agent", "claude-cli/2.0.1 (external, cli)"},
+                       {"x-unlisted-header", "must-not-pass"}});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, upstreamBody);
+  EXPECT_EQ(r.header("request-id"), "req_upstream_1");
+  EXPECT_FALSE(r.header("x-request-id").empty());
+
+  auto reqs = upstream_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  const auto& up = reqs[0];
+  EXPECT_EQ(up.body, kRequest);
+  EXPECT_EQ(up.uri, "/v1/messages?beta=true");
+  EXPECT_EQ(up.header("x-api-key"), kUpstreamKey);
+  EXPECT_EQ(up.header("authorization"), "");
+  EXPECT_EQ(up.header("accept-encoding"), "identity");
+  EXPECT_EQ(up.header("anthropic-version"), "2023-06-01");
+  EXPECT_EQ(up.header("anthropic-beta"), "claude-code-20250219,oauth-2025-04-20");
+  EXPECT_EQ(up.header("x-unlisted-header"), "");
+  for (const auto& h : up.headers) {
+    EXPECT_EQ(h.second.find(gatewayKey_), std::string::npos) << "gateway key sent upstream";
+  }
+
+  auto metrics = rgtest::httpRequest(gw_->port(), "GET", "/metrics", {}, "");
+  metricsText_ = metrics.body;
+  EXPECT_NE(metrics.body.find("relaygate_tokens_total{kind=\"input\"} 11"), std::string::npos)
+      << metrics.body;
+  ASSERT_EQ(gw_->stop(SIGTERM), 0);
+  auto store = openStoreForCheck();
+  ASSERT_NE(store, nullptr);
+  auto total = store->usage().keyTotal(keyId_);
+  ASSERT_TRUE(total);
+  EXPECT_EQ(total->requests, 1);
+  EXPECT_EQ(total->inputTokens, 11);
+  EXPECT_EQ(total->outputTokens, 7);
+  EXPECT_EQ(total->cacheReadTokens, 5);
+}
+
+TEST_P(E2E, StreamRelayIsByteIdenticalAcrossSplitFrames) {
+  auto chunks = rgtest::FakeAnthropic::sseMessage("claude-sonnet-4-5-20250929",
+                                                  "Hello \xf0\x9f\x8c\x8d world", 20, 9, 4, 2);
+  // Re-split the stream at awkward places: inside an event, inside a UTF-8 sequence.
+  std::string all;
+  for (const auto& c : chunks) {
+    all += c;
+  }
+  std::vector<std::string> split;
+  for (size_t p = 0; p < all.size(); p += 7) {
+    split.push_back(all.substr(p, 7));
+  }
+  rgtest::FakeAnthropic::Script s;
+  s.sseChunks = split;
+  upstream_.enqueue(s);
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  HttpResult r = post("/v1/messages", kStreamRequest);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("content-type").rfind("text/event-stream", 0), 0u);
+  EXPECT_EQ(r.body, all);
+  ASSERT_EQ(gw_->stop(SIGTERM), 0);
+  auto store = openStoreForCheck();
+  ASSERT_NE(store, nullptr);
+  auto total = store->usage().keyTotal(keyId_);
+  ASSERT_TRUE(total);
+  EXPECT_EQ(total->requests, 1);
+  EXPECT_EQ(total->inputTokens, 20);
+  EXPECT_EQ(total->outputTokens, 9);
+}
+
+TEST_P(E2E, ClaudeCodeShapedBodyPassesUntouched) {
+  std::string big(50000, 'x');
+  std::string body =
+      R"({"model":"claude-opus-4-1-20250805","max_tokens":32000,"stream":true,)"
+      R"("metadata":{"user_id":"{\"device_id\":\"d1\",\"account_uuid\":\"a1\",\"session_id\":\"5b1f0c1e-1111-4222-8333-944445555666\"}"},)"
+      R"("system":[{"type":"text","text":"x-anthropic-billing-header: cc_version=2.0.1"},)"
+      R"({"type":"text","text":"You are Claude Code.","cache_control":{"type":"ephemeral","ttl":"1h"}},)"
+      R"({"type":"text","text":")" + big + R"("}],)"
+      R"("messages":[{"role":"system","content":"inline system"},{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}],)"
+      R"("thinking":{"type":"enabled","budget_tokens":31999},)"
+      R"("context_management":{"edits":[{"type":"clear_tool_uses_20250919"}]},)"
+      R"("output_config":{"effort":"high"}})";
+  rgtest::FakeAnthropic::Script s;
+  s.sseChunks = rgtest::FakeAnthropic::sseMessage("claude-opus-4-1-20250805", "ok", 5, 1, 0, 0);
+  upstream_.enqueue(s);
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  std::string betas = "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,"
+                      "fine-grained-tool-streaming-2025-05-14,context-management-2025-06-27";
+  HttpResult r = post("/api/v1/messages?beta=true", body,
+                      {{"anthropic-beta", betas}, {"x-stainless-lang", "js"}});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+  auto reqs = upstream_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].body, body);
+  EXPECT_EQ(reqs[0].header("anthropic-beta"), betas);
+  EXPECT_EQ(reqs[0].header("x-stainless-lang"), "js");
+}
+
+// ---- keys ----------------------------------------------------------------------------------------
+
+TEST_P(E2E, KeyChecksAnswerInAnthropicShape) {
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  auto missing = rgtest::httpRequest(gw_->port(), "POST", "/v1/messages",
+                                     {{"content-type", "application/json"}}, kRequest);
+  EXPECT_EQ(missing.status, 401);
+  EXPECT_NE(missing.body.find("\"type\":\"authentication_error\""), std::string::npos);
+  EXPECT_NE(missing.body.find("Missing API key"), std::string::npos);
+
+  EXPECT_EQ(post("/v1/messages", kRequest, {}, "not-a-key-at-all").status, 401);
+  auto unknown = post("/v1/messages", kRequest, {}, "cr_" + std::string(64, '0'));
+  EXPECT_EQ(unknown.status, 401);
+  EXPECT_NE(unknown.body.find("API key not found"), std::string::npos);
+
+  // Bearer form works too.
+  upstream_.setDefault(rgtest::FakeAnthropic::Script{});
+  auto bearer = rgtest::httpRequest(gw_->port(), "POST", "/v1/messages",
+                                    {{"authorization", "Bearer " + gatewayKey_},
+                                     {"content-type", "application/json"}},
+                                    kRequest);
+  EXPECT_EQ(bearer.status, 200) << bearer.body;
+
+  auto disabled = createKey();
+  ASSERT_EQ(cli({"keys", "disable", disabled.first}).exitCode, 0);
+  auto d = post("/v1/messages", kRequest, {}, disabled.second);
+  EXPECT_EQ(d.status, 401);
+  EXPECT_NE(d.body.find("disabled"), std::string::npos);
+
+  auto geminiOnly = createKey({"--permissions", "gemini"});
+  auto p = post("/v1/messages", kRequest, {}, geminiOnly.second);
+  EXPECT_EQ(p.status, 403);
+  EXPECT_NE(p.body.find("permission_error"), std::string::npos);
+
+  auto noSonnet = createKey({"--deny-models", "claude-sonnet-*"});
+  EXPECT_EQ(post("/v1/messages", kRequest, {}, noSonnet.second).status, 403);
+  auto onlyHaiku = createKey({"--allow-models", "claude-haiku-4-5"});
+  EXPECT_EQ(post("/v1/messages", kRequest, {}, onlyHaiku.second).status, 403);
+
+  auto limited = createKey({"--rate-window-min", "5", "--rate-requests", "2"});
+  EXPECT_EQ(post("/v1/messages", kRequest, {}, limited.second).status, 200);
+  EXPECT_EQ(post("/v1/messages", kRequest, {}, limited.second).status, 200);
+  auto third = post("/v1/messages", kRequest, {}, limited.second);
+  EXPECT_EQ(third.status, 429);
+  EXPECT_NE(third.body.find("rate_limit_error"), std::string::npos);
+  EXPECT_GE(std::atoi(third.header("retry-after").c_str()), 1);
+
+  auto bad = post("/v1/messages", "{not json", {});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("invalid_request_error"), std::string::npos);
+}
+
+TEST_P(E2E, ExpiredKeyIsRejected) {
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  // Expires two seconds from now; the check must start failing once that time has passed.
+  std::time_t t = std::time(nullptr) + 2;
+  char iso[32];
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  auto k = createKey({"--expires-at", iso});
+  upstream_.setDefault(rgtest::FakeAnthropic::Script{});
+  EXPECT_EQ(post("/v1/messages", kRequest, {}, k.second).status, 200);
+  ASSERT_TRUE(rgtest::waitFor([&] { return std::time(nullptr) > t; }, 5000));
+  auto r = post("/v1/messages", kRequest, {}, k.second);
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(r.body.find("expired"), std::string::npos);
+}
+
+TEST_P(E2E, ConcurrencyLimitAndLeaseReleaseOnClientDisconnect) {
+  rgtest::FakeAnthropic::Script held;
+  held.sseChunks = {"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{"
+                    "\"model\":\"claude-sonnet-4-5-20250929\",\"usage\":{\"input_tokens\":3,"
+                    "\"output_tokens\":1}}}\n\n"};
+  held.holdOpenAfterChunks = true;
+  upstream_.enqueue(held);
+  upstream_.setDefault(rgtest::FakeAnthropic::Script{});
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  auto k = createKey({"--concurrency", "1"});
+
+  // Client 1: open a stream and read its first event, then keep the connection.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(gw_->port()));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  std::string req = "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: " + k.second +
+                    "\r\ncontent-type: application/json\r\nContent-Length: " +
+                    std::to_string(kStreamRequest.size()) + "\r\n\r\n" + kStreamRequest;
+  ASSERT_EQ(::send(fd, req.data(), req.size(), 0), static_cast<ssize_t>(req.size()));
+  std::string got;
+  ASSERT_TRUE(rgtest::waitFor(
+      [&] {
+        char buf[4096];
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 10) > 0) {
+          ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+          if (n > 0) {
+            got.append(buf, static_cast<size_t>(n));
+          }
+        }
+        return got.find("message_start") != std::string::npos;
+      },
+      10000));
+
+  // Client 2 with the same key: over the limit.
+  auto second = post("/v1/messages", kRequest, {}, k.second);
+  EXPECT_EQ(second.status, 429);
+  EXPECT_EQ(second.header("retry-after"), "1");
+  EXPECT_NE(second.body.find("Concurrency limit"), std::string::npos);
+
+  // Client 1 goes away: the upstream sees the close, the lease is released.
+  ::close(fd);
+  EXPECT_TRUE(upstream_.waitForPeerClose(10000));
+  bool freed = rgtest::waitFor(
+      [&] { return post("/v1/messages", kRequest, {}, k.second).status == 200; }, 10000);
+  EXPECT_TRUE(freed) << "the lease of the disconnected client was not released";
+  // The cut stream still booked the input tokens it had seen.
+  ASSERT_EQ(gw_->stop(SIGTERM), 0);
+  auto store = openStoreForCheck();
+  ASSERT_NE(store, nullptr);
+  auto total = store->usage().keyTotal(k.first);
+  ASSERT_TRUE(total);
+  EXPECT_GE(total->inputTokens, 3);
+}
+
+// ---- upstream faults -----------------------------------------------------------------------------
+
+TEST_P(E2E, UpstreamErrorsPassThroughUnchanged) {
+  for (int status : {429, 529, 500, 401}) {
+    upstream_.enqueue(rgtest::FakeAnthropic::error(status));
+  }
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  for (int status : {429, 529, 500, 401}) {
+    auto expected = rgtest::FakeAnthropic::error(status);
+    auto r = post("/v1/messages", kRequest);
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, status);
+    EXPECT_EQ(r.body, expected.body);
+    for (const auto& h : expected.headers) {
+      if (strcasecmp(h.first.c_str(), "content-length") != 0) {
+        EXPECT_EQ(r.header(h.first), h.second) << h.first;
+      }
+    }
+  }
+}
+
+TEST_P(E2E, ConnectFailureIs502) {
+  int port; // an address nobody listens on
+  {
+    rgtest::FakeAnthropic tmp;
+    tmp.start();
+    port = tmp.port();
+    tmp.stop();
+  }
+  Options o;
+  o.baseUrlOverride = "http://127.0.0.1:" + std::to_string(port);
+  startGateway(o);
+  if (HasFailure()) {
+    return;
+  }
+  auto r = post("/v1/messages", kRequest);
+  EXPECT_EQ(r.status, 502);
+  EXPECT_NE(r.body.find("\"type\":\"error\""), std::string::npos);
+}
+
+TEST_P(E2E, SlowUpstreamIs504) {
+  rgtest::FakeAnthropic::Script slow;
+  slow.firstByteDelayMs = 5000;
+  upstream_.enqueue(slow);
+  Options t;
+  t.upstreamTimeoutMs = 300;
+  startGateway(t);
+  if (HasFailure()) {
+    return;
+  }
+  auto timed = post("/v1/messages", kRequest);
+  EXPECT_EQ(timed.status, 504);
+  EXPECT_NE(timed.body.find("timeout_error"), std::string::npos);
+}
+
+TEST_P(E2E, UpstreamDropMidStreamCutsTheClient) {
+  rgtest::FakeAnthropic::Script s;
+  s.sseChunks = rgtest::FakeAnthropic::sseMessage("claude-sonnet-4-5-20250929", "abc", 4, 2, 0, 0);
+  s.dropAfterChunks = 2;
+  upstream_.enqueue(s);
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  auto r = post("/v1/messages", kStreamRequest);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_FALSE(r.ok) << "a cut upstream stream must not look complete to the client";
+  EXPECT_EQ(r.body, s.sseChunks[0] + s.sseChunks[1]);
+}
+
+// ---- host endpoints, shutdown, durability --------------------------------------------------------
+
+TEST_P(E2E, HealthReadyMetricsAndRequestIds) {
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  auto h = rgtest::httpRequest(gw_->port(), "GET", "/health", {}, "");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_NE(h.body.find("\"status\":\"ok\""), std::string::npos);
+  EXPECT_NE(h.body.find("\"version\""), std::string::npos);
+  EXPECT_NE(h.body.find("\"uptime_seconds\""), std::string::npos);
+  EXPECT_FALSE(h.header("x-request-id").empty());
+  auto ready = rgtest::httpRequest(gw_->port(), "GET", "/ready", {}, "");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_NE(ready.body.find("\"claude\""), std::string::npos);
+  EXPECT_NE(ready.body.find(GetParam()), std::string::npos);
+  auto nf = rgtest::httpRequest(gw_->port(), "GET", "/nope", {}, "");
+  EXPECT_EQ(nf.status, 404);
+  EXPECT_NE(nf.body.find("not_found_error"), std::string::npos);
+  auto models = rgtest::httpRequest(gw_->port(), "GET", "/v1/models",
+                                    {{"x-api-key", gatewayKey_}}, "");
+  EXPECT_EQ(models.status, 200);
+  EXPECT_NE(models.body.find("\"data\""), std::string::npos);
+  auto me = rgtest::httpRequest(gw_->port(), "GET", "/api/v1/me", {{"x-api-key", gatewayKey_}},
+                                "");
+  EXPECT_EQ(me.status, 200);
+  EXPECT_NE(me.body.find("user_" + keyId_), std::string::npos);
+  auto m = rgtest::httpRequest(gw_->port(), "GET", "/metrics", {}, "");
+  metricsText_ = m.body;
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("# TYPE relaygate_requests_total counter"), std::string::npos);
+  EXPECT_NE(m.body.find("relaygate_requests_total{route=\"/health\",status=\"200\"} 1"),
+            std::string::npos)
+      << m.body;
+  EXPECT_NE(m.body.find("relaygate_upstream_latency_seconds"), std::string::npos);
+  EXPECT_NE(m.body.find("relaygate_active_streams"), std::string::npos);
+  // One access-log line per request, with the key id and never the key.
+  ASSERT_TRUE(rgtest::waitFor(
+      [&] { return gw_->stderrText().find("path=/api/v1/me status=200 key=" + keyId_) !=
+                   std::string::npos; },
+      5000))
+      << gw_->stderrText();
+}
+
+TEST_P(E2E, SigtermDrainsAnOpenStream) {
+  rgtest::FakeAnthropic::Script held;
+  auto chunks = rgtest::FakeAnthropic::sseMessage("claude-sonnet-4-5-20250929", "drain", 2, 1, 0, 0);
+  held.sseChunks = {chunks[0]};
+  held.holdOpenAfterChunks = true;
+  held.afterRelease = std::vector<std::string>(chunks.begin() + 1, chunks.end());
+  upstream_.enqueue(held);
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  HttpResult result;
+  std::thread client([&] { result = post("/v1/messages", kStreamRequest); });
+  ASSERT_TRUE(upstream_.waitForRequests(1, 10000));
+  ::kill(gw_->pid(), SIGTERM);
+  // New connections are refused while draining ...
+  ASSERT_TRUE(rgtest::waitFor(
+      [&] { return !rgtest::httpRequest(gw_->port(), "GET", "/health", {}, "", 500).ok; }, 5000));
+  // ... and the open stream completes.
+  upstream_.release();
+  client.join();
+  EXPECT_TRUE(result.ok) << result.error;
+  std::string all;
+  for (const auto& c : chunks) {
+    all += c;
+  }
+  EXPECT_EQ(result.body, all);
+  EXPECT_EQ(gw_->stop(SIGTERM, 15000), 0);
+}
+
+TEST_P(E2E, KeysAccountsAndUsageSurviveKill9) {
+  upstream_.setDefault(rgtest::FakeAnthropic::Script{});
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  ASSERT_EQ(post("/v1/messages", kRequest).status, 200);
+  gw_->kill9();
+  launch();
+  if (HasFailure()) {
+    return;
+  }
+  auto again = post("/v1/messages", kRequest);
+  EXPECT_EQ(again.status, 200) << again.body;
+  ASSERT_EQ(gw_->stop(SIGTERM), 0);
+  auto store = openStoreForCheck();
+  ASSERT_NE(store, nullptr);
+  auto total = store->usage().keyTotal(keyId_);
+  ASSERT_TRUE(total);
+  EXPECT_EQ(total->requests, 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, E2E, ::testing::Values("embedded", "redis"),
+                         [](const auto& info) { return info.param; });
+
+} // namespace
