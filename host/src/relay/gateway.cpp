@@ -39,7 +39,7 @@ std::string dayUtc(int64_t unixMs) {
   std::time_t t = static_cast<std::time_t>(unixMs / 1000);
   std::tm tm{};
   gmtime_r(&t, &tm);
-  char buf[16];
+  char buf[48];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
   return buf;
 }
