@@ -72,4 +72,10 @@ StatusOr<Config> parseConfigText(const std::string& yaml, const std::string& sou
 // The effective config as YAML with every secret masked ("****" + last 4 chars at most).
 std::string renderConfigMasked(const Config& cfg);
 
+// plugins.directory when the file leaves it empty: the build's plugin dir (RG_DEFAULT_PLUGIN_DIR)
+// if it exists, else the install dir (RG_INSTALLED_PLUGIN_DIR).
+std::string defaultPluginDirectory();
+// A redis URL with the password part of its userinfo masked (redis://user:****word@host:6379).
+std::string maskRedisUrl(const std::string& url);
+
 } // namespace rg

@@ -66,6 +66,8 @@ private:
   Family& family(const std::string& name, const std::string& help, const char* type);
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<Family>> families_;
+  // Families refused (bad name, type clash, bad label names): usable, never rendered.
+  std::vector<std::unique_ptr<Family>> rejected_;
 };
 
 // Label value escaping for the text format (backslash, quote, newline).
