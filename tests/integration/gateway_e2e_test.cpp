@@ -610,6 +610,6 @@ TEST_P(E2E, KeysAccountsAndUsageSurviveKill9) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, E2E, ::testing::Values("embedded", "redis"),
-                         [](const auto& info) { return info.param; });
+                         [](const auto& paramInfo) { return paramInfo.param; });
 
 } // namespace

@@ -1,0 +1,238 @@
+// The Claude provider plugin: Anthropic Messages relay for claude-console accounts, plus the
+// LOCAL /v1/models and /v1/me routes Claude Code asks for. Decisions live in claude_logic.cpp;
+// this file only moves data between the SDK and those functions.
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "claude_logic.h"
+#include "relaygate/provider.hpp"
+
+namespace rg::claude {
+namespace {
+
+namespace sdk = ::rg::sdk;
+
+enum class RouteKind { kMessages, kCountTokens, kModels, kMe };
+
+constexpr size_t kMaxBufferedBody = 8u << 20;  // usage of bigger JSON bodies is not parsed
+constexpr std::string_view kAccountType = "claude-console";
+
+struct StreamState {
+  std::string requestModel;
+  SseUsageTracker sse;
+  std::string body;
+  bool bodyTooLarge = false;
+};
+
+sdk::Usage toSdk(const Usage& u, const std::string& fallbackModel) {
+  sdk::Usage out;
+  out.inputTokens = u.input;
+  out.outputTokens = u.output;
+  out.cacheCreation5mTokens = u.cache5m;
+  out.cacheCreation1hTokens = u.cache1h;
+  out.cacheReadTokens = u.cacheRead;
+  out.model = u.model.empty() ? fallbackModel : u.model;
+  return out;
+}
+
+rg_error_class toAbi(ErrorClass c) {
+  switch (c) {
+    case ErrorClass::kNone:
+      return RG_EC_NONE;
+    case ErrorClass::kClient:
+      return RG_EC_CLIENT;
+    case ErrorClass::kContextTooLong:
+      return RG_EC_CONTEXT_TOO_LONG;
+    case ErrorClass::kRateLimited:
+      return RG_EC_RATE_LIMITED;
+    case ErrorClass::kOverloaded:
+      return RG_EC_OVERLOADED;
+    case ErrorClass::kTransient:
+      return RG_EC_TRANSIENT;
+    case ErrorClass::kAuth:
+      return RG_EC_AUTH;
+    case ErrorClass::kQuotaExhausted:
+      return RG_EC_QUOTA_EXHAUSTED;
+    case ErrorClass::kBlocked:
+      return RG_EC_BLOCKED;
+  }
+  return RG_EC_TRANSIENT;
+}
+
+class ClaudeProvider : public sdk::Provider {
+ public:
+  ClaudeProvider(sdk::Host host, std::string_view configJson) : Provider(host) {
+    std::string error;
+    if (!parseConfig(configJson, &config_, &error)) {
+      throw sdk::Error(RG_E_INVALID_ARG, "claude: " + error);
+    }
+  }
+
+  std::vector<sdk::Route> routes() override {
+    std::vector<sdk::Route> out;
+    auto add = [&](const char* method, const char* path, RouteKind kind) {
+      sdk::Route r;
+      r.method = method;
+      r.path = path;
+      r.id = static_cast<uint32_t>(kinds_.size());
+      kinds_.push_back(kind);
+      bool local = kind == RouteKind::kModels || kind == RouteKind::kMe;
+      r.kind = local ? RG_ROUTE_LOCAL : RG_ROUTE_RELAY;
+      r.shape = RG_SHAPE_ANTHROPIC;
+      r.permission = "claude";
+      r.accountTypes = local ? "" : std::string(kAccountType);
+      r.flags = kind == RouteKind::kCountTokens ? RG_ROUTE_SKIP_CONCURRENCY : 0u;
+      out.push_back(std::move(r));
+    };
+    kinds_.clear();
+    for (const char* p :
+         {"/api/v1/messages", "/claude/v1/messages", "/v1/messages", "/api/claude/v1/messages"}) {
+      add("POST", p, RouteKind::kMessages);
+    }
+    for (const char* p : {"/api/v1/messages/count_tokens", "/claude/v1/messages/count_tokens",
+                          "/v1/messages/count_tokens"}) {
+      add("POST", p, RouteKind::kCountTokens);
+    }
+    for (const char* p : {"/api/v1/models", "/claude/v1/models", "/v1/models"}) {
+      add("GET", p, RouteKind::kModels);
+    }
+    for (const char* p : {"/api/v1/me", "/v1/me", "/claude/v1/me"}) {
+      add("GET", p, RouteKind::kMe);
+    }
+    return out;
+  }
+
+  sdk::Status parseRequest(sdk::Stream& st, const sdk::Request& req,
+                           sdk::RequestMeta& out) override {
+    RouteKind kind = kindOf(req.routeId());
+    if (kind != RouteKind::kMessages && kind != RouteKind::kCountTokens) {
+      return sdk::Status::ok();
+    }
+    ParsedRequest p = parseRequestBody(req.body());
+    if (!p.validJson) {
+      return sdk::invalidArg("request body is not valid JSON");
+    }
+    out.model = p.model;
+    out.stream = kind == RouteKind::kMessages && p.stream;
+    if (p.session.raw) {
+      out.sessionKey = p.session.value;
+    } else if (!p.session.value.empty()) {
+      auto digest = host().sha256(p.session.value);
+      out.sessionKey = hexPrefix(digest.data(), 16);
+    }
+    st.state<StreamState>().requestModel = p.model;
+    return sdk::Status::ok();
+  }
+
+  sdk::Status transformRequest(sdk::Stream& /*st*/, const sdk::Request& req,
+                               const sdk::Account& acct, sdk::UpstreamWriter& out) override {
+    if (acct.type() != kAccountType) {
+      return sdk::unsupported("claude: account type '" + std::string(acct.type()) +
+                              "' is not supported");
+    }
+    bool countTokens = kindOf(req.routeId()) == RouteKind::kCountTokens;
+    out.start("POST", buildUpstreamUrl(acct.baseUrl(), countTokens, req.query()));
+    bool hasVersion = false;
+    bool hasContentType = false;
+    for (const rg_header& h : req.headers()) {
+      std::string_view name = sdk::sv(h.name);
+      if (!isForwardedHeader(name)) {
+        continue;
+      }
+      hasVersion = hasVersion || sdk::equalsIgnoreCase(name, "anthropic-version");
+      hasContentType = hasContentType || sdk::equalsIgnoreCase(name, "content-type");
+      out.header(name, sdk::sv(h.value));
+    }
+    if (!hasVersion) {
+      out.header("anthropic-version", config_.anthropicVersion);
+    }
+    if (!hasContentType) {
+      out.header("content-type", "application/json");
+    }
+    // Compressed upstream bodies broke streams in the reference (issue #1030); ask for none.
+    out.header("accept-encoding", "identity");
+    auto auth = authHeader(acct.secret());
+    out.header(auth.first, auth.second);
+    out.body(req.body());  // byte-for-byte: never re-serialised
+    return sdk::Status::ok();
+  }
+
+  sdk::Status onSseEvent(sdk::Stream& st, const sdk::SseEvent& ev,
+                         sdk::Replacement& /*out*/) override {
+    StreamState& s = st.state<StreamState>();
+    if (s.sse.onEvent(ev.event(), ev.data())) {
+      st.reportUsage(toSdk(s.sse.totals(), s.requestModel));
+    }
+    return sdk::Status::ok();  // forward the raw bytes unchanged
+  }
+
+  sdk::Status onBodyChunk(sdk::Stream& st, std::string_view chunk, bool endOfStream,
+                          sdk::Replacement& /*out*/) override {
+    StreamState& s = st.state<StreamState>();
+    if (!s.bodyTooLarge) {
+      if (s.body.size() + chunk.size() > kMaxBufferedBody) {
+        s.bodyTooLarge = true;
+        s.body.clear();
+        s.body.shrink_to_fit();
+        host().warn("response body over 8 MiB: usage not parsed");
+      } else {
+        s.body.append(chunk.data(), chunk.size());
+      }
+    }
+    if (endOfStream && !s.bodyTooLarge) {
+      Usage u;
+      if (parseJsonUsage(s.body, &u)) {
+        st.reportUsage(toSdk(u, s.requestModel));
+      }
+      s.body.clear();
+    }
+    return sdk::Status::ok();
+  }
+
+  sdk::ErrorInfo classifyError(uint32_t status, sdk::Headers headers,
+                               std::string_view body) override {
+    HeaderList hs;
+    hs.reserve(headers.size());
+    for (const rg_header& h : headers) {
+      hs.emplace_back(sdk::sv(h.name), sdk::sv(h.value));
+    }
+    // The hook gets no stream, so the request's model family is unknown here: scope stays "".
+    ErrorVerdict v = ::rg::claude::classifyError(status, hs, body, "", host().nowUnixMs());
+    sdk::ErrorInfo out;
+    out.cls = toAbi(v.cls);
+    out.retryAfterMs = v.retryAfterMs;
+    out.untilUnixMs = v.untilUnixMs;
+    out.scope = v.scope;
+    out.reason = v.reason;
+    return out;
+  }
+
+  sdk::Status handleLocal(sdk::Stream& /*st*/, const sdk::Request& req,
+                          sdk::ResponseWriter& out) override {
+    switch (kindOf(req.routeId())) {
+      case RouteKind::kModels:
+        out.json(200, modelsJson(config_.models, host().nowUnixMs()));
+        return sdk::Status::ok();
+      case RouteKind::kMe:
+        out.json(200, meJson(req.keyId(), req.keyName(), host().nowUnixMs()));
+        return sdk::Status::ok();
+      default:
+        return sdk::notFound("claude: not a local route");
+    }
+  }
+
+ private:
+  RouteKind kindOf(uint32_t routeId) const {
+    return routeId < kinds_.size() ? kinds_[routeId] : RouteKind::kMessages;
+  }
+
+  Config config_;
+  std::vector<RouteKind> kinds_;
+};
+
+}  // namespace
+}  // namespace rg::claude
+
+RG_DECLARE_PROVIDER("claude", "0.1.0", "Anthropic Messages API relay for Claude accounts",
+                    ::rg::claude::ClaudeProvider)
