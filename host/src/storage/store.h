@@ -184,6 +184,9 @@ using StorePtr = std::unique_ptr<Store>;
 struct EmbeddedOptions {
   std::string dataDir;     // created if missing; holds the journal
   bool fsyncEachWrite = false; // true: fsync after every durable write (power-loss safe)
+  // The journal is compacted into a snapshot when it grows past max(this, 2 x last snapshot).
+  // 0 = the default (64 MiB). Tests set it small to exercise compaction.
+  int64_t compactThresholdBytes = 0;
 };
 
 struct RedisOptions {

@@ -1,0 +1,1001 @@
+// Embedded store: all state in memory behind one mutex; every durable change is appended to a
+// JSON-lines journal (storage/embedded/journal.h) before it is applied, and the journal is replayed
+// at open. Compaction rewrites the journal as a snapshot (the same line format) atomically.
+#include <atomic>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+#include <utility>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
+
+#include "storage/embedded/journal.h"
+#include "storage/store.h"
+#include "storage/store_util.h"
+
+namespace rg {
+
+namespace {
+
+using storage::Journal;
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using JsonValue = rapidjson::Value;
+
+constexpr int kFormatVersion = 1;
+constexpr int64_t kDefaultCompactBytes = 64LL * 1024 * 1024;
+
+// ---- JSON encoding of records ------------------------------------------------------------------
+
+void putStr(Writer& w, const char* k, const std::string& v) {
+  w.Key(k);
+  w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+}
+void putInt(Writer& w, const char* k, int64_t v) {
+  w.Key(k);
+  w.Int64(v);
+}
+void putBool(Writer& w, const char* k, bool v) {
+  w.Key(k);
+  w.Bool(v);
+}
+void putStrings(Writer& w, const char* k, const std::vector<std::string>& v) {
+  w.Key(k);
+  w.StartArray();
+  for (const std::string& s : v) {
+    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  }
+  w.EndArray();
+}
+void putCounts(Writer& w, const char* k, const TokenCounts& c) {
+  w.Key(k);
+  w.StartObject();
+  for (const auto& f : storage::kTokenFields) {
+    putInt(w, f.name, c.*f.member);
+  }
+  w.EndObject();
+}
+
+std::string getStr(const JsonValue& o, const char* k) {
+  auto it = o.FindMember(k);
+  if (it == o.MemberEnd() || !it->value.IsString()) {
+    return {};
+  }
+  return std::string(it->value.GetString(), it->value.GetStringLength());
+}
+int64_t getInt(const JsonValue& o, const char* k) {
+  auto it = o.FindMember(k);
+  return it != o.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : 0;
+}
+bool getBool(const JsonValue& o, const char* k, bool dflt) {
+  auto it = o.FindMember(k);
+  return it != o.MemberEnd() && it->value.IsBool() ? it->value.GetBool() : dflt;
+}
+std::vector<std::string> getStrings(const JsonValue& o, const char* k) {
+  std::vector<std::string> out;
+  auto it = o.FindMember(k);
+  if (it != o.MemberEnd() && it->value.IsArray()) {
+    for (const auto& v : it->value.GetArray()) {
+      if (v.IsString()) {
+        out.emplace_back(v.GetString(), v.GetStringLength());
+      }
+    }
+  }
+  return out;
+}
+TokenCounts getCounts(const JsonValue& o, const char* k) {
+  TokenCounts c;
+  auto it = o.FindMember(k);
+  if (it != o.MemberEnd() && it->value.IsObject()) {
+    for (const auto& f : storage::kTokenFields) {
+      c.*f.member = getInt(it->value, f.name);
+    }
+  }
+  return c;
+}
+const JsonValue& getObj(const JsonValue& o, const char* k) {
+  static const JsonValue kEmpty(rapidjson::kObjectType);
+  auto it = o.FindMember(k);
+  return it != o.MemberEnd() && it->value.IsObject() ? it->value : kEmpty;
+}
+
+void writeKeyRec(Writer& w, const ApiKeyRecord& r) {
+  w.Key("rec");
+  w.StartObject();
+  putStr(w, "id", r.id);
+  putStr(w, "name", r.name);
+  putStr(w, "hash", r.hash);
+  putBool(w, "enabled", r.enabled);
+  putInt(w, "createdAtMs", r.createdAtMs);
+  putInt(w, "updatedAtMs", r.updatedAtMs);
+  putInt(w, "expiresAtMs", r.expiresAtMs);
+  putStrings(w, "permissions", r.permissions);
+  putInt(w, "concurrencyLimit", r.concurrencyLimit);
+  putInt(w, "rateWindowMinutes", r.rateWindowMinutes);
+  putInt(w, "rateRequests", r.rateRequests);
+  putInt(w, "rateTokens", r.rateTokens);
+  putInt(w, "modelMode", static_cast<int64_t>(r.modelMode));
+  putStrings(w, "models", r.models);
+  w.EndObject();
+}
+
+ApiKeyRecord readKeyRec(const JsonValue& o) {
+  ApiKeyRecord r;
+  r.id = getStr(o, "id");
+  r.name = getStr(o, "name");
+  r.hash = getStr(o, "hash");
+  r.enabled = getBool(o, "enabled", true);
+  r.createdAtMs = getInt(o, "createdAtMs");
+  r.updatedAtMs = getInt(o, "updatedAtMs");
+  r.expiresAtMs = getInt(o, "expiresAtMs");
+  r.permissions = getStrings(o, "permissions");
+  r.concurrencyLimit = getInt(o, "concurrencyLimit");
+  r.rateWindowMinutes = getInt(o, "rateWindowMinutes");
+  r.rateRequests = getInt(o, "rateRequests");
+  r.rateTokens = getInt(o, "rateTokens");
+  int64_t mode = getInt(o, "modelMode");
+  r.modelMode =
+      mode >= 0 && mode <= 2 ? static_cast<ModelFilterMode>(mode) : ModelFilterMode::kNone;
+  r.models = getStrings(o, "models");
+  return r;
+}
+
+void writeAcctRec(Writer& w, const AccountRecord& r) {
+  w.Key("rec");
+  w.StartObject();
+  putStr(w, "id", r.id);
+  putStr(w, "name", r.name);
+  putStr(w, "type", r.type);
+  putStr(w, "baseUrl", r.baseUrl);
+  putStr(w, "secretSealed", r.secretSealed);
+  putInt(w, "priority", r.priority);
+  putBool(w, "schedulable", r.schedulable);
+  putStr(w, "status", r.status);
+  putStr(w, "statusReason", r.statusReason);
+  putInt(w, "createdAtMs", r.createdAtMs);
+  putInt(w, "updatedAtMs", r.updatedAtMs);
+  putInt(w, "lastUsedAtMs", r.lastUsedAtMs);
+  w.EndObject();
+}
+
+AccountRecord readAcctRec(const JsonValue& o) {
+  AccountRecord r;
+  r.id = getStr(o, "id");
+  r.name = getStr(o, "name");
+  r.type = getStr(o, "type");
+  r.baseUrl = getStr(o, "baseUrl");
+  r.secretSealed = getStr(o, "secretSealed");
+  r.priority = getInt(o, "priority");
+  r.schedulable = getBool(o, "schedulable", true);
+  r.status = getStr(o, "status");
+  r.statusReason = getStr(o, "statusReason");
+  r.createdAtMs = getInt(o, "createdAtMs");
+  r.updatedAtMs = getInt(o, "updatedAtMs");
+  r.lastUsedAtMs = getInt(o, "lastUsedAtMs");
+  return r;
+}
+
+// One journal line: {"op":<op>, ...fields written by fill}.
+template <typename Fill>
+std::string makeLine(const char* op, Fill&& fill) {
+  rapidjson::StringBuffer sb;
+  Writer w(sb);
+  w.StartObject();
+  w.Key("op");
+  w.String(op);
+  fill(w);
+  w.EndObject();
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+struct KvEntry {
+  std::string value;
+  int64_t expUnixMs = 0;  // 0 = never
+};
+
+struct Window {
+  int64_t endMs = 0;
+  int64_t requests = 0;
+  int64_t tokens = 0;
+};
+
+using DayKey = std::pair<std::string, std::string>;  // keyId, day
+
+class EmbeddedStore;
+
+class EmbeddedKeys final : public KeyStore {
+ public:
+  explicit EmbeddedKeys(EmbeddedStore& s) : s_(s) {}
+  Status create(const ApiKeyRecord& rec) override;
+  StatusOr<std::optional<ApiKeyRecord>> getById(const std::string& id) override;
+  StatusOr<std::optional<ApiKeyRecord>> getByHash(const std::string& hash) override;
+  StatusOr<std::vector<ApiKeyRecord>> list() override;
+  Status update(const ApiKeyRecord& rec) override;
+  Status remove(const std::string& id) override;
+
+ private:
+  EmbeddedStore& s_;
+};
+
+class EmbeddedAccounts final : public AccountStore {
+ public:
+  explicit EmbeddedAccounts(EmbeddedStore& s) : s_(s) {}
+  Status create(const AccountRecord& rec) override;
+  StatusOr<std::optional<AccountRecord>> get(const std::string& id) override;
+  StatusOr<std::vector<AccountRecord>> list() override;
+  Status update(const AccountRecord& rec) override;
+  Status remove(const std::string& id) override;
+  Status touchLastUsed(const std::string& id, int64_t unixMs) override;
+
+ private:
+  EmbeddedStore& s_;
+};
+
+class EmbeddedUsage final : public UsageStore {
+ public:
+  explicit EmbeddedUsage(EmbeddedStore& s) : s_(s) {}
+  StatusOr<bool> record(const UsageEvent& ev) override;
+  StatusOr<TokenCounts> keyTotal(const std::string& keyId) override;
+  StatusOr<TokenCounts> keyDaily(const std::string& keyId, const std::string& day) override;
+  StatusOr<std::map<std::string, TokenCounts>> keyModelsDaily(const std::string& keyId,
+                                                              const std::string& day) override;
+  StatusOr<TokenCounts> accountTotal(const std::string& accountId) override;
+
+ private:
+  EmbeddedStore& s_;
+};
+
+class EmbeddedLimits final : public LimitStore {
+ public:
+  explicit EmbeddedLimits(EmbeddedStore& s) : s_(s) {}
+  StatusOr<LeaseResult> acquireLease(const std::string& scope, const std::string& holder,
+                                     int64_t limit, int64_t ttlMs) override;
+  StatusOr<bool> renewLease(const std::string& scope, const std::string& holder,
+                            int64_t ttlMs) override;
+  Status releaseLease(const std::string& scope, const std::string& holder) override;
+  StatusOr<int64_t> leaseCount(const std::string& scope) override;
+  StatusOr<WindowResult> windowAdmit(const std::string& scope, int64_t windowMs,
+                                     int64_t maxRequests, int64_t maxTokens) override;
+  Status windowAddTokens(const std::string& scope, int64_t tokens) override;
+
+ private:
+  EmbeddedStore& s_;
+};
+
+// Settings and plugin KV share the code; `ns` picks the journal ops ("set" or "kv").
+class EmbeddedKv final : public KvStore {
+ public:
+  EmbeddedKv(EmbeddedStore& s, std::string ns) : s_(s), ns_(std::move(ns)) {}
+  StatusOr<std::optional<std::string>> get(const std::string& key) override;
+  Status set(const std::string& key, const std::string& value, int64_t ttlMs) override;
+  Status del(const std::string& key) override;
+  const std::string& ns() const { return ns_; }
+
+ private:
+  EmbeddedStore& s_;
+  std::string ns_;
+};
+
+class EmbeddedStore final : public Store {
+ public:
+  EmbeddedStore(std::unique_ptr<Journal> journal, const Clock& clock, int64_t compactBytes)
+      : journal_(std::move(journal)),
+        clock_(clock),
+        compactBytes_(compactBytes),
+        keys_(*this),
+        accounts_(*this),
+        usage_(*this),
+        limits_(*this),
+        settings_(*this, "set"),
+        pluginKv_(*this, "kv") {}
+
+  const char* backendName() const override { return "embedded"; }
+  Status ping() override { return Status::ok(); }
+  KeyStore& keys() override { return keys_; }
+  AccountStore& accounts() override { return accounts_; }
+  UsageStore& usage() override { return usage_; }
+  LimitStore& limits() override { return limits_; }
+  KvStore& settings() override { return settings_; }
+  KvStore& pluginKv() override { return pluginKv_; }
+  uint64_t errorCount() const override { return errors_.load(); }
+
+  // Replays the journal and compacts it.
+  Status load();
+
+  // ---- used by the facets; every member below requires mu_ ----
+  std::mutex mu_;
+  // Appends a durable change (apply it to memory only when this succeeds).
+  Status commit(const std::string& line);
+  // Compacts when the journal has grown enough. Runs when an operation ends (OpGuard), after its
+  // change is applied in memory, so the snapshot includes it.
+  void maybeCompact();
+  int64_t now() const { return clock_.nowUnixMs(); }
+  void fail() { errors_++; }
+
+  void applyUsage(const UsageEvent& ev, int64_t bookedAtMs);
+  bool isBooked(const std::string& requestId);
+  void pruneBooked();
+  std::map<std::string, KvEntry>& kvMap(const std::string& ns) {
+    return ns == "set" ? settingsMap_ : pluginKvMap_;
+  }
+  void dropExpiredLeases(std::map<std::string, int64_t>* holders);
+
+  std::map<std::string, ApiKeyRecord> keysById_;
+  std::unordered_map<std::string, std::string> keyIdByHash_;
+  std::map<std::string, AccountRecord> accountsById_;
+  std::unordered_map<std::string, TokenCounts> keyTotals_;
+  std::unordered_map<std::string, TokenCounts> accountTotals_;
+  std::map<DayKey, TokenCounts> keyDaily_;
+  std::map<DayKey, std::map<std::string, TokenCounts>> keyModelsDaily_;
+  std::unordered_map<std::string, int64_t> bookedIds_;       // requestId -> booked at
+  std::deque<std::pair<int64_t, std::string>> bookedOrder_;  // oldest first
+  std::map<std::string, KvEntry> settingsMap_;
+  std::map<std::string, KvEntry> pluginKvMap_;
+  std::map<std::string, std::map<std::string, int64_t>> leases_;  // scope -> holder -> expiry
+  std::map<std::string, Window> windows_;
+
+ private:
+  Status applyLine(const std::string& line);
+  std::string snapshot();
+  Status compact();
+
+  std::unique_ptr<Journal> journal_;
+  const Clock& clock_;
+  int64_t compactBytes_;
+  int64_t lastSnapshotBytes_ = 0;
+  std::atomic<uint64_t> errors_{0};
+  EmbeddedKeys keys_;
+  EmbeddedAccounts accounts_;
+  EmbeddedUsage usage_;
+  EmbeddedLimits limits_;
+  EmbeddedKv settings_;
+  EmbeddedKv pluginKv_;
+};
+
+// Holds the store mutex for one operation; when the operation is done (its change applied in
+// memory) compacts if due, still under the lock.
+class OpGuard {
+ public:
+  explicit OpGuard(EmbeddedStore& s) : s_(s), lock_(s.mu_) {}
+  ~OpGuard() { s_.maybeCompact(); }
+  OpGuard(const OpGuard&) = delete;
+  OpGuard& operator=(const OpGuard&) = delete;
+
+ private:
+  EmbeddedStore& s_;
+  std::unique_lock<std::mutex> lock_;
+};
+
+// ---- EmbeddedStore ------------------------------------------------------------------------------
+
+Status EmbeddedStore::commit(const std::string& line) {
+  Status s = journal_->append(line);
+  if (!s) {
+    fail();
+    spdlog::error("{}", s.message());
+    return s;
+  }
+  return Status::ok();
+}
+
+void EmbeddedStore::maybeCompact() {
+  if (journal_->sizeBytes() <= std::max(compactBytes_, 2 * lastSnapshotBytes_)) {
+    return;
+  }
+  Status c = compact();
+  if (!c) {
+    // Every change is durable in the journal; only the rewrite failed. Retry after the next op.
+    fail();
+    spdlog::warn("embedded store: compaction failed (will retry): {}", c.message());
+  }
+}
+
+void EmbeddedStore::pruneBooked() {
+  int64_t cutoff = now() - storage::kUsageIdRetentionMs;
+  while (!bookedOrder_.empty() && (bookedOrder_.front().first <= cutoff ||
+                                   bookedOrder_.size() > storage::kUsageIdMaxCount)) {
+    bookedIds_.erase(bookedOrder_.front().second);
+    bookedOrder_.pop_front();
+  }
+}
+
+bool EmbeddedStore::isBooked(const std::string& requestId) {
+  pruneBooked();
+  return bookedIds_.count(requestId) > 0;
+}
+
+void EmbeddedStore::applyUsage(const UsageEvent& ev, int64_t bookedAtMs) {
+  if (!ev.requestId.empty()) {
+    bookedIds_.emplace(ev.requestId, bookedAtMs);
+    bookedOrder_.emplace_back(bookedAtMs, ev.requestId);
+  }
+  if (!ev.keyId.empty()) {
+    keyTotals_[ev.keyId].add(ev.counts);
+    keyDaily_[{ev.keyId, ev.day}].add(ev.counts);
+    keyModelsDaily_[{ev.keyId, ev.day}][ev.model].add(ev.counts);
+  }
+  if (!ev.accountId.empty()) {
+    accountTotals_[ev.accountId].add(ev.counts);
+  }
+}
+
+void EmbeddedStore::dropExpiredLeases(std::map<std::string, int64_t>* holders) {
+  int64_t t = now();
+  for (auto it = holders->begin(); it != holders->end();) {
+    it = it->second <= t ? holders->erase(it) : std::next(it);
+  }
+}
+
+Status EmbeddedStore::applyLine(const std::string& line) {
+  rapidjson::Document d;
+  d.Parse(line.data(), line.size());
+  if (d.HasParseError() || !d.IsObject()) {
+    return internalError("unparseable journal line");
+  }
+  std::string op = getStr(d, "op");
+  if (op == "header") {
+    if (getInt(d, "v") != kFormatVersion) {
+      return failedPrecondition("journal format version " + std::to_string(getInt(d, "v")) +
+                                " is not supported (this build reads " +
+                                std::to_string(kFormatVersion) + ")");
+    }
+  } else if (op == "key.put") {
+    ApiKeyRecord r = readKeyRec(getObj(d, "rec"));
+    auto old = keysById_.find(r.id);
+    if (old != keysById_.end()) {
+      keyIdByHash_.erase(old->second.hash);
+    }
+    keyIdByHash_[r.hash] = r.id;
+    keysById_[r.id] = std::move(r);
+  } else if (op == "key.del") {
+    auto it = keysById_.find(getStr(d, "id"));
+    if (it != keysById_.end()) {
+      keyIdByHash_.erase(it->second.hash);
+      keysById_.erase(it);
+    }
+  } else if (op == "acct.put") {
+    AccountRecord r = readAcctRec(getObj(d, "rec"));
+    accountsById_[r.id] = std::move(r);
+  } else if (op == "acct.del") {
+    accountsById_.erase(getStr(d, "id"));
+  } else if (op == "acct.touch") {
+    auto it = accountsById_.find(getStr(d, "id"));
+    if (it != accountsById_.end()) {
+      it->second.lastUsedAtMs = getInt(d, "ms");
+    }
+  } else if (op == "set.put" || op == "kv.put") {
+    auto& m = kvMap(op.substr(0, op.find('.')));
+    m[getStr(d, "k")] = KvEntry{getStr(d, "v"), getInt(d, "exp")};
+  } else if (op == "set.del" || op == "kv.del") {
+    kvMap(op.substr(0, op.find('.'))).erase(getStr(d, "k"));
+  } else if (op == "usage") {
+    UsageEvent ev;
+    ev.requestId = getStr(d, "rid");
+    ev.keyId = getStr(d, "key");
+    ev.accountId = getStr(d, "acct");
+    ev.model = getStr(d, "model");
+    ev.day = getStr(d, "day");
+    ev.unixMs = getInt(d, "ms");
+    ev.counts = getCounts(d, "c");
+    if (ev.requestId.empty() || !isBooked(ev.requestId)) {
+      applyUsage(ev, getInt(d, "at"));
+    }
+  } else if (op == "usage.key") {
+    keyTotals_[getStr(d, "id")] = getCounts(d, "c");
+  } else if (op == "usage.acct") {
+    accountTotals_[getStr(d, "id")] = getCounts(d, "c");
+  } else if (op == "usage.day") {
+    keyDaily_[{getStr(d, "id"), getStr(d, "day")}] = getCounts(d, "c");
+  } else if (op == "usage.model") {
+    keyModelsDaily_[{getStr(d, "id"), getStr(d, "day")}][getStr(d, "model")] = getCounts(d, "c");
+  } else if (op == "usage.rid") {
+    std::string rid = getStr(d, "id");
+    int64_t at = getInt(d, "at");
+    if (bookedIds_.emplace(rid, at).second) {
+      bookedOrder_.emplace_back(at, rid);
+    }
+  } else {
+    return internalError("unknown journal op '" + op + "'");
+  }
+  return Status::ok();
+}
+
+std::string EmbeddedStore::snapshot() {
+  pruneBooked();
+  std::string out;
+  auto add = [&out](std::string line) {
+    out += line;
+    out.push_back('\n');
+  };
+  add(makeLine("header", [](Writer& w) { putInt(w, "v", kFormatVersion); }));
+  for (const auto& [id, r] : keysById_) {
+    add(makeLine("key.put", [&r = r](Writer& w) { writeKeyRec(w, r); }));
+  }
+  for (const auto& [id, r] : accountsById_) {
+    add(makeLine("acct.put", [&r = r](Writer& w) { writeAcctRec(w, r); }));
+  }
+  int64_t t = now();
+  for (const char* ns : {"set", "kv"}) {
+    std::string op = std::string(ns) + ".put";
+    for (const auto& [k, e] : kvMap(ns)) {
+      if (e.expUnixMs != 0 && e.expUnixMs <= t) {
+        continue;
+      }
+      add(makeLine(op.c_str(), [&k = k, &e = e](Writer& w) {
+        putStr(w, "k", k);
+        putStr(w, "v", e.value);
+        putInt(w, "exp", e.expUnixMs);
+      }));
+    }
+  }
+  for (const auto& [id, c] : keyTotals_) {
+    add(makeLine("usage.key", [&id = id, &c = c](Writer& w) {
+      putStr(w, "id", id);
+      putCounts(w, "c", c);
+    }));
+  }
+  for (const auto& [id, c] : accountTotals_) {
+    add(makeLine("usage.acct", [&id = id, &c = c](Writer& w) {
+      putStr(w, "id", id);
+      putCounts(w, "c", c);
+    }));
+  }
+  for (const auto& [dk, c] : keyDaily_) {
+    add(makeLine("usage.day", [&dk = dk, &c = c](Writer& w) {
+      putStr(w, "id", dk.first);
+      putStr(w, "day", dk.second);
+      putCounts(w, "c", c);
+    }));
+  }
+  for (const auto& [dk, models] : keyModelsDaily_) {
+    for (const auto& [model, c] : models) {
+      add(makeLine("usage.model", [&dk = dk, &model = model, &c = c](Writer& w) {
+        putStr(w, "id", dk.first);
+        putStr(w, "day", dk.second);
+        putStr(w, "model", model);
+        putCounts(w, "c", c);
+      }));
+    }
+  }
+  for (const auto& [at, rid] : bookedOrder_) {
+    add(makeLine("usage.rid", [&rid = rid, at = at](Writer& w) {
+      putStr(w, "id", rid);
+      putInt(w, "at", at);
+    }));
+  }
+  return out;
+}
+
+Status EmbeddedStore::compact() {
+  std::string snap = snapshot();
+  Status s = journal_->rewrite(snap);
+  if (s) {
+    lastSnapshotBytes_ = static_cast<int64_t>(snap.size());
+  }
+  return s;
+}
+
+Status EmbeddedStore::load() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> lines;
+  size_t torn = 0;
+  Status s = journal_->readAll(&lines, &torn);
+  if (!s) {
+    return s;
+  }
+  if (torn > 0) {
+    spdlog::warn(
+        "embedded store: ignored a torn last journal line ({} bytes) in {} (a crash "
+        "mid-write); every complete record before it was kept",
+        torn, journal_->path());
+  }
+  size_t bad = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    Status a = applyLine(lines[i]);
+    if (a.code() == Code::kFailedPrecondition) {
+      return Status(a.code(), "embedded store: " + journal_->path() + ": " + a.message());
+    }
+    if (!a) {
+      // A complete but unreadable line can only come from outside interference or a disk
+      // error; keep everything else rather than refusing to start.
+      ++bad;
+      spdlog::error("embedded store: skipped journal line {} of {}: {}", i + 1, journal_->path(),
+                    a.message());
+    }
+  }
+  if (bad > 0) {
+    errors_ += bad;
+  }
+  pruneBooked();
+  return compact();
+}
+
+// ---- Keys ---------------------------------------------------------------------------------------
+
+Status EmbeddedKeys::create(const ApiKeyRecord& rec) {
+  OpGuard lock(s_);
+  if (s_.keysById_.count(rec.id) > 0) {
+    return alreadyExists("key id " + rec.id + " already exists");
+  }
+  if (s_.keyIdByHash_.count(rec.hash) > 0) {
+    return alreadyExists("a key with the same hash already exists");
+  }
+  Status st = s_.commit(makeLine("key.put", [&](Writer& w) { writeKeyRec(w, rec); }));
+  if (!st) {
+    return st;
+  }
+  s_.keysById_[rec.id] = rec;
+  s_.keyIdByHash_[rec.hash] = rec.id;
+  return Status::ok();
+}
+
+StatusOr<std::optional<ApiKeyRecord>> EmbeddedKeys::getById(const std::string& id) {
+  OpGuard lock(s_);
+  auto it = s_.keysById_.find(id);
+  if (it == s_.keysById_.end()) {
+    return std::optional<ApiKeyRecord>();
+  }
+  return std::optional<ApiKeyRecord>(it->second);
+}
+
+StatusOr<std::optional<ApiKeyRecord>> EmbeddedKeys::getByHash(const std::string& hash) {
+  OpGuard lock(s_);
+  auto h = s_.keyIdByHash_.find(hash);
+  if (h == s_.keyIdByHash_.end()) {
+    return std::optional<ApiKeyRecord>();
+  }
+  return std::optional<ApiKeyRecord>(s_.keysById_.at(h->second));
+}
+
+StatusOr<std::vector<ApiKeyRecord>> EmbeddedKeys::list() {
+  std::vector<ApiKeyRecord> out;
+  {
+    OpGuard lock(s_);
+    out.reserve(s_.keysById_.size());
+    for (const auto& [id, r] : s_.keysById_) {
+      out.push_back(r);
+    }
+  }
+  storage::sortByCreated(&out);
+  return out;
+}
+
+Status EmbeddedKeys::update(const ApiKeyRecord& rec) {
+  OpGuard lock(s_);
+  auto it = s_.keysById_.find(rec.id);
+  if (it == s_.keysById_.end()) {
+    return notFound("key " + rec.id + " not found");
+  }
+  if (it->second.hash != rec.hash) {
+    return invalidArgument("the hash of key " + rec.id + " may not change");
+  }
+  Status st = s_.commit(makeLine("key.put", [&](Writer& w) { writeKeyRec(w, rec); }));
+  if (!st) {
+    return st;
+  }
+  it->second = rec;
+  return Status::ok();
+}
+
+Status EmbeddedKeys::remove(const std::string& id) {
+  OpGuard lock(s_);
+  auto it = s_.keysById_.find(id);
+  if (it == s_.keysById_.end()) {
+    return notFound("key " + id + " not found");
+  }
+  Status st = s_.commit(makeLine("key.del", [&](Writer& w) { putStr(w, "id", id); }));
+  if (!st) {
+    return st;
+  }
+  s_.keyIdByHash_.erase(it->second.hash);
+  s_.keysById_.erase(it);
+  return Status::ok();
+}
+
+// ---- Accounts -----------------------------------------------------------------------------------
+
+Status EmbeddedAccounts::create(const AccountRecord& rec) {
+  OpGuard lock(s_);
+  if (s_.accountsById_.count(rec.id) > 0) {
+    return alreadyExists("account " + rec.id + " already exists");
+  }
+  Status st = s_.commit(makeLine("acct.put", [&](Writer& w) { writeAcctRec(w, rec); }));
+  if (!st) {
+    return st;
+  }
+  s_.accountsById_[rec.id] = rec;
+  return Status::ok();
+}
+
+StatusOr<std::optional<AccountRecord>> EmbeddedAccounts::get(const std::string& id) {
+  OpGuard lock(s_);
+  auto it = s_.accountsById_.find(id);
+  if (it == s_.accountsById_.end()) {
+    return std::optional<AccountRecord>();
+  }
+  return std::optional<AccountRecord>(it->second);
+}
+
+StatusOr<std::vector<AccountRecord>> EmbeddedAccounts::list() {
+  std::vector<AccountRecord> out;
+  {
+    OpGuard lock(s_);
+    for (const auto& [id, r] : s_.accountsById_) {
+      out.push_back(r);
+    }
+  }
+  storage::sortByCreated(&out);
+  return out;
+}
+
+Status EmbeddedAccounts::update(const AccountRecord& rec) {
+  OpGuard lock(s_);
+  auto it = s_.accountsById_.find(rec.id);
+  if (it == s_.accountsById_.end()) {
+    return notFound("account " + rec.id + " not found");
+  }
+  Status st = s_.commit(makeLine("acct.put", [&](Writer& w) { writeAcctRec(w, rec); }));
+  if (!st) {
+    return st;
+  }
+  it->second = rec;
+  return Status::ok();
+}
+
+Status EmbeddedAccounts::remove(const std::string& id) {
+  OpGuard lock(s_);
+  auto it = s_.accountsById_.find(id);
+  if (it == s_.accountsById_.end()) {
+    return notFound("account " + id + " not found");
+  }
+  Status st = s_.commit(makeLine("acct.del", [&](Writer& w) { putStr(w, "id", id); }));
+  if (!st) {
+    return st;
+  }
+  s_.accountsById_.erase(it);
+  return Status::ok();
+}
+
+Status EmbeddedAccounts::touchLastUsed(const std::string& id, int64_t unixMs) {
+  OpGuard lock(s_);
+  auto it = s_.accountsById_.find(id);
+  if (it == s_.accountsById_.end()) {
+    return notFound("account " + id + " not found");
+  }
+  Status st = s_.commit(makeLine("acct.touch", [&](Writer& w) {
+    putStr(w, "id", id);
+    putInt(w, "ms", unixMs);
+  }));
+  if (!st) {
+    return st;
+  }
+  it->second.lastUsedAtMs = unixMs;
+  return Status::ok();
+}
+
+// ---- Usage --------------------------------------------------------------------------------------
+
+StatusOr<bool> EmbeddedUsage::record(const UsageEvent& ev) {
+  OpGuard lock(s_);
+  if (!ev.requestId.empty() && s_.isBooked(ev.requestId)) {
+    return false;
+  }
+  int64_t at = s_.now();
+  Status st = s_.commit(makeLine("usage", [&](Writer& w) {
+    putStr(w, "rid", ev.requestId);
+    putStr(w, "key", ev.keyId);
+    putStr(w, "acct", ev.accountId);
+    putStr(w, "model", ev.model);
+    putStr(w, "day", ev.day);
+    putInt(w, "ms", ev.unixMs);
+    putInt(w, "at", at);
+    putCounts(w, "c", ev.counts);
+  }));
+  if (!st) {
+    return st;
+  }
+  s_.applyUsage(ev, at);
+  return true;
+}
+
+StatusOr<TokenCounts> EmbeddedUsage::keyTotal(const std::string& keyId) {
+  OpGuard lock(s_);
+  auto it = s_.keyTotals_.find(keyId);
+  return it == s_.keyTotals_.end() ? TokenCounts() : it->second;
+}
+
+StatusOr<TokenCounts> EmbeddedUsage::keyDaily(const std::string& keyId, const std::string& day) {
+  OpGuard lock(s_);
+  auto it = s_.keyDaily_.find({keyId, day});
+  return it == s_.keyDaily_.end() ? TokenCounts() : it->second;
+}
+
+StatusOr<std::map<std::string, TokenCounts>> EmbeddedUsage::keyModelsDaily(const std::string& keyId,
+                                                                           const std::string& day) {
+  OpGuard lock(s_);
+  auto it = s_.keyModelsDaily_.find({keyId, day});
+  return it == s_.keyModelsDaily_.end() ? std::map<std::string, TokenCounts>() : it->second;
+}
+
+StatusOr<TokenCounts> EmbeddedUsage::accountTotal(const std::string& accountId) {
+  OpGuard lock(s_);
+  auto it = s_.accountTotals_.find(accountId);
+  return it == s_.accountTotals_.end() ? TokenCounts() : it->second;
+}
+
+// ---- Limits (memory only: they are ephemeral by contract) ---------------------------------------
+
+StatusOr<LeaseResult> EmbeddedLimits::acquireLease(const std::string& scope,
+                                                   const std::string& holder, int64_t limit,
+                                                   int64_t ttlMs) {
+  OpGuard lock(s_);
+  auto& holders = s_.leases_[scope];
+  s_.dropExpiredLeases(&holders);
+  LeaseResult r;
+  auto it = holders.find(holder);
+  if (it == holders.end() && limit > 0 && static_cast<int64_t>(holders.size()) >= limit) {
+    r.count = static_cast<int64_t>(holders.size());
+    if (holders.empty()) {
+      s_.leases_.erase(scope);
+    }
+    return r;
+  }
+  // A holder that asks again (a retry) keeps its one slot, with a fresh expiry.
+  holders[holder] = s_.now() + ttlMs;
+  r.acquired = true;
+  r.count = static_cast<int64_t>(holders.size());
+  return r;
+}
+
+StatusOr<bool> EmbeddedLimits::renewLease(const std::string& scope, const std::string& holder,
+                                          int64_t ttlMs) {
+  OpGuard lock(s_);
+  auto sc = s_.leases_.find(scope);
+  if (sc == s_.leases_.end()) {
+    return false;
+  }
+  s_.dropExpiredLeases(&sc->second);
+  auto it = sc->second.find(holder);
+  if (it == sc->second.end()) {
+    if (sc->second.empty()) {
+      s_.leases_.erase(sc);
+    }
+    return false;
+  }
+  it->second = s_.now() + ttlMs;
+  return true;
+}
+
+Status EmbeddedLimits::releaseLease(const std::string& scope, const std::string& holder) {
+  OpGuard lock(s_);
+  auto sc = s_.leases_.find(scope);
+  if (sc != s_.leases_.end()) {
+    sc->second.erase(holder);
+    if (sc->second.empty()) {
+      s_.leases_.erase(sc);
+    }
+  }
+  return Status::ok();
+}
+
+StatusOr<int64_t> EmbeddedLimits::leaseCount(const std::string& scope) {
+  OpGuard lock(s_);
+  auto sc = s_.leases_.find(scope);
+  if (sc == s_.leases_.end()) {
+    return int64_t{0};
+  }
+  s_.dropExpiredLeases(&sc->second);
+  int64_t n = static_cast<int64_t>(sc->second.size());
+  if (n == 0) {
+    s_.leases_.erase(sc);
+  }
+  return n;
+}
+
+StatusOr<WindowResult> EmbeddedLimits::windowAdmit(const std::string& scope, int64_t windowMs,
+                                                   int64_t maxRequests, int64_t maxTokens) {
+  OpGuard lock(s_);
+  int64_t t = s_.now();
+  Window& w = s_.windows_[scope];
+  if (w.endMs <= t) {
+    w = Window{t + windowMs, 0, 0};
+  }
+  WindowResult r;
+  r.windowEndMs = w.endMs;
+  if (maxRequests > 0 && w.requests >= maxRequests) {
+    r.limitedBy = "requests";
+  } else if (maxTokens > 0 && w.tokens >= maxTokens) {
+    r.limitedBy = "tokens";
+  } else {
+    w.requests++;
+    r.allowed = true;
+  }
+  r.requests = w.requests;
+  r.tokens = w.tokens;
+  return r;
+}
+
+Status EmbeddedLimits::windowAddTokens(const std::string& scope, int64_t tokens) {
+  OpGuard lock(s_);
+  auto it = s_.windows_.find(scope);
+  if (it == s_.windows_.end()) {
+    return Status::ok();
+  }
+  if (it->second.endMs <= s_.now()) {
+    s_.windows_.erase(it);
+    return Status::ok();
+  }
+  it->second.tokens += tokens;
+  return Status::ok();
+}
+
+// ---- KV -----------------------------------------------------------------------------------------
+
+StatusOr<std::optional<std::string>> EmbeddedKv::get(const std::string& key) {
+  OpGuard lock(s_);
+  auto& m = s_.kvMap(ns_);
+  auto it = m.find(key);
+  if (it == m.end()) {
+    return std::optional<std::string>();
+  }
+  if (it->second.expUnixMs != 0 && it->second.expUnixMs <= s_.now()) {
+    // Expired entries vanish from memory here and from the file at the next compaction.
+    m.erase(it);
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(it->second.value);
+}
+
+Status EmbeddedKv::set(const std::string& key, const std::string& value, int64_t ttlMs) {
+  OpGuard lock(s_);
+  int64_t exp = ttlMs > 0 ? s_.now() + ttlMs : 0;
+  std::string op = ns_ + ".put";
+  Status st = s_.commit(makeLine(op.c_str(), [&](Writer& w) {
+    putStr(w, "k", key);
+    putStr(w, "v", value);
+    putInt(w, "exp", exp);
+  }));
+  if (!st) {
+    return st;
+  }
+  s_.kvMap(ns_)[key] = KvEntry{value, exp};
+  return Status::ok();
+}
+
+Status EmbeddedKv::del(const std::string& key) {
+  OpGuard lock(s_);
+  auto& m = s_.kvMap(ns_);
+  auto it = m.find(key);
+  if (it == m.end()) {
+    return Status::ok();
+  }
+  std::string op = ns_ + ".del";
+  Status st = s_.commit(makeLine(op.c_str(), [&](Writer& w) { putStr(w, "k", key); }));
+  if (!st) {
+    return st;
+  }
+  m.erase(it);
+  return Status::ok();
+}
+
+}  // namespace
+
+StatusOr<StorePtr> openEmbeddedStore(const EmbeddedOptions& opts, const Clock& clock) {
+  auto journal = storage::Journal::open(opts.dataDir, opts.fsyncEachWrite);
+  if (!journal) {
+    return journal.status();
+  }
+  int64_t threshold =
+      opts.compactThresholdBytes > 0 ? opts.compactThresholdBytes : kDefaultCompactBytes;
+  auto store = std::make_unique<EmbeddedStore>(std::move(journal.value()), clock, threshold);
+  Status s = store->load();
+  if (!s) {
+    return s;
+  }
+  return StorePtr(std::move(store));
+}
+
+}  // namespace rg

@@ -1,0 +1,887 @@
+// Redis store: every key under the configured prefix, every check-and-modify in one Lua script
+// (EVALSHA, EVAL on NOSCRIPT). Time comes from the injected Clock as a script argument, so scripts
+// stay deterministic and all instances that share a Redis agree on one time base (their clocks).
+// The key layout and the scripts are listed in docs/storage.md.
+#include <openssl/sha.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <spdlog/spdlog.h>
+
+#include "storage/redis/redis_client.h"
+#include "storage/store.h"
+#include "storage/store_util.h"
+
+namespace rg {
+
+namespace {
+
+using storage::ReplyPtr;
+
+struct Script {
+  const char* name;
+  const char* body;
+  std::string sha;
+};
+
+// KEYS: key record, hash index, id set. ARGV: id, hash, field/value pairs.
+constexpr const char* kKeyCreate = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return 'id' end
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 'hash' end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 'ok'
+)lua";
+
+// KEYS: key record. ARGV: hash, field/value pairs.
+constexpr const char* kKeyUpdate = R"lua(
+local h = redis.call('HGET', KEYS[1], 'hash')
+if not h then return 'missing' end
+if h ~= ARGV[1] then return 'hash' end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 'ok'
+)lua";
+
+// KEYS: key record, hash index, id set. ARGV: id.
+constexpr const char* kKeyRemove = R"lua(
+local h = redis.call('HGET', KEYS[1], 'hash')
+if not h then return 0 end
+redis.call('HDEL', KEYS[2], h)
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+return 1
+)lua";
+
+// KEYS: hash index. ARGV: hash, key record prefix. The record key is derived from the index, which
+// a cluster would reject; this backend targets a single Redis (or a primary with replicas).
+constexpr const char* kKeyByHash = R"lua(
+local id = redis.call('HGET', KEYS[1], ARGV[1])
+if not id then return {} end
+return redis.call('HGETALL', ARGV[2] .. id)
+)lua";
+
+// KEYS: account record, id set. ARGV: id, field/value pairs.
+constexpr const char* kAcctCreate = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+)lua";
+
+// KEYS: record. ARGV: field/value pairs. Replaces all fields of an existing record.
+constexpr const char* kReplace = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+)lua";
+
+// KEYS: account record, id set. ARGV: id.
+constexpr const char* kAcctRemove = R"lua(
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+)lua";
+
+// KEYS: record. ARGV: field, value. Sets one field of an existing record.
+constexpr const char* kTouch = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+)lua";
+
+// KEYS: request id marker, key total, key day, key models day, account total.
+// ARGV: retention ms, model, check id (1/0), book key (1/0), book account (1/0), name/value pairs.
+constexpr const char* kUsageRecord = R"lua(
+if ARGV[3] == '1' then
+  if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+end
+for i = 6, #ARGV, 2 do
+  local f, v = ARGV[i], ARGV[i + 1]
+  if ARGV[4] == '1' then
+    redis.call('HINCRBY', KEYS[2], f, v)
+    redis.call('HINCRBY', KEYS[3], f, v)
+    redis.call('HINCRBY', KEYS[4], f .. ':' .. ARGV[2], v)
+  end
+  if ARGV[5] == '1' then
+    redis.call('HINCRBY', KEYS[5], f, v)
+  end
+end
+return 1
+)lua";
+
+// KEYS: lease zset (member holder, score expiry). ARGV: now, holder, limit, ttl.
+constexpr const char* kLeaseAcquire = R"lua(
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[3])
+local ttl = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local held = redis.call('ZSCORE', KEYS[1], ARGV[2])
+local n = redis.call('ZCARD', KEYS[1])
+if not held and limit > 0 and n >= limit then return {0, n} end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[2])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return {1, redis.call('ZCARD', KEYS[1])}
+)lua";
+
+// KEYS: lease zset. ARGV: now, holder, ttl.
+constexpr const char* kLeaseRenew = R"lua(
+local now = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[2])
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+)lua";
+
+// KEYS: window hash {end, requests, tokens}. ARGV: now, windowMs, maxRequests, maxTokens.
+constexpr const char* kWindowAdmit = R"lua(
+local now = tonumber(ARGV[1])
+local w = redis.call('HMGET', KEYS[1], 'end', 'requests', 'tokens')
+local e, r, t = tonumber(w[1]), tonumber(w[2]) or 0, tonumber(w[3]) or 0
+if not e or e <= now then
+  e = now + tonumber(ARGV[2])
+  r = 0
+  t = 0
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'end', e, 'requests', 0, 'tokens', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+local maxR, maxT = tonumber(ARGV[3]), tonumber(ARGV[4])
+if maxR > 0 and r >= maxR then return {0, r, t, e, 'requests'} end
+if maxT > 0 and t >= maxT then return {0, r, t, e, 'tokens'} end
+r = redis.call('HINCRBY', KEYS[1], 'requests', 1)
+return {1, r, t, e, ''}
+)lua";
+
+// KEYS: window hash. ARGV: now, tokens.
+constexpr const char* kWindowAddTokens = R"lua(
+local e = tonumber(redis.call('HGET', KEYS[1], 'end'))
+if not e or e <= tonumber(ARGV[1]) then return 0 end
+redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[2])
+return 1
+)lua";
+
+std::string sha1Hex(const std::string& s) {
+  unsigned char md[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), md);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : md) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
+std::string replyStr(const redisReply* r) {
+  if (r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
+                       r->type == REDIS_REPLY_ERROR)) {
+    return std::string(r->str, r->len);
+  }
+  return {};
+}
+
+int64_t toInt(const std::string& s) {
+  return s.empty() ? 0 : std::strtoll(s.c_str(), nullptr, 10);
+}
+
+int64_t replyInt(const redisReply* r) {
+  if (r == nullptr) {
+    return 0;
+  }
+  if (r->type == REDIS_REPLY_INTEGER) {
+    return r->integer;
+  }
+  return toInt(replyStr(r));
+}
+
+using Fields = std::map<std::string, std::string>;
+
+// HGETALL reply -> field map.
+Fields replyFields(const redisReply* r) {
+  Fields f;
+  if (r != nullptr && r->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+      f[replyStr(r->element[i])] = replyStr(r->element[i + 1]);
+    }
+  }
+  return f;
+}
+
+std::string field(const Fields& f, const char* k) {
+  auto it = f.find(k);
+  return it == f.end() ? std::string() : it->second;
+}
+
+std::string encodeList(const std::vector<std::string>& v) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartArray();
+  for (const std::string& s : v) {
+    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+  }
+  w.EndArray();
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+std::vector<std::string> decodeList(const std::string& text) {
+  std::vector<std::string> out;
+  rapidjson::Document d;
+  d.Parse(text.data(), text.size());
+  if (!d.HasParseError() && d.IsArray()) {
+    for (const auto& v : d.GetArray()) {
+      if (v.IsString()) {
+        out.emplace_back(v.GetString(), v.GetStringLength());
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> keyFields(const ApiKeyRecord& r) {
+  return {"id",
+          r.id,
+          "name",
+          r.name,
+          "hash",
+          r.hash,
+          "enabled",
+          r.enabled ? "1" : "0",
+          "createdAtMs",
+          std::to_string(r.createdAtMs),
+          "updatedAtMs",
+          std::to_string(r.updatedAtMs),
+          "expiresAtMs",
+          std::to_string(r.expiresAtMs),
+          "permissions",
+          encodeList(r.permissions),
+          "concurrencyLimit",
+          std::to_string(r.concurrencyLimit),
+          "rateWindowMinutes",
+          std::to_string(r.rateWindowMinutes),
+          "rateRequests",
+          std::to_string(r.rateRequests),
+          "rateTokens",
+          std::to_string(r.rateTokens),
+          "modelMode",
+          std::to_string(static_cast<int>(r.modelMode)),
+          "models",
+          encodeList(r.models)};
+}
+
+ApiKeyRecord keyFromFields(const Fields& f) {
+  ApiKeyRecord r;
+  r.id = field(f, "id");
+  r.name = field(f, "name");
+  r.hash = field(f, "hash");
+  r.enabled = field(f, "enabled") != "0";
+  r.createdAtMs = toInt(field(f, "createdAtMs"));
+  r.updatedAtMs = toInt(field(f, "updatedAtMs"));
+  r.expiresAtMs = toInt(field(f, "expiresAtMs"));
+  r.permissions = decodeList(field(f, "permissions"));
+  r.concurrencyLimit = toInt(field(f, "concurrencyLimit"));
+  r.rateWindowMinutes = toInt(field(f, "rateWindowMinutes"));
+  r.rateRequests = toInt(field(f, "rateRequests"));
+  r.rateTokens = toInt(field(f, "rateTokens"));
+  int64_t mode = toInt(field(f, "modelMode"));
+  r.modelMode =
+      mode >= 0 && mode <= 2 ? static_cast<ModelFilterMode>(mode) : ModelFilterMode::kNone;
+  r.models = decodeList(field(f, "models"));
+  return r;
+}
+
+std::vector<std::string> acctFields(const AccountRecord& r) {
+  return {"id",           r.id,
+          "name",         r.name,
+          "type",         r.type,
+          "baseUrl",      r.baseUrl,
+          "secretSealed", r.secretSealed,
+          "priority",     std::to_string(r.priority),
+          "schedulable",  r.schedulable ? "1" : "0",
+          "status",       r.status,
+          "statusReason", r.statusReason,
+          "createdAtMs",  std::to_string(r.createdAtMs),
+          "updatedAtMs",  std::to_string(r.updatedAtMs),
+          "lastUsedAtMs", std::to_string(r.lastUsedAtMs)};
+}
+
+AccountRecord acctFromFields(const Fields& f) {
+  AccountRecord r;
+  r.id = field(f, "id");
+  r.name = field(f, "name");
+  r.type = field(f, "type");
+  r.baseUrl = field(f, "baseUrl");
+  r.secretSealed = field(f, "secretSealed");
+  r.priority = toInt(field(f, "priority"));
+  r.schedulable = field(f, "schedulable") != "0";
+  r.status = field(f, "status");
+  r.statusReason = field(f, "statusReason");
+  r.createdAtMs = toInt(field(f, "createdAtMs"));
+  r.updatedAtMs = toInt(field(f, "updatedAtMs"));
+  r.lastUsedAtMs = toInt(field(f, "lastUsedAtMs"));
+  return r;
+}
+
+TokenCounts countsFromFields(const Fields& f) {
+  TokenCounts c;
+  for (const auto& tf : storage::kTokenFields) {
+    c.*tf.member = toInt(field(f, tf.name));
+  }
+  return c;
+}
+
+std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+class RedisStore;
+
+class RedisKeys final : public KeyStore {
+ public:
+  explicit RedisKeys(RedisStore& s) : s_(s) {}
+  Status create(const ApiKeyRecord& rec) override;
+  StatusOr<std::optional<ApiKeyRecord>> getById(const std::string& id) override;
+  StatusOr<std::optional<ApiKeyRecord>> getByHash(const std::string& hash) override;
+  StatusOr<std::vector<ApiKeyRecord>> list() override;
+  Status update(const ApiKeyRecord& rec) override;
+  Status remove(const std::string& id) override;
+
+ private:
+  RedisStore& s_;
+};
+
+class RedisAccounts final : public AccountStore {
+ public:
+  explicit RedisAccounts(RedisStore& s) : s_(s) {}
+  Status create(const AccountRecord& rec) override;
+  StatusOr<std::optional<AccountRecord>> get(const std::string& id) override;
+  StatusOr<std::vector<AccountRecord>> list() override;
+  Status update(const AccountRecord& rec) override;
+  Status remove(const std::string& id) override;
+  Status touchLastUsed(const std::string& id, int64_t unixMs) override;
+
+ private:
+  RedisStore& s_;
+};
+
+class RedisUsage final : public UsageStore {
+ public:
+  explicit RedisUsage(RedisStore& s) : s_(s) {}
+  StatusOr<bool> record(const UsageEvent& ev) override;
+  StatusOr<TokenCounts> keyTotal(const std::string& keyId) override;
+  StatusOr<TokenCounts> keyDaily(const std::string& keyId, const std::string& day) override;
+  StatusOr<std::map<std::string, TokenCounts>> keyModelsDaily(const std::string& keyId,
+                                                              const std::string& day) override;
+  StatusOr<TokenCounts> accountTotal(const std::string& accountId) override;
+
+ private:
+  StatusOr<TokenCounts> counts(const std::string& key);
+  RedisStore& s_;
+};
+
+class RedisLimits final : public LimitStore {
+ public:
+  explicit RedisLimits(RedisStore& s) : s_(s) {}
+  StatusOr<LeaseResult> acquireLease(const std::string& scope, const std::string& holder,
+                                     int64_t limit, int64_t ttlMs) override;
+  StatusOr<bool> renewLease(const std::string& scope, const std::string& holder,
+                            int64_t ttlMs) override;
+  Status releaseLease(const std::string& scope, const std::string& holder) override;
+  StatusOr<int64_t> leaseCount(const std::string& scope) override;
+  StatusOr<WindowResult> windowAdmit(const std::string& scope, int64_t windowMs,
+                                     int64_t maxRequests, int64_t maxTokens) override;
+  Status windowAddTokens(const std::string& scope, int64_t tokens) override;
+
+ private:
+  RedisStore& s_;
+};
+
+class RedisKv final : public KvStore {
+ public:
+  RedisKv(RedisStore& s, std::string ns) : s_(s), ns_(std::move(ns)) {}
+  StatusOr<std::optional<std::string>> get(const std::string& key) override;
+  Status set(const std::string& key, const std::string& value, int64_t ttlMs) override;
+  Status del(const std::string& key) override;
+
+ private:
+  RedisStore& s_;
+  std::string ns_;  // "set:" or "kv:"
+};
+
+class RedisStore final : public Store {
+ public:
+  RedisStore(storage::RedisEndpoint ep, std::string prefix, const Clock& clock)
+      : client_(std::move(ep)),
+        prefix_(std::move(prefix)),
+        clock_(clock),
+        keys_(*this),
+        accounts_(*this),
+        usage_(*this),
+        limits_(*this),
+        settings_(*this, "set:"),
+        pluginKv_(*this, "kv:") {}
+
+  const char* backendName() const override { return "redis"; }
+  Status ping() override {
+    auto r = cmd({"PING"});
+    return r ? Status::ok() : r.status();
+  }
+  KeyStore& keys() override { return keys_; }
+  AccountStore& accounts() override { return accounts_; }
+  UsageStore& usage() override { return usage_; }
+  LimitStore& limits() override { return limits_; }
+  KvStore& settings() override { return settings_; }
+  KvStore& pluginKv() override { return pluginKv_; }
+  uint64_t errorCount() const override { return errors_.load(); }
+
+  std::string k(const std::string& suffix) const { return prefix_ + suffix; }
+  int64_t now() const { return clock_.nowUnixMs(); }
+
+  // One command; an error reply becomes kUnavailable.
+  StatusOr<ReplyPtr> cmd(const std::vector<std::string>& argv) {
+    auto r = client_.command(argv);
+    if (!r) {
+      return fail(r.status(), argv.front());
+    }
+    if (r.value()->type == REDIS_REPLY_ERROR) {
+      return fail(unavailable("redis " + argv.front() + " failed: " + replyStr(r.value().get())),
+                  argv.front());
+    }
+    return r;
+  }
+
+  // Several commands in one round trip; any error reply fails the whole call.
+  StatusOr<std::vector<ReplyPtr>> pipe(const std::vector<std::vector<std::string>>& cmds) {
+    if (cmds.empty()) {
+      return std::vector<ReplyPtr>();
+    }
+    auto r = client_.pipeline(cmds);
+    if (!r) {
+      return fail(r.status(), cmds.front().front());
+    }
+    for (const ReplyPtr& rep : r.value()) {
+      if (rep->type == REDIS_REPLY_ERROR) {
+        return fail(unavailable("redis pipeline failed: " + replyStr(rep.get())),
+                    cmds.front().front());
+      }
+    }
+    return r;
+  }
+
+  // EVALSHA, and EVAL when the server does not have the script cached (restart, SCRIPT FLUSH).
+  StatusOr<ReplyPtr> eval(const Script& s, const std::vector<std::string>& keys,
+                          const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {"EVALSHA", s.sha, std::to_string(keys.size())};
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = client_.command(argv);
+    if (r && r.value()->type == REDIS_REPLY_ERROR &&
+        replyStr(r.value().get()).rfind("NOSCRIPT", 0) == 0) {
+      argv[0] = "EVAL";
+      argv[1] = s.body;
+      r = client_.command(argv);
+    }
+    if (!r) {
+      return fail(r.status(), s.name);
+    }
+    if (r.value()->type == REDIS_REPLY_ERROR) {
+      return fail(unavailable(std::string("redis script ") + s.name +
+                              " failed: " + replyStr(r.value().get())),
+                  s.name);
+    }
+    return r;
+  }
+
+  Status fail(Status st, const std::string& what) {
+    uint64_t n = ++errors_;
+    // Rate-limit the log: the first errors, then every 100th (a down Redis fails every request).
+    if (n <= 10 || n % 100 == 0) {
+      spdlog::warn("storage error #{} ({}): {}", n, what, st.message());
+    }
+    return st;
+  }
+
+  Script keyCreate_{"keyCreate", kKeyCreate, sha1Hex(kKeyCreate)};
+  Script keyUpdate_{"keyUpdate", kKeyUpdate, sha1Hex(kKeyUpdate)};
+  Script keyRemove_{"keyRemove", kKeyRemove, sha1Hex(kKeyRemove)};
+  Script keyByHash_{"keyByHash", kKeyByHash, sha1Hex(kKeyByHash)};
+  Script acctCreate_{"acctCreate", kAcctCreate, sha1Hex(kAcctCreate)};
+  Script replace_{"replace", kReplace, sha1Hex(kReplace)};
+  Script acctRemove_{"acctRemove", kAcctRemove, sha1Hex(kAcctRemove)};
+  Script touch_{"touch", kTouch, sha1Hex(kTouch)};
+  Script usageRecord_{"usageRecord", kUsageRecord, sha1Hex(kUsageRecord)};
+  Script leaseAcquire_{"leaseAcquire", kLeaseAcquire, sha1Hex(kLeaseAcquire)};
+  Script leaseRenew_{"leaseRenew", kLeaseRenew, sha1Hex(kLeaseRenew)};
+  Script windowAdmit_{"windowAdmit", kWindowAdmit, sha1Hex(kWindowAdmit)};
+  Script windowAddTokens_{"windowAddTokens", kWindowAddTokens, sha1Hex(kWindowAddTokens)};
+
+ private:
+  storage::RedisClient client_;
+  std::string prefix_;
+  const Clock& clock_;
+  std::atomic<uint64_t> errors_{0};
+  RedisKeys keys_;
+  RedisAccounts accounts_;
+  RedisUsage usage_;
+  RedisLimits limits_;
+  RedisKv settings_;
+  RedisKv pluginKv_;
+};
+
+// ---- Keys ---------------------------------------------------------------------------------------
+
+Status RedisKeys::create(const ApiKeyRecord& rec) {
+  auto r = s_.eval(s_.keyCreate_, {s_.k("key:" + rec.id), s_.k("keys:byhash"), s_.k("keys:ids")},
+                   concat({rec.id, rec.hash}, keyFields(rec)));
+  if (!r) {
+    return r.status();
+  }
+  std::string res = replyStr(r.value().get());
+  if (res == "id") {
+    return alreadyExists("key id " + rec.id + " already exists");
+  }
+  if (res == "hash") {
+    return alreadyExists("a key with the same hash already exists");
+  }
+  return Status::ok();
+}
+
+StatusOr<std::optional<ApiKeyRecord>> RedisKeys::getById(const std::string& id) {
+  auto r = s_.cmd({"HGETALL", s_.k("key:" + id)});
+  if (!r) {
+    return r.status();
+  }
+  Fields f = replyFields(r.value().get());
+  if (f.empty()) {
+    return std::optional<ApiKeyRecord>();
+  }
+  return std::optional<ApiKeyRecord>(keyFromFields(f));
+}
+
+StatusOr<std::optional<ApiKeyRecord>> RedisKeys::getByHash(const std::string& hash) {
+  auto r = s_.eval(s_.keyByHash_, {s_.k("keys:byhash")}, {hash, s_.k("key:")});
+  if (!r) {
+    return r.status();
+  }
+  Fields f = replyFields(r.value().get());
+  if (f.empty()) {
+    return std::optional<ApiKeyRecord>();
+  }
+  return std::optional<ApiKeyRecord>(keyFromFields(f));
+}
+
+StatusOr<std::vector<ApiKeyRecord>> RedisKeys::list() {
+  auto ids = s_.cmd({"SMEMBERS", s_.k("keys:ids")});
+  if (!ids) {
+    return ids.status();
+  }
+  std::vector<std::vector<std::string>> cmds;
+  for (size_t i = 0; i < ids.value()->elements; ++i) {
+    cmds.push_back({"HGETALL", s_.k("key:" + replyStr(ids.value()->element[i]))});
+  }
+  auto recs = s_.pipe(cmds);
+  if (!recs) {
+    return recs.status();
+  }
+  std::vector<ApiKeyRecord> out;
+  for (const ReplyPtr& r : recs.value()) {
+    Fields f = replyFields(r.get());
+    if (!f.empty()) {  // removed between SMEMBERS and HGETALL
+      out.push_back(keyFromFields(f));
+    }
+  }
+  storage::sortByCreated(&out);
+  return out;
+}
+
+Status RedisKeys::update(const ApiKeyRecord& rec) {
+  auto r = s_.eval(s_.keyUpdate_, {s_.k("key:" + rec.id)}, concat({rec.hash}, keyFields(rec)));
+  if (!r) {
+    return r.status();
+  }
+  std::string res = replyStr(r.value().get());
+  if (res == "missing") {
+    return notFound("key " + rec.id + " not found");
+  }
+  if (res == "hash") {
+    return invalidArgument("the hash of key " + rec.id + " may not change");
+  }
+  return Status::ok();
+}
+
+Status RedisKeys::remove(const std::string& id) {
+  auto r = s_.eval(s_.keyRemove_, {s_.k("key:" + id), s_.k("keys:byhash"), s_.k("keys:ids")}, {id});
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get()) == 1 ? Status::ok() : notFound("key " + id + " not found");
+}
+
+// ---- Accounts -----------------------------------------------------------------------------------
+
+Status RedisAccounts::create(const AccountRecord& rec) {
+  auto r = s_.eval(s_.acctCreate_, {s_.k("acct:" + rec.id), s_.k("accts:ids")},
+                   concat({rec.id}, acctFields(rec)));
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get()) == 1 ? Status::ok()
+                                        : alreadyExists("account " + rec.id + " already exists");
+}
+
+StatusOr<std::optional<AccountRecord>> RedisAccounts::get(const std::string& id) {
+  auto r = s_.cmd({"HGETALL", s_.k("acct:" + id)});
+  if (!r) {
+    return r.status();
+  }
+  Fields f = replyFields(r.value().get());
+  if (f.empty()) {
+    return std::optional<AccountRecord>();
+  }
+  return std::optional<AccountRecord>(acctFromFields(f));
+}
+
+StatusOr<std::vector<AccountRecord>> RedisAccounts::list() {
+  auto ids = s_.cmd({"SMEMBERS", s_.k("accts:ids")});
+  if (!ids) {
+    return ids.status();
+  }
+  std::vector<std::vector<std::string>> cmds;
+  for (size_t i = 0; i < ids.value()->elements; ++i) {
+    cmds.push_back({"HGETALL", s_.k("acct:" + replyStr(ids.value()->element[i]))});
+  }
+  auto recs = s_.pipe(cmds);
+  if (!recs) {
+    return recs.status();
+  }
+  std::vector<AccountRecord> out;
+  for (const ReplyPtr& r : recs.value()) {
+    Fields f = replyFields(r.get());
+    if (!f.empty()) {
+      out.push_back(acctFromFields(f));
+    }
+  }
+  storage::sortByCreated(&out);
+  return out;
+}
+
+Status RedisAccounts::update(const AccountRecord& rec) {
+  auto r = s_.eval(s_.replace_, {s_.k("acct:" + rec.id)}, acctFields(rec));
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get()) == 1 ? Status::ok()
+                                        : notFound("account " + rec.id + " not found");
+}
+
+Status RedisAccounts::remove(const std::string& id) {
+  auto r = s_.eval(s_.acctRemove_, {s_.k("acct:" + id), s_.k("accts:ids")}, {id});
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get()) == 1 ? Status::ok() : notFound("account " + id + " not found");
+}
+
+Status RedisAccounts::touchLastUsed(const std::string& id, int64_t unixMs) {
+  auto r = s_.eval(s_.touch_, {s_.k("acct:" + id)}, {"lastUsedAtMs", std::to_string(unixMs)});
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get()) == 1 ? Status::ok() : notFound("account " + id + " not found");
+}
+
+// ---- Usage --------------------------------------------------------------------------------------
+
+StatusOr<bool> RedisUsage::record(const UsageEvent& ev) {
+  std::string kd = ev.keyId + ":" + ev.day;
+  std::vector<std::string> args = {std::to_string(storage::kUsageIdRetentionMs), ev.model,
+                                   ev.requestId.empty() ? "0" : "1", ev.keyId.empty() ? "0" : "1",
+                                   ev.accountId.empty() ? "0" : "1"};
+  for (const auto& f : storage::kTokenFields) {
+    args.push_back(f.name);
+    args.push_back(std::to_string(ev.counts.*f.member));
+  }
+  auto r = s_.eval(
+      s_.usageRecord_,
+      {s_.k("usage:req:" + ev.requestId), s_.k("usage:key:" + ev.keyId), s_.k("usage:keyday:" + kd),
+       s_.k("usage:keymodels:" + kd), s_.k("usage:acct:" + ev.accountId)},
+      args);
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get()) == 1;
+}
+
+StatusOr<TokenCounts> RedisUsage::counts(const std::string& key) {
+  auto r = s_.cmd({"HGETALL", key});
+  if (!r) {
+    return r.status();
+  }
+  return countsFromFields(replyFields(r.value().get()));
+}
+
+StatusOr<TokenCounts> RedisUsage::keyTotal(const std::string& keyId) {
+  return counts(s_.k("usage:key:" + keyId));
+}
+
+StatusOr<TokenCounts> RedisUsage::keyDaily(const std::string& keyId, const std::string& day) {
+  return counts(s_.k("usage:keyday:" + keyId + ":" + day));
+}
+
+StatusOr<std::map<std::string, TokenCounts>> RedisUsage::keyModelsDaily(const std::string& keyId,
+                                                                        const std::string& day) {
+  auto r = s_.cmd({"HGETALL", s_.k("usage:keymodels:" + keyId + ":" + day)});
+  if (!r) {
+    return r.status();
+  }
+  std::map<std::string, TokenCounts> out;
+  for (const auto& [name, value] : replyFields(r.value().get())) {
+    // Field "<counter>:<model>": counter names have no ':', model names may.
+    size_t colon = name.find(':');
+    if (colon == std::string::npos) {
+      continue;
+    }
+    std::string counter = name.substr(0, colon);
+    TokenCounts& c = out[name.substr(colon + 1)];
+    for (const auto& f : storage::kTokenFields) {
+      if (counter == f.name) {
+        c.*f.member = toInt(value);
+      }
+    }
+  }
+  return out;
+}
+
+StatusOr<TokenCounts> RedisUsage::accountTotal(const std::string& accountId) {
+  return counts(s_.k("usage:acct:" + accountId));
+}
+
+// ---- Limits -------------------------------------------------------------------------------------
+
+StatusOr<LeaseResult> RedisLimits::acquireLease(const std::string& scope, const std::string& holder,
+                                                int64_t limit, int64_t ttlMs) {
+  auto r =
+      s_.eval(s_.leaseAcquire_, {s_.k("lease:" + scope)},
+              {std::to_string(s_.now()), holder, std::to_string(limit), std::to_string(ttlMs)});
+  if (!r) {
+    return r.status();
+  }
+  const redisReply* a = r.value().get();
+  if (a->type != REDIS_REPLY_ARRAY || a->elements != 2) {
+    return s_.fail(unavailable("redis script leaseAcquire returned an unexpected reply"),
+                   "leaseAcquire");
+  }
+  LeaseResult lr;
+  lr.acquired = replyInt(a->element[0]) == 1;
+  lr.count = replyInt(a->element[1]);
+  return lr;
+}
+
+StatusOr<bool> RedisLimits::renewLease(const std::string& scope, const std::string& holder,
+                                       int64_t ttlMs) {
+  auto r = s_.eval(s_.leaseRenew_, {s_.k("lease:" + scope)},
+                   {std::to_string(s_.now()), holder, std::to_string(ttlMs)});
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get()) == 1;
+}
+
+Status RedisLimits::releaseLease(const std::string& scope, const std::string& holder) {
+  auto r = s_.cmd({"ZREM", s_.k("lease:" + scope), holder});
+  return r ? Status::ok() : r.status();
+}
+
+StatusOr<int64_t> RedisLimits::leaseCount(const std::string& scope) {
+  auto r = s_.cmd({"ZCOUNT", s_.k("lease:" + scope), "(" + std::to_string(s_.now()), "+inf"});
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get());
+}
+
+StatusOr<WindowResult> RedisLimits::windowAdmit(const std::string& scope, int64_t windowMs,
+                                                int64_t maxRequests, int64_t maxTokens) {
+  auto r = s_.eval(s_.windowAdmit_, {s_.k("win:" + scope)},
+                   {std::to_string(s_.now()), std::to_string(windowMs), std::to_string(maxRequests),
+                    std::to_string(maxTokens)});
+  if (!r) {
+    return r.status();
+  }
+  const redisReply* a = r.value().get();
+  if (a->type != REDIS_REPLY_ARRAY || a->elements != 5) {
+    return s_.fail(unavailable("redis script windowAdmit returned an unexpected reply"),
+                   "windowAdmit");
+  }
+  WindowResult w;
+  w.allowed = replyInt(a->element[0]) == 1;
+  w.requests = replyInt(a->element[1]);
+  w.tokens = replyInt(a->element[2]);
+  w.windowEndMs = replyInt(a->element[3]);
+  w.limitedBy = replyStr(a->element[4]);
+  return w;
+}
+
+Status RedisLimits::windowAddTokens(const std::string& scope, int64_t tokens) {
+  auto r = s_.eval(s_.windowAddTokens_, {s_.k("win:" + scope)},
+                   {std::to_string(s_.now()), std::to_string(tokens)});
+  return r ? Status::ok() : r.status();
+}
+
+// ---- KV -----------------------------------------------------------------------------------------
+
+StatusOr<std::optional<std::string>> RedisKv::get(const std::string& key) {
+  auto r = s_.cmd({"GET", s_.k(ns_ + key)});
+  if (!r) {
+    return r.status();
+  }
+  if (r.value()->type == REDIS_REPLY_NIL) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(replyStr(r.value().get()));
+}
+
+Status RedisKv::set(const std::string& key, const std::string& value, int64_t ttlMs) {
+  std::vector<std::string> argv = {"SET", s_.k(ns_ + key), value};
+  if (ttlMs > 0) {
+    argv.push_back("PX");
+    argv.push_back(std::to_string(ttlMs));
+  }
+  auto r = s_.cmd(argv);
+  return r ? Status::ok() : r.status();
+}
+
+Status RedisKv::del(const std::string& key) {
+  auto r = s_.cmd({"DEL", s_.k(ns_ + key)});
+  return r ? Status::ok() : r.status();
+}
+
+}  // namespace
+
+StatusOr<StorePtr> openRedisStore(const RedisOptions& opts, const Clock& clock) {
+  auto ep = storage::parseRedisUrl(opts.url, opts.password, opts.db);
+  if (!ep) {
+    return ep.status();
+  }
+  ep->poolSize = opts.poolSize;
+  ep->connectTimeoutMs = opts.connectTimeoutMs;
+  ep->commandTimeoutMs = opts.commandTimeoutMs;
+  auto store = std::make_unique<RedisStore>(std::move(ep.value()), opts.keyPrefix, clock);
+  // Fail at start-up on a wrong address or password, rather than on the first request.
+  Status s = store->ping();
+  if (!s) {
+    return s;
+  }
+  return StorePtr(std::move(store));
+}
+
+}  // namespace rg

@@ -1,0 +1,42 @@
+#pragma once
+// Helpers shared by the storage backends (not part of the Store contract).
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "storage/store.h"
+
+namespace rg::storage {
+
+// The six counters of TokenCounts by name, so that both backends encode them the same way.
+struct TokenField {
+  const char* name;
+  int64_t TokenCounts::*member;
+};
+inline constexpr TokenField kTokenFields[] = {
+    {"requests", &TokenCounts::requests},
+    {"inputTokens", &TokenCounts::inputTokens},
+    {"outputTokens", &TokenCounts::outputTokens},
+    {"cacheCreate5mTokens", &TokenCounts::cacheCreate5mTokens},
+    {"cacheCreate1hTokens", &TokenCounts::cacheCreate1hTokens},
+    {"cacheReadTokens", &TokenCounts::cacheReadTokens},
+};
+
+// How long (and how many) usage request ids are remembered for idempotency. A retry of the same
+// request id after this is booked again; callers retry within seconds, so a week is generous.
+inline constexpr int64_t kUsageIdRetentionMs = 7LL * 24 * 3600 * 1000;
+inline constexpr size_t kUsageIdMaxCount = 1'000'000;  // embedded only: bounds memory
+
+// list() order of the contract: createdAtMs, then id.
+template <typename Rec>
+void sortByCreated(std::vector<Rec>* recs) {
+  std::sort(recs->begin(), recs->end(), [](const Rec& a, const Rec& b) {
+    if (a.createdAtMs != b.createdAtMs) {
+      return a.createdAtMs < b.createdAtMs;
+    }
+    return a.id < b.id;
+  });
+}
+
+}  // namespace rg::storage

@@ -1,0 +1,1102 @@
+// One conformance suite for both Store backends (embedded in a temp dir, redis against a real
+// redis-server), plus tests of what only one backend has: the journal and its lock, reconnects,
+// prefixes and passwords.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+
+#include "fakes/redis_harness.h"
+#include "fakes/support.h"
+#include "storage/store.h"
+
+namespace rgtest {
+namespace {
+
+using rg::Code;
+
+// Polls `cond` until it holds or `ms` pass.
+bool eventually(const std::function<bool()>& cond, int ms = 10000) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) {
+      return true;
+    }
+    std::this_thread::yield();
+  }
+  return cond();
+}
+
+std::string uniquePrefix() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string p =
+      "ct" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "." + info->name() + ":";
+  for (char& c : p) {
+    if (c == '/') {
+      c = '_';
+    }
+  }
+  return p;
+}
+
+rg::ApiKeyRecord makeKey(const std::string& id, const std::string& hash, int64_t createdAt) {
+  rg::ApiKeyRecord r;
+  r.id = id;
+  r.name = "key " + id;
+  r.hash = hash;
+  r.createdAtMs = createdAt;
+  r.updatedAtMs = createdAt;
+  r.expiresAtMs = createdAt + 1000;
+  r.permissions = {"claude", "gemini"};
+  r.concurrencyLimit = 3;
+  r.rateWindowMinutes = 5;
+  r.rateRequests = 10;
+  r.rateTokens = 10000;
+  r.modelMode = rg::ModelFilterMode::kDeny;
+  r.models = {"claude-opus-4", "name with \"quotes\"\nand newline"};
+  return r;
+}
+
+void expectSameKey(const rg::ApiKeyRecord& a, const rg::ApiKeyRecord& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.hash, b.hash);
+  EXPECT_EQ(a.enabled, b.enabled);
+  EXPECT_EQ(a.createdAtMs, b.createdAtMs);
+  EXPECT_EQ(a.updatedAtMs, b.updatedAtMs);
+  EXPECT_EQ(a.expiresAtMs, b.expiresAtMs);
+  EXPECT_EQ(a.permissions, b.permissions);
+  EXPECT_EQ(a.concurrencyLimit, b.concurrencyLimit);
+  EXPECT_EQ(a.rateWindowMinutes, b.rateWindowMinutes);
+  EXPECT_EQ(a.rateRequests, b.rateRequests);
+  EXPECT_EQ(a.rateTokens, b.rateTokens);
+  EXPECT_EQ(a.modelMode, b.modelMode);
+  EXPECT_EQ(a.models, b.models);
+}
+
+rg::AccountRecord makeAccount(const std::string& id, int64_t createdAt) {
+  rg::AccountRecord r;
+  r.id = id;
+  r.name = "acct " + id;
+  r.type = "claude-console";
+  r.baseUrl = "https://api.example.test";
+  r.secretSealed = "v1:abcd:c2VhbGVk";
+  r.priority = 20;
+  r.schedulable = false;
+  r.status = "error";
+  r.statusReason = "upstream said 401";
+  r.createdAtMs = createdAt;
+  r.updatedAtMs = createdAt + 1;
+  r.lastUsedAtMs = 0;
+  return r;
+}
+
+void expectSameAccount(const rg::AccountRecord& a, const rg::AccountRecord& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.type, b.type);
+  EXPECT_EQ(a.baseUrl, b.baseUrl);
+  EXPECT_EQ(a.secretSealed, b.secretSealed);
+  EXPECT_EQ(a.priority, b.priority);
+  EXPECT_EQ(a.schedulable, b.schedulable);
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_EQ(a.statusReason, b.statusReason);
+  EXPECT_EQ(a.createdAtMs, b.createdAtMs);
+  EXPECT_EQ(a.updatedAtMs, b.updatedAtMs);
+  EXPECT_EQ(a.lastUsedAtMs, b.lastUsedAtMs);
+}
+
+rg::UsageEvent makeEvent(const std::string& rid, const std::string& key, const std::string& acct,
+                         const std::string& model, const std::string& day, int64_t base) {
+  rg::UsageEvent ev;
+  ev.requestId = rid;
+  ev.keyId = key;
+  ev.accountId = acct;
+  ev.model = model;
+  ev.day = day;
+  ev.unixMs = 1'700'000'000'000;
+  ev.counts.requests = 1;
+  ev.counts.inputTokens = base;
+  ev.counts.outputTokens = base * 2;
+  ev.counts.cacheCreate5mTokens = base * 3;
+  ev.counts.cacheCreate1hTokens = base * 4;
+  ev.counts.cacheReadTokens = base * 5;
+  return ev;
+}
+
+rg::TokenCounts countsOf(int64_t requests, int64_t base) {
+  rg::TokenCounts c;
+  c.requests = requests;
+  c.inputTokens = base;
+  c.outputTokens = base * 2;
+  c.cacheCreate5mTokens = base * 3;
+  c.cacheCreate1hTokens = base * 4;
+  c.cacheReadTokens = base * 5;
+  return c;
+}
+
+// ---- The shared suite ---------------------------------------------------------------------------
+
+class Conformance : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void TearDownTestSuite() {
+    delete redis_;
+    redis_ = nullptr;
+  }
+
+  void SetUp() override {
+    if (GetParam() == "redis" && redis_ == nullptr) {
+      redis_ = new RedisServer();  // once per suite, shared; each test has its own prefix
+    }
+    store_ = open();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  rg::StorePtr open() {
+    rg::StatusOr<rg::StorePtr> s = rg::Status(Code::kInternal, "unset");
+    if (GetParam() == "redis") {
+      rg::RedisOptions o;
+      o.url = redis_->url();
+      o.keyPrefix = uniquePrefix();
+      o.poolSize = 4;
+      s = rg::openRedisStore(o, clock_);
+    } else {
+      rg::EmbeddedOptions o;
+      o.dataDir = dir_.file("data");
+      s = rg::openEmbeddedStore(o, clock_);
+    }
+    EXPECT_TRUE(s) << s.status().toString();
+    return s ? std::move(s.value()) : nullptr;
+  }
+
+  static RedisServer* redis_;
+  rg::ManualClock clock_;
+  TempDir dir_;
+  rg::StorePtr store_;
+};
+
+RedisServer* Conformance::redis_ = nullptr;
+
+TEST_P(Conformance, BackendNameAndPing) {
+  EXPECT_EQ(std::string(store_->backendName()), GetParam());
+  EXPECT_TRUE(store_->ping());
+  EXPECT_EQ(store_->errorCount(), 0u);
+}
+
+TEST_P(Conformance, KeyCreateGetListUpdateRemove) {
+  rg::KeyStore& keys = store_->keys();
+  auto a = makeKey("id-b", "hash-a", 200);
+  auto b = makeKey("id-a", "hash-b", 200);  // same createdAt: ordered by id
+  auto c = makeKey("id-c", "hash-c", 100);
+  ASSERT_TRUE(keys.create(a));
+  ASSERT_TRUE(keys.create(b));
+  ASSERT_TRUE(keys.create(c));
+
+  auto byId = keys.getById("id-b");
+  ASSERT_TRUE(byId);
+  ASSERT_TRUE(byId->has_value());
+  expectSameKey(**byId, a);
+  auto byHash = keys.getByHash("hash-b");
+  ASSERT_TRUE(byHash);
+  ASSERT_TRUE(byHash->has_value());
+  expectSameKey(**byHash, b);
+
+  auto list = keys.list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 3u);
+  EXPECT_EQ((*list)[0].id, "id-c");
+  EXPECT_EQ((*list)[1].id, "id-a");
+  EXPECT_EQ((*list)[2].id, "id-b");
+
+  a.name = "renamed";
+  a.enabled = false;
+  a.models = {};
+  a.permissions = {"claude"};
+  a.modelMode = rg::ModelFilterMode::kAllow;
+  ASSERT_TRUE(keys.update(a));
+  auto updated = keys.getByHash("hash-a");
+  ASSERT_TRUE(updated && updated->has_value());
+  expectSameKey(**updated, a);
+
+  auto changedHash = a;
+  changedHash.hash = "hash-z";
+  EXPECT_EQ(keys.update(changedHash).code(), Code::kInvalidArgument);
+  EXPECT_EQ(keys.update(makeKey("nope", "hash-n", 1)).code(), Code::kNotFound);
+
+  ASSERT_TRUE(keys.remove("id-b"));
+  EXPECT_EQ(keys.remove("id-b").code(), Code::kNotFound);
+  auto gone = keys.getById("id-b");
+  ASSERT_TRUE(gone);
+  EXPECT_FALSE(gone->has_value());
+  auto goneHash = keys.getByHash("hash-a");
+  ASSERT_TRUE(goneHash);
+  EXPECT_FALSE(goneHash->has_value());
+  list = keys.list();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 2u);
+  // The hash of a removed key is free again.
+  EXPECT_TRUE(keys.create(makeKey("id-d", "hash-a", 300)));
+}
+
+TEST_P(Conformance, KeyDuplicatesAndMissing) {
+  rg::KeyStore& keys = store_->keys();
+  ASSERT_TRUE(keys.create(makeKey("k1", "h1", 1)));
+  EXPECT_EQ(keys.create(makeKey("k1", "h2", 1)).code(), Code::kAlreadyExists);
+  EXPECT_EQ(keys.create(makeKey("k2", "h1", 1)).code(), Code::kAlreadyExists);
+  auto k2 = keys.getById("k2");
+  ASSERT_TRUE(k2);
+  EXPECT_FALSE(k2->has_value());  // a rejected create leaves nothing behind
+  auto h2 = keys.getByHash("h2");
+  ASSERT_TRUE(h2);
+  EXPECT_FALSE(h2->has_value());
+  auto none = keys.getByHash("unknown");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST_P(Conformance, AccountCrudAndTouch) {
+  rg::AccountStore& accts = store_->accounts();
+  auto a = makeAccount("acct-2", 50);
+  auto b = makeAccount("acct-1", 60);
+  ASSERT_TRUE(accts.create(a));
+  ASSERT_TRUE(accts.create(b));
+  EXPECT_EQ(accts.create(a).code(), Code::kAlreadyExists);
+
+  auto got = accts.get("acct-2");
+  ASSERT_TRUE(got && got->has_value());
+  expectSameAccount(**got, a);
+  auto list = accts.list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].id, "acct-2");
+  EXPECT_EQ((*list)[1].id, "acct-1");
+
+  a.status = "active";
+  a.statusReason = "";
+  a.schedulable = true;
+  a.priority = 1;
+  ASSERT_TRUE(accts.update(a));
+  got = accts.get("acct-2");
+  ASSERT_TRUE(got && got->has_value());
+  expectSameAccount(**got, a);
+  EXPECT_EQ(accts.update(makeAccount("missing", 1)).code(), Code::kNotFound);
+
+  ASSERT_TRUE(accts.touchLastUsed("acct-2", 1'700'000'123'456));
+  got = accts.get("acct-2");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ((*got)->lastUsedAtMs, 1'700'000'123'456);
+  EXPECT_EQ((*got)->name, a.name);
+  EXPECT_EQ(accts.touchLastUsed("missing", 5).code(), Code::kNotFound);
+
+  ASSERT_TRUE(accts.remove("acct-2"));
+  EXPECT_EQ(accts.remove("acct-2").code(), Code::kNotFound);
+  got = accts.get("acct-2");
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->has_value());
+  list = accts.list();
+  ASSERT_TRUE(list);
+  EXPECT_EQ(list->size(), 1u);
+}
+
+TEST_P(Conformance, UsageAggregatesAndIdempotency) {
+  rg::UsageStore& u = store_->usage();
+  auto e1 = makeEvent("req-1", "key-1", "acct-1", "claude-sonnet", "2025-01-01", 10);
+  auto e2 = makeEvent("req-2", "key-1", "acct-1", "claude-haiku", "2025-01-01", 100);
+  auto e3 = makeEvent("req-3", "key-1", "acct-2", "claude-sonnet", "2025-01-02", 1000);
+  auto r1 = u.record(e1);
+  ASSERT_TRUE(r1);
+  EXPECT_TRUE(*r1);
+  ASSERT_TRUE(u.record(e2));
+  ASSERT_TRUE(u.record(e3));
+
+  // The same request id again books nothing, even with other counts.
+  auto again = e1;
+  again.counts.inputTokens = 999999;
+  auto r1b = u.record(again);
+  ASSERT_TRUE(r1b);
+  EXPECT_FALSE(*r1b);
+
+  auto total = u.keyTotal("key-1");
+  ASSERT_TRUE(total);
+  EXPECT_EQ(*total, countsOf(3, 1110));
+  EXPECT_EQ(total->allTokens(), 1110 * 15);
+  auto day1 = u.keyDaily("key-1", "2025-01-01");
+  ASSERT_TRUE(day1);
+  EXPECT_EQ(*day1, countsOf(2, 110));
+  auto day2 = u.keyDaily("key-1", "2025-01-02");
+  ASSERT_TRUE(day2);
+  EXPECT_EQ(*day2, countsOf(1, 1000));
+  auto models = u.keyModelsDaily("key-1", "2025-01-01");
+  ASSERT_TRUE(models);
+  ASSERT_EQ(models->size(), 2u);
+  EXPECT_EQ(models->at("claude-sonnet"), countsOf(1, 10));
+  EXPECT_EQ(models->at("claude-haiku"), countsOf(1, 100));
+  auto a1 = u.accountTotal("acct-1");
+  ASSERT_TRUE(a1);
+  EXPECT_EQ(*a1, countsOf(2, 110));
+  auto a2 = u.accountTotal("acct-2");
+  ASSERT_TRUE(a2);
+  EXPECT_EQ(*a2, countsOf(1, 1000));
+
+  // Unknown ids are zero, not errors.
+  auto none = u.keyTotal("nobody");
+  ASSERT_TRUE(none);
+  EXPECT_EQ(*none, rg::TokenCounts());
+  auto noModels = u.keyModelsDaily("key-1", "1999-01-01");
+  ASSERT_TRUE(noModels);
+  EXPECT_TRUE(noModels->empty());
+}
+
+TEST_P(Conformance, UsageModelNamesWithColons) {
+  auto ev = makeEvent("req-x", "key-9", "acct-9", "vendor:model:v2", "2025-02-02", 7);
+  ASSERT_TRUE(store_->usage().record(ev));
+  auto models = store_->usage().keyModelsDaily("key-9", "2025-02-02");
+  ASSERT_TRUE(models);
+  ASSERT_EQ(models->size(), 1u);
+  EXPECT_EQ(models->at("vendor:model:v2"), countsOf(1, 7));
+}
+
+TEST_P(Conformance, LeaseLimitReleaseRenewExpiry) {
+  rg::LimitStore& l = store_->limits();
+  for (int i = 0; i < 3; ++i) {
+    auto r = l.acquireLease("key:k", "h" + std::to_string(i), 3, 10000);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->acquired);
+    EXPECT_EQ(r->count, i + 1);
+  }
+  auto full = l.acquireLease("key:k", "h3", 3, 10000);
+  ASSERT_TRUE(full);
+  EXPECT_FALSE(full->acquired);
+  EXPECT_EQ(full->count, 3);
+  // A holder asking again keeps its single slot.
+  auto again = l.acquireLease("key:k", "h0", 3, 10000);
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->acquired);
+  EXPECT_EQ(again->count, 3);
+
+  ASSERT_TRUE(l.releaseLease("key:k", "h1"));
+  auto cnt = l.leaseCount("key:k");
+  ASSERT_TRUE(cnt);
+  EXPECT_EQ(*cnt, 2);
+  auto now = l.acquireLease("key:k", "h3", 3, 10000);
+  ASSERT_TRUE(now);
+  EXPECT_TRUE(now->acquired);
+
+  // Another scope is independent; limit <= 0 is unlimited.
+  for (int i = 0; i < 10; ++i) {
+    auto r = l.acquireLease("other", "x" + std::to_string(i), 0, 10000);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->acquired);
+  }
+  cnt = l.leaseCount("other");
+  ASSERT_TRUE(cnt);
+  EXPECT_EQ(*cnt, 10);
+
+  // Expiry: h0 renewed at +6 s lives to +16 s; the others (expiring at +10 s) die.
+  clock_.advanceMs(6000);
+  auto renewed = l.renewLease("key:k", "h0", 10000);
+  ASSERT_TRUE(renewed);
+  EXPECT_TRUE(*renewed);
+  clock_.advanceMs(4001);
+  cnt = l.leaseCount("key:k");
+  ASSERT_TRUE(cnt);
+  EXPECT_EQ(*cnt, 1);
+  auto dead = l.renewLease("key:k", "h2", 10000);
+  ASSERT_TRUE(dead);
+  EXPECT_FALSE(*dead);
+  clock_.advanceMs(6000);
+  cnt = l.leaseCount("key:k");
+  ASSERT_TRUE(cnt);
+  EXPECT_EQ(*cnt, 0);
+  // A slot freed by expiry can be taken.
+  auto fresh = l.acquireLease("key:k", "h9", 1, 10000);
+  ASSERT_TRUE(fresh);
+  EXPECT_TRUE(fresh->acquired);
+  EXPECT_EQ(fresh->count, 1);
+  // Releasing what is not held is fine.
+  EXPECT_TRUE(l.releaseLease("key:k", "never"));
+  EXPECT_TRUE(l.releaseLease("no-scope", "never"));
+}
+
+TEST_P(Conformance, ConcurrentAcquireNeverExceedsLimit) {
+  constexpr int kThreads = 16;
+  constexpr int kLimit = 5;
+  constexpr int kRounds = 40;
+  std::atomic<int> inFlight{0};
+  std::atomic<int> maxInFlight{0};
+  std::atomic<int> acquiredTotal{0};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        std::string holder = "t" + std::to_string(t) + "-" + std::to_string(i);
+        auto r = store_->limits().acquireLease("key:conc", holder, kLimit, 60000);
+        if (!r) {
+          errors++;
+          continue;
+        }
+        if (!r->acquired) {
+          continue;
+        }
+        if (r->count > kLimit) {
+          errors++;
+        }
+        int n = ++inFlight;
+        int seen = maxInFlight.load();
+        while (n > seen && !maxInFlight.compare_exchange_weak(seen, n)) {
+        }
+        acquiredTotal++;
+        std::this_thread::yield();
+        --inFlight;
+        if (!store_->limits().releaseLease("key:conc", holder)) {
+          errors++;
+        }
+      }
+    });
+  }
+  // And a burst that holds: exactly kLimit of 16 distinct holders get in.
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_LE(maxInFlight.load(), kLimit);
+  EXPECT_GT(acquiredTotal.load(), 0);
+
+  std::atomic<int> got{0};
+  threads.clear();
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto r = store_->limits().acquireLease("key:burst", "b" + std::to_string(t), kLimit, 60000);
+      if (r && r->acquired) {
+        got++;
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(got.load(), kLimit);
+  auto cnt = store_->limits().leaseCount("key:burst");
+  ASSERT_TRUE(cnt);
+  EXPECT_EQ(*cnt, kLimit);
+}
+
+TEST_P(Conformance, WindowRequestCapAndReset) {
+  rg::LimitStore& l = store_->limits();
+  int64_t start = clock_.nowUnixMs();
+  for (int i = 1; i <= 3; ++i) {
+    auto w = l.windowAdmit("key:w", 60000, 3, 0);
+    ASSERT_TRUE(w);
+    EXPECT_TRUE(w->allowed);
+    EXPECT_EQ(w->requests, i);
+    EXPECT_EQ(w->windowEndMs, start + 60000);
+  }
+  clock_.advanceMs(1000);
+  auto denied = l.windowAdmit("key:w", 60000, 3, 0);
+  ASSERT_TRUE(denied);
+  EXPECT_FALSE(denied->allowed);
+  EXPECT_EQ(denied->limitedBy, "requests");
+  EXPECT_EQ(denied->requests, 3);
+  EXPECT_EQ(denied->windowEndMs, start + 60000);  // fixed window from the first request
+
+  clock_.advanceMs(59000);  // the window has ended
+  auto fresh = l.windowAdmit("key:w", 60000, 3, 0);
+  ASSERT_TRUE(fresh);
+  EXPECT_TRUE(fresh->allowed);
+  EXPECT_EQ(fresh->requests, 1);
+  EXPECT_EQ(fresh->tokens, 0);
+  EXPECT_EQ(fresh->windowEndMs, start + 60000 + 60000);
+}
+
+TEST_P(Conformance, WindowTokenCap) {
+  rg::LimitStore& l = store_->limits();
+  // No window open: adding tokens is a no-op.
+  ASSERT_TRUE(l.windowAddTokens("key:t", 500));
+  auto w = l.windowAdmit("key:t", 60000, 0, 1000);
+  ASSERT_TRUE(w);
+  EXPECT_TRUE(w->allowed);
+  EXPECT_EQ(w->tokens, 0);
+  ASSERT_TRUE(l.windowAddTokens("key:t", 600));
+  w = l.windowAdmit("key:t", 60000, 0, 1000);
+  ASSERT_TRUE(w);
+  EXPECT_TRUE(w->allowed);
+  EXPECT_EQ(w->tokens, 600);
+  EXPECT_EQ(w->requests, 2);
+  ASSERT_TRUE(l.windowAddTokens("key:t", 400));
+  w = l.windowAdmit("key:t", 60000, 0, 1000);
+  ASSERT_TRUE(w);
+  EXPECT_FALSE(w->allowed);
+  EXPECT_EQ(w->limitedBy, "tokens");
+  EXPECT_EQ(w->tokens, 1000);
+  EXPECT_EQ(w->requests, 2);
+
+  clock_.advanceMs(60000);
+  // After the window ends, tokens are not added to a dead window, and a new window starts empty.
+  ASSERT_TRUE(l.windowAddTokens("key:t", 5000));
+  w = l.windowAdmit("key:t", 60000, 0, 1000);
+  ASSERT_TRUE(w);
+  EXPECT_TRUE(w->allowed);
+  EXPECT_EQ(w->tokens, 0);
+  // Leases and windows with the same scope name do not collide.
+  auto lease = l.acquireLease("key:t", "h", 1, 1000);
+  ASSERT_TRUE(lease);
+  EXPECT_TRUE(lease->acquired);
+}
+
+TEST_P(Conformance, KvAndSettings) {
+  for (rg::KvStore* kv : {&store_->settings(), &store_->pluginKv()}) {
+    auto missing = kv->get("a");
+    ASSERT_TRUE(missing);
+    EXPECT_FALSE(missing->has_value());
+    std::string binary("bin\0ary\n\xff", 9);
+    ASSERT_TRUE(kv->set("a", binary, 0));
+    auto got = kv->get("a");
+    ASSERT_TRUE(got && got->has_value());
+    EXPECT_EQ(**got, binary);
+    ASSERT_TRUE(kv->set("a", "two", 0));
+    got = kv->get("a");
+    ASSERT_TRUE(got && got->has_value());
+    EXPECT_EQ(**got, "two");
+    ASSERT_TRUE(kv->del("a"));
+    got = kv->get("a");
+    ASSERT_TRUE(got);
+    EXPECT_FALSE(got->has_value());
+    EXPECT_TRUE(kv->del("never-set"));
+  }
+  // The two namespaces are separate.
+  ASSERT_TRUE(store_->settings().set("same", "settings", 0));
+  ASSERT_TRUE(store_->pluginKv().set("same", "plugin", 0));
+  auto s = store_->settings().get("same");
+  ASSERT_TRUE(s && s->has_value());
+  EXPECT_EQ(**s, "settings");
+}
+
+TEST_P(Conformance, KvTtlExpires) {
+  rg::KvStore& kv = store_->pluginKv();
+  ASSERT_TRUE(kv.set("ttl", "v", 300));
+  ASSERT_TRUE(kv.set("forever", "v", 0));
+  auto got = kv.get("ttl");
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->has_value());
+  // The embedded backend expires by the injected clock; Redis by its own clock (real time).
+  clock_.advanceMs(301);
+  EXPECT_TRUE(eventually([&] {
+    auto g = kv.get("ttl");
+    return g && !g->has_value();
+  }));
+  auto forever = kv.get("forever");
+  ASSERT_TRUE(forever);
+  EXPECT_TRUE(forever->has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Conformance, ::testing::Values("embedded", "redis"),
+                         [](const auto& p) { return p.param; });
+
+// ---- Embedded only ------------------------------------------------------------------------------
+
+class EmbeddedConformance : public ::testing::Test {
+ protected:
+  rg::StatusOr<rg::StorePtr> open(int64_t compactBytes = 0, bool fsync = false) {
+    rg::EmbeddedOptions o;
+    o.dataDir = dataDir();
+    o.fsyncEachWrite = fsync;
+    o.compactThresholdBytes = compactBytes;
+    return rg::openEmbeddedStore(o, clock_);
+  }
+  std::string dataDir() const { return dir_.file("data"); }
+  std::string journal() const { return dataDir() + "/journal.jsonl"; }
+
+  // Writes one of everything durable.
+  static void writeAll(rg::Store& s) {
+    ASSERT_TRUE(s.keys().create(makeKey("k1", "h1", 10)));
+    ASSERT_TRUE(s.keys().create(makeKey("k2", "h2", 20)));
+    ASSERT_TRUE(s.keys().remove("k2"));
+    ASSERT_TRUE(s.accounts().create(makeAccount("a1", 10)));
+    ASSERT_TRUE(s.accounts().touchLastUsed("a1", 777));
+    ASSERT_TRUE(s.usage().record(makeEvent("r1", "k1", "a1", "m1", "2025-01-01", 10)));
+    ASSERT_TRUE(s.usage().record(makeEvent("r2", "k1", "a1", "m2", "2025-01-01", 20)));
+    ASSERT_TRUE(s.settings().set("site", "relaygate", 0));
+    ASSERT_TRUE(s.pluginKv().set("claude/token", "abc", 0));
+    ASSERT_TRUE(s.pluginKv().set("gone", "x", 0));
+    ASSERT_TRUE(s.pluginKv().del("gone"));
+  }
+
+  static void checkAll(rg::Store& s) {
+    auto k1 = s.keys().getByHash("h1");
+    ASSERT_TRUE(k1 && k1->has_value());
+    expectSameKey(**k1, makeKey("k1", "h1", 10));
+    auto k2 = s.keys().getById("k2");
+    ASSERT_TRUE(k2);
+    EXPECT_FALSE(k2->has_value());
+    auto a1 = s.accounts().get("a1");
+    ASSERT_TRUE(a1 && a1->has_value());
+    EXPECT_EQ((*a1)->lastUsedAtMs, 777);
+    EXPECT_EQ((*a1)->secretSealed, makeAccount("a1", 10).secretSealed);
+    auto total = s.usage().keyTotal("k1");
+    ASSERT_TRUE(total);
+    EXPECT_EQ(*total, countsOf(2, 30));
+    auto models = s.usage().keyModelsDaily("k1", "2025-01-01");
+    ASSERT_TRUE(models);
+    EXPECT_EQ(models->size(), 2u);
+    auto acct = s.usage().accountTotal("a1");
+    ASSERT_TRUE(acct);
+    EXPECT_EQ(*acct, countsOf(2, 30));
+    // The booked request ids survive too: a retry after restart books nothing.
+    auto again = s.usage().record(makeEvent("r1", "k1", "a1", "m1", "2025-01-01", 10));
+    ASSERT_TRUE(again);
+    EXPECT_FALSE(*again);
+    auto site = s.settings().get("site");
+    ASSERT_TRUE(site && site->has_value());
+    EXPECT_EQ(**site, "relaygate");
+    auto tok = s.pluginKv().get("claude/token");
+    ASSERT_TRUE(tok && tok->has_value());
+    EXPECT_EQ(**tok, "abc");
+    auto gone = s.pluginKv().get("gone");
+    ASSERT_TRUE(gone);
+    EXPECT_FALSE(gone->has_value());
+  }
+
+  rg::ManualClock clock_;
+  TempDir dir_;
+};
+
+TEST_F(EmbeddedConformance, DurableAcrossReopen) {
+  for (bool fsync : {false, true}) {
+    TempDir fresh;
+    rg::EmbeddedOptions o;
+    o.dataDir = fresh.file("d");
+    o.fsyncEachWrite = fsync;
+    {
+      auto s = rg::openEmbeddedStore(o, clock_);
+      ASSERT_TRUE(s) << s.status().toString();
+      writeAll(**s);
+    }
+    auto s = rg::openEmbeddedStore(o, clock_);
+    ASSERT_TRUE(s) << s.status().toString();
+    checkAll(**s);
+  }
+}
+
+TEST_F(EmbeddedConformance, EphemeralStateIsNotDurable) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE((*s)->limits().acquireLease("key:x", "h", 1, 60000));
+    ASSERT_TRUE((*s)->limits().windowAdmit("key:x", 60000, 1, 0));
+  }
+  auto s = open();
+  ASSERT_TRUE(s);
+  auto lease = (*s)->limits().acquireLease("key:x", "other", 1, 60000);
+  ASSERT_TRUE(lease);
+  EXPECT_TRUE(lease->acquired);
+}
+
+TEST_F(EmbeddedConformance, TtlKvSurvivesReopenUntilItExpires) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s);
+    ASSERT_TRUE((*s)->pluginKv().set("t", "v", 10000));
+  }
+  auto s = open();
+  ASSERT_TRUE(s);
+  auto got = (*s)->pluginKv().get("t");
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->has_value());
+  clock_.advanceMs(10000);
+  got = (*s)->pluginKv().get("t");
+  ASSERT_TRUE(got);
+  EXPECT_FALSE(got->has_value());
+}
+
+TEST_F(EmbeddedConformance, TornLastLineIsIgnored) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s);
+    writeAll(**s);
+  }
+  // A crash mid-write leaves half a record without its newline.
+  {
+    std::ofstream out(journal(), std::ios::app | std::ios::binary);
+    out << R"({"op":"key.put","rec":{"id":"torn","hash":"ht","na)";
+  }
+  {
+    auto s = open();
+    ASSERT_TRUE(s) << s.status().toString();
+    checkAll(**s);
+    auto torn = (*s)->keys().getById("torn");
+    ASSERT_TRUE(torn);
+    EXPECT_FALSE(torn->has_value());
+    ASSERT_TRUE((*s)->settings().set("after", "torn", 0));
+  }
+  // Writes after the torn line are not glued onto it: they survive the next open.
+  auto s = open();
+  ASSERT_TRUE(s) << s.status().toString();
+  auto after = (*s)->settings().get("after");
+  ASSERT_TRUE(after && after->has_value());
+  EXPECT_EQ(**after, "torn");
+  EXPECT_EQ(readFile(journal()).back(), '\n');
+}
+
+TEST_F(EmbeddedConformance, TornLineWithoutReopenCompactionStillReplays) {
+  // Raw journal lines written by hand (format v1), the last one torn: what a crash leaves.
+  std::string dir = dataDir();
+  ASSERT_TRUE(open());  // creates the dir
+  writeFile(journal(),
+            "{\"op\":\"header\",\"v\":1}\n"
+            "{\"op\":\"set.put\",\"k\":\"a\",\"v\":\"1\",\"exp\":0}\n"
+            "{\"op\":\"set.put\",\"k\":\"b\",\"v\":\"2\",\"exp\":0}\n"
+            "{\"op\":\"set.del\",\"k\":\"a\"}\n"
+            "{\"op\":\"set.put\",\"k\":\"c\",\"v\":");
+  auto s = open();
+  ASSERT_TRUE(s) << s.status().toString();
+  auto a = (*s)->settings().get("a");
+  auto b = (*s)->settings().get("b");
+  auto c = (*s)->settings().get("c");
+  ASSERT_TRUE(a && b && c);
+  EXPECT_FALSE(a->has_value());
+  ASSERT_TRUE(b->has_value());
+  EXPECT_EQ(**b, "2");
+  EXPECT_FALSE(c->has_value());
+}
+
+TEST_F(EmbeddedConformance, NewerJournalFormatIsRefused) {
+  ASSERT_TRUE(open());
+  writeFile(journal(), "{\"op\":\"header\",\"v\":99}\n");
+  auto s = open();
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("version 99"), std::string::npos);
+}
+
+TEST_F(EmbeddedConformance, CompactionKeepsDataAndBoundsTheJournal) {
+  constexpr int64_t kThreshold = 4096;
+  {
+    auto s = open(kThreshold);
+    ASSERT_TRUE(s);
+    writeAll(**s);
+    for (int i = 0; i < 500; ++i) {
+      ASSERT_TRUE((*s)->settings().set("counter", std::to_string(i), 0));
+      ASSERT_TRUE((*s)->accounts().touchLastUsed("a1", 1000 + i));
+    }
+    // 1000 lines of ~50 bytes were written; compaction keeps the file near its snapshot.
+    EXPECT_LT(static_cast<int64_t>(readFile(journal()).size()), 2 * kThreshold);
+    EXPECT_EQ((*s)->errorCount(), 0u);
+  }
+  auto s = open(kThreshold);
+  ASSERT_TRUE(s);
+  auto counter = (*s)->settings().get("counter");
+  ASSERT_TRUE(counter && counter->has_value());
+  EXPECT_EQ(**counter, "499");
+  auto a1 = (*s)->accounts().get("a1");
+  ASSERT_TRUE(a1 && a1->has_value());
+  EXPECT_EQ((*a1)->lastUsedAtMs, 1499);
+  // Everything else from writeAll, except lastUsedAtMs which the loop moved on.
+  ASSERT_TRUE((*s)->accounts().touchLastUsed("a1", 777));
+  checkAll(**s);
+  // No temp file is left behind.
+  EXPECT_TRUE(readFile(dataDir() + "/journal.jsonl.tmp").empty());
+}
+
+TEST_F(EmbeddedConformance, WriteThatTriggersCompactionIsKept) {
+  // Every write here may be the one that crosses the threshold; none may be lost by it.
+  constexpr int kWrites = 300;
+  {
+    auto s = open(1024);
+    ASSERT_TRUE(s);
+    for (int i = 0; i < kWrites; ++i) {
+      ASSERT_TRUE((*s)->settings().set("k" + std::to_string(i), std::to_string(i), 0));
+      ASSERT_TRUE((*s)->usage().record(
+          makeEvent("r" + std::to_string(i), "key", "acct", "m", "2025-01-01", 1)));
+    }
+  }
+  auto s = open(1024);
+  ASSERT_TRUE(s);
+  for (int i = 0; i < kWrites; ++i) {
+    auto v = (*s)->settings().get("k" + std::to_string(i));
+    ASSERT_TRUE(v && v->has_value()) << "k" << i << " lost";
+    EXPECT_EQ(**v, std::to_string(i));
+  }
+  auto total = (*s)->usage().keyTotal("key");
+  ASSERT_TRUE(total);
+  EXPECT_EQ(total->requests, kWrites);
+}
+
+TEST_F(EmbeddedConformance, LockPreventsDoubleOpen) {
+  auto first = open();
+  ASSERT_TRUE(first);
+  auto second = open();
+  ASSERT_FALSE(second);
+  EXPECT_EQ(second.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos)
+      << second.status().message();
+  first = rg::Status(Code::kInternal, "closed");  // destroys the first store, releasing the lock
+  auto third = open();
+  EXPECT_TRUE(third) << third.status().toString();
+}
+
+TEST_F(EmbeddedConformance, SurvivesKill9) {
+  // A child process writes and is killed with SIGKILL: no destructor, no flush, lock not released
+  // by hand. Whatever record() and friends acknowledged must be there for the next open.
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    rg::EmbeddedOptions o;
+    o.dataDir = dataDir();
+    auto s = rg::openEmbeddedStore(o, clock_);
+    if (!s) {
+      ::_exit(2);
+    }
+    rg::Store& st = **s;
+    bool ok = st.keys().create(makeKey("k1", "h1", 10)).isOk() &&
+              st.accounts().create(makeAccount("a1", 10)).isOk() &&
+              st.accounts().touchLastUsed("a1", 777).isOk() &&
+              st.usage().record(makeEvent("r1", "k1", "a1", "m1", "2025-01-01", 10)).isOk() &&
+              st.usage().record(makeEvent("r2", "k1", "a1", "m2", "2025-01-01", 20)).isOk() &&
+              st.settings().set("site", "relaygate", 0).isOk() &&
+              st.pluginKv().set("claude/token", "abc", 0).isOk();
+    if (!ok) {
+      ::_exit(3);
+    }
+    ::kill(::getpid(), SIGKILL);
+    ::_exit(4);  // not reached
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "child exited with " << WEXITSTATUS(status);
+  ASSERT_EQ(WTERMSIG(status), SIGKILL);
+  auto s = open();
+  ASSERT_TRUE(s) << s.status().toString();
+  rg::Store& st = **s;
+  auto k1 = st.keys().getByHash("h1");
+  ASSERT_TRUE(k1 && k1->has_value());
+  auto a1 = st.accounts().get("a1");
+  ASSERT_TRUE(a1 && a1->has_value());
+  EXPECT_EQ((*a1)->lastUsedAtMs, 777);
+  auto total = st.usage().keyTotal("k1");
+  ASSERT_TRUE(total);
+  EXPECT_EQ(*total, countsOf(2, 30));
+  auto again = st.usage().record(makeEvent("r2", "k1", "a1", "m2", "2025-01-01", 20));
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(*again);
+  auto tok = st.pluginKv().get("claude/token");
+  ASSERT_TRUE(tok && tok->has_value());
+  EXPECT_EQ(**tok, "abc");
+}
+
+TEST_F(EmbeddedConformance, EmptyDataDirIsRejected) {
+  rg::EmbeddedOptions o;
+  auto s = rg::openEmbeddedStore(o, clock_);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.status().code(), Code::kInvalidArgument);
+}
+
+// ---- Redis only ---------------------------------------------------------------------------------
+
+// Raw keys on a server, to check the layout from outside the store.
+std::vector<std::string> rawKeys(const RedisServer& server, const std::string& pattern) {
+  std::vector<std::string> out;
+  redisContext* c = redisConnect("127.0.0.1", server.port());
+  if (c == nullptr || c->err != 0) {
+    if (c != nullptr) {
+      redisFree(c);
+    }
+    ADD_FAILURE() << "cannot connect to redis";
+    return out;
+  }
+  if (!server.password().empty()) {
+    freeReplyObject(redisCommand(c, "AUTH %s", server.password().c_str()));
+  }
+  auto* r = static_cast<redisReply*>(redisCommand(c, "KEYS %s", pattern.c_str()));
+  if (r != nullptr && r->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i < r->elements; ++i) {
+      out.emplace_back(r->element[i]->str, r->element[i]->len);
+    }
+  }
+  freeReplyObject(r);
+  redisFree(c);
+  return out;
+}
+
+void rawCommand(const RedisServer& server, const char* command) {
+  redisContext* c = redisConnect("127.0.0.1", server.port());
+  ASSERT_TRUE(c != nullptr && c->err == 0);
+  auto* r = static_cast<redisReply*>(redisCommand(c, command));
+  EXPECT_TRUE(r != nullptr && r->type != REDIS_REPLY_ERROR);
+  freeReplyObject(r);
+  redisFree(c);
+}
+
+class RedisConformance : public ::testing::Test {
+ protected:
+  rg::StatusOr<rg::StorePtr> open(const RedisServer& server, const std::string& prefix,
+                                  const std::string& url = "") {
+    rg::RedisOptions o;
+    o.url = url.empty() ? server.url() : url;
+    o.keyPrefix = prefix;
+    o.poolSize = 2;
+    o.commandTimeoutMs = 1000;
+    o.connectTimeoutMs = 1000;
+    return rg::openRedisStore(o, clock_);
+  }
+  rg::ManualClock clock_;
+};
+
+TEST_F(RedisConformance, PrefixIsolationAndLayout) {
+  RedisServer server;
+  auto a = open(server, "tenantA:");
+  auto b = open(server, "tenantB:");
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE((*a)->keys().create(makeKey("k1", "h1", 1)));
+  ASSERT_TRUE((*b)->keys().create(makeKey("k1", "h1", 1)));  // same id and hash: other prefix
+  ASSERT_TRUE((*a)->settings().set("s", "A", 0));
+  ASSERT_TRUE((*a)->usage().record(makeEvent("r", "k1", "a1", "m", "2025-01-01", 1)));
+  auto bRecord = (*b)->usage().record(makeEvent("r", "k1", "a1", "m", "2025-01-01", 1));
+  ASSERT_TRUE(bRecord);
+  EXPECT_TRUE(*bRecord);  // request ids are per prefix too
+  ASSERT_TRUE((*a)->limits().acquireLease("key:k1", "h", 1, 10000));
+  ASSERT_TRUE((*a)->limits().windowAdmit("key:k1", 60000, 5, 0));
+  ASSERT_TRUE((*a)->accounts().create(makeAccount("a1", 1)));
+  ASSERT_TRUE((*a)->pluginKv().set("p", "v", 0));
+
+  auto s = (*b)->settings().get("s");
+  ASSERT_TRUE(s);
+  EXPECT_FALSE(s->has_value());
+  ASSERT_TRUE((*b)->keys().remove("k1"));
+  auto stillA = (*a)->keys().getByHash("h1");
+  ASSERT_TRUE(stillA);
+  EXPECT_TRUE(stillA->has_value());
+  auto leaseB = (*b)->limits().leaseCount("key:k1");
+  ASSERT_TRUE(leaseB);
+  EXPECT_EQ(*leaseB, 0);
+
+  // Every key the store wrote is under its prefix.
+  auto all = rawKeys(server, "*");
+  EXPECT_FALSE(all.empty());
+  for (const std::string& k : all) {
+    EXPECT_TRUE(k.rfind("tenantA:", 0) == 0 || k.rfind("tenantB:", 0) == 0) << k;
+  }
+  EXPECT_FALSE(rawKeys(server, "tenantA:lease:*").empty());
+  EXPECT_FALSE(rawKeys(server, "tenantA:win:*").empty());
+  EXPECT_FALSE(rawKeys(server, "tenantA:usage:req:*").empty());
+}
+
+TEST_F(RedisConformance, ReconnectsAfterServerRestart) {
+  RedisServer server;
+  auto s = open(server, "re:");
+  ASSERT_TRUE(s);
+  rg::Store& st = **s;
+  ASSERT_TRUE(st.settings().set("x", "1", 0));
+  uint64_t errorsBefore = st.errorCount();
+
+  server.stop();
+  rg::Status down = st.settings().set("x", "2", 0);
+  EXPECT_EQ(down.code(), Code::kUnavailable);
+  EXPECT_NE(down.message().find("redis"), std::string::npos) << down.message();
+  EXPECT_EQ(st.ping().code(), Code::kUnavailable);
+  EXPECT_GT(st.errorCount(), errorsBefore);
+
+  server.restart();  // same port, empty data (no persistence)
+  EXPECT_TRUE(eventually([&] { return st.ping().isOk(); })) << st.ping().toString();
+  ASSERT_TRUE(st.settings().set("x", "3", 0));
+  auto x = st.settings().get("x");
+  ASSERT_TRUE(x && x->has_value());
+  EXPECT_EQ(**x, "3");
+  // Scripts are gone from the restarted server's cache: EVALSHA falls back to EVAL.
+  auto lease = st.limits().acquireLease("key:r", "h", 1, 10000);
+  ASSERT_TRUE(lease) << lease.status().toString();
+  EXPECT_TRUE(lease->acquired);
+}
+
+TEST_F(RedisConformance, IdleConnectionsRecoverTransparently) {
+  RedisServer server;
+  auto s = open(server, "idle:");
+  ASSERT_TRUE(s);
+  ASSERT_TRUE((*s)->settings().set("x", "1", 0));
+  // Kill the pooled (idle) connections from the server side.
+  rawCommand(server, "CLIENT KILL TYPE normal SKIPME yes");
+  auto x = (*s)->settings().get("x");
+  ASSERT_TRUE(x) << x.status().toString();
+  ASSERT_TRUE(x->has_value());
+  EXPECT_EQ(**x, "1");
+}
+
+TEST_F(RedisConformance, ScriptFlushFallsBackToEval) {
+  RedisServer server;
+  auto s = open(server, "flush:");
+  ASSERT_TRUE(s);
+  ASSERT_TRUE((*s)->limits().windowAdmit("w", 60000, 5, 0));
+  rawCommand(server, "SCRIPT FLUSH");
+  auto w = (*s)->limits().windowAdmit("w", 60000, 5, 0);
+  ASSERT_TRUE(w) << w.status().toString();
+  EXPECT_EQ(w->requests, 2);
+  EXPECT_EQ((*s)->errorCount(), 0u);
+}
+
+TEST_F(RedisConformance, PasswordAuth) {
+  const std::string password = "s3cret-Pass-for-test";
+  RedisServer server(password);
+  auto noPass = open(server, "auth:", server.urlWithoutPassword());
+  ASSERT_FALSE(noPass);
+  EXPECT_EQ(noPass.status().code(), Code::kUnavailable);
+
+  auto wrong =
+      open(server, "auth:", "redis://:wrong-Pass-xyz@127.0.0.1:" + std::to_string(server.port()));
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.status().code(), Code::kUnavailable);
+  EXPECT_EQ(wrong.status().message().find("wrong-Pass-xyz"), std::string::npos)
+      << "password leaked into the error: " << wrong.status().message();
+
+  auto inUrl = open(server, "auth:");
+  ASSERT_TRUE(inUrl) << inUrl.status().toString();
+  ASSERT_TRUE((*inUrl)->settings().set("a", "b", 0));
+
+  rg::RedisOptions o;
+  o.url = server.urlWithoutPassword() + "/3";
+  o.password = password;  // the option overrides the url's
+  o.keyPrefix = "auth:";
+  auto byOption = rg::openRedisStore(o, clock_);
+  ASSERT_TRUE(byOption) << byOption.status().toString();
+  // Database 3 is another keyspace.
+  auto a = (*byOption)->settings().get("a");
+  ASSERT_TRUE(a);
+  EXPECT_FALSE(a->has_value());
+}
+
+TEST_F(RedisConformance, BadUrlAndUnreachableServer) {
+  rg::RedisOptions o;
+  o.url = "http://127.0.0.1:6379";
+  auto bad = rg::openRedisStore(o, clock_);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  o.url = "rediss://:pw@127.0.0.1:6379";  // TLS: hiredis 0.14 cannot
+  bad = rg::openRedisStore(o, clock_);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.status().code(), Code::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("TLS"), std::string::npos);
+
+  // A port nothing listens on (a server we stopped).
+  int port = 0;
+  {
+    RedisServer server;
+    port = server.port();
+  }
+  o.url = "redis://127.0.0.1:" + std::to_string(port);
+  auto down = rg::openRedisStore(o, clock_);
+  ASSERT_FALSE(down);
+  EXPECT_EQ(down.status().code(), Code::kUnavailable);
+}
+
+}  // namespace
+}  // namespace rgtest
