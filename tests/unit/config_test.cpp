@@ -91,7 +91,7 @@ storage:
   data_dir: /var/lib/relaygate
   fsync: true
   redis:
-    url: rediss://cache.internal:6380/2
+    url: redis://cache.internal:6380/2
     password: hunter2hunter2
     db: 3
     key_prefix: "prod:"
@@ -124,7 +124,7 @@ plugins:
   EXPECT_EQ(c.storage.backend, "redis");
   EXPECT_EQ(c.storage.dataDir, "/var/lib/relaygate");
   EXPECT_TRUE(c.storage.fsync);
-  EXPECT_EQ(c.storage.redisUrl, "rediss://cache.internal:6380/2");
+  EXPECT_EQ(c.storage.redisUrl, "redis://cache.internal:6380/2");
   EXPECT_EQ(c.storage.redisPassword, "hunter2hunter2");
   EXPECT_EQ(c.storage.redisDb, 3);
   EXPECT_EQ(c.storage.keyPrefix, "prod:");
@@ -249,7 +249,9 @@ TEST(ConfigErrorTest, SecretsAreNeverEchoedInErrors) {
             "security.master_key: must be at least 16 characters (or empty to generate one) "
             "(line 2)");
   msg = errorOf("storage:\n  redis:\n    url: http://user:pa55word@host\n");
-  EXPECT_EQ(msg, "storage.redis.url: expected a redis:// or rediss:// URL (line 3)");
+  EXPECT_EQ(msg,
+            "storage.redis.url: expected a redis:// URL (rediss:// needs TLS, which hiredis "
+            "0.14 lacks) (line 3)");
   msg = errorOf("security:\n  master_key: \"${sk-ant-pasted-secret}\"\n");
   EXPECT_EQ(msg, "security.master_key: invalid environment variable name in value (line 2)");
   msg = errorOf("storage:\n  redis:\n    password: \"${pa55-word}\"\n");
