@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -129,8 +130,11 @@ std::unique_ptr<GatewayProcess> GatewayProcess::start(const std::string& binary,
                                                       const std::map<std::string, std::string>& env,
                                                       std::string* error, int timeoutMs) {
   std::unique_ptr<GatewayProcess> p(new GatewayProcess());
-  p->outPath_ = workDir + "/gateway.out";
-  p->errPath_ = workDir + "/gateway.err";
+  // Fresh file names per launch: a relaunch must not read the previous process's listening line.
+  static std::atomic<int> launches{0};
+  std::string n = std::to_string(launches.fetch_add(1));
+  p->outPath_ = workDir + "/gateway." + n + ".out";
+  p->errPath_ = workDir + "/gateway." + n + ".err";
   p->pid_ = spawn(binary, {"serve", "--config", configPath}, env, workDir, p->outPath_,
                   p->errPath_);
   static const std::regex re("listening on http://[^:]+:([0-9]+)");

@@ -26,14 +26,17 @@ bool Router::patternMatches(std::string_view pattern, std::string_view path) {
   return pi >= pattern.size() && si >= path.size();
 }
 
+namespace {
+std::string ownerName(const ProviderPlugin* p) { return p ? p->manifest().name : "(host)"; }
+} // namespace
+
 Status Router::add(ProviderPlugin* plugin, const RouteSpec& spec) {
   std::string key = spec.method + " " + spec.path;
   bool isPattern = spec.path.find('{') != std::string::npos;
   for (const auto& e : ordered_) {
     if (e.spec.method == spec.method && e.spec.path == spec.path) {
       return alreadyExists("route " + key + " is declared by both plugin " +
-                           e.plugin->manifest().name + " and plugin " +
-                           (plugin ? plugin->manifest().name : std::string("?")));
+                           ownerName(e.plugin) + " and plugin " + ownerName(plugin));
     }
   }
   ordered_.push_back(RouteEntry{plugin, spec});
