@@ -57,6 +57,12 @@ protected:
   void SetUp() override { upstream_.start(); }
 
   void TearDown() override {
+    if (gw_ && gw_->running()) {
+      // Every lease taken during the test was released, on every path.
+      auto m = rgtest::httpRequest(gw_->port(), "GET", "/metrics", {}, "");
+      EXPECT_NE(m.body.find("\nrelaygate_leases_held 0\n"), std::string::npos) << m.body;
+      metricsText_ += m.body;
+    }
     if (gw_) {
       gw_->stop(SIGTERM, 15000);
       // No secret in any log line or metrics output.
@@ -131,7 +137,9 @@ protected:
                      o.baseUrlOverride.empty() ? upstream_.baseUrl() : o.baseUrlOverride,
                      "--api-key", kUpstreamKey});
     ASSERT_EQ(acct.exitCode, 0) << acct.err;
-    auto k = createKey();
+    // The default key has a concurrency limit so every test takes and must release a lease on
+    // whatever path it exercises (success, upstream error, timeout, drop, drain); TearDown checks.
+    auto k = createKey({"--concurrency", "8"});
     keyId_ = k.first;
     gatewayKey_ = k.second;
     ASSERT_EQ(gatewayKey_.size(), 67u) << gatewayKey_;

@@ -99,6 +99,8 @@ Gateway::Gateway(GatewayDeps deps) : d_(std::move(deps)) {
   MetricsRegistry& m = *d_.metrics;
   activeStreams_ = m.gauge("relaygate_active_streams", "Streaming responses in progress");
   inFlightGauge_ = m.gauge("relaygate_requests_in_flight", "Requests being handled");
+  leasesHeld_ = m.gauge("relaygate_leases_held",
+                        "Key concurrency leases held by this process (0 when idle: none leak)");
   upstreamLatency_ = m.histogram("relaygate_upstream_latency_seconds",
                                  "Time from sending upstream to the upstream response head",
                                  {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60});
@@ -333,6 +335,7 @@ void Gateway::serveRoute(Ctx& c) {
                          "rate_limit_error", 1);
       }
       c.leaseHeld = true;
+      leasesHeld_->add(1);
       c.lastLeaseRenewMs = d_.clock->monotonicMs();
     }
     if (c.key->rateWindowMinutes > 0 && (c.key->rateRequests > 0 || c.key->rateTokens > 0)) {
@@ -774,6 +777,7 @@ void Gateway::finish(Ctx& c) {
                    c.requestId, s.message());
     }
     c.leaseHeld = false;
+    leasesHeld_->add(-1);
   }
   int status = c.status == 0 ? 500 : c.status;
   d_.metrics

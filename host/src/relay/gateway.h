@@ -74,6 +74,7 @@ private:
   // Metrics (cached series pointers).
   Gauge* activeStreams_;
   Gauge* inFlightGauge_;
+  Gauge* leasesHeld_;
   Histogram* upstreamLatency_;
   Counter* tokensInput_;
   Counter* tokensOutput_;
