@@ -3,6 +3,7 @@
 // Only host code includes this; plugins see them as incomplete types.
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,7 @@
 
 namespace rg {
 class PluginRuntime; // plugin/plugin_runtime.h
+struct HostServices; // plugin/plugin_runtime.h
 } // namespace rg
 
 // A host-owned output buffer. What a plugin writes is copied in.
@@ -42,5 +44,8 @@ struct rg_host_stream {
 struct rg_host_plugin {
   rg::PluginRuntime* runtime = nullptr; // owner; gives services (logging, kv, metrics)
   std::string name;
+  // What the host API serves this plugin (clock, store, metrics, http); shared so that a plugin
+  // outliving its PluginLoader still has valid services.
+  std::shared_ptr<const rg::HostServices> services;
   // set_error() text is kept per thread by the runtime (hooks of one plugin run concurrently).
 };

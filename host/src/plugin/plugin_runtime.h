@@ -90,9 +90,11 @@ public:
 
 private:
   friend class PluginLoader;
+  std::string prefix() const; // "plugin <name>: "
   void* dl_ = nullptr;
   rg_provider_vtable vt_{}; // zero-filled past the plugin's struct_size
   rg_instance inst_ = nullptr;
+  bool created_ = false; // create() succeeded: destroy() is owed (even for a NULL instance)
   std::vector<RouteSpec> routes_;
 };
 using ProviderPluginPtr = std::unique_ptr<ProviderPlugin>;
@@ -107,6 +109,7 @@ private:
   void* dl_ = nullptr;
   rg_notifier_vtable vt_{};
   rg_instance inst_ = nullptr;
+  bool created_ = false;
 };
 using NotifierPluginPtr = std::unique_ptr<NotifierPlugin>;
 
