@@ -319,14 +319,14 @@ TEST_F(LoaderTest, GoodPluginClassifiesAndFallsBack) {
   auto lp = loader_->loadProvider(fx("fx_good"), "{}");
   ASSERT_TRUE(lp.isOk()) << lp.status().message();
   rg::ProviderPlugin& p = **lp;
-  rg_error_info rl = p.classifyError(429, nullptr, 0, rg_str{"", 0});
+  rg_error_info rl = p.classifyError(nullptr, 429, nullptr, 0, rg_str{"", 0});
   EXPECT_EQ(rl.cls, RG_EC_RATE_LIMITED);
   EXPECT_EQ(rl.retry_after_ms, 1500u);
   EXPECT_EQ(str(rl.reason), "slow down");
-  EXPECT_EQ(p.classifyError(400, nullptr, 0, rg_str{"", 0}).cls, RG_EC_CONTEXT_TOO_LONG);
+  EXPECT_EQ(p.classifyError(nullptr, 400, nullptr, 0, rg_str{"", 0}).cls, RG_EC_CONTEXT_TOO_LONG);
   // The plugin leaves other statuses alone: the host's prefilled default stands.
-  EXPECT_EQ(p.classifyError(503, nullptr, 0, rg_str{"", 0}).cls, RG_EC_TRANSIENT);
-  EXPECT_EQ(p.classifyError(401, nullptr, 0, rg_str{"", 0}).cls, RG_EC_AUTH);
+  EXPECT_EQ(p.classifyError(nullptr, 503, nullptr, 0, rg_str{"", 0}).cls, RG_EC_TRANSIENT);
+  EXPECT_EQ(p.classifyError(nullptr, 401, nullptr, 0, rg_str{"", 0}).cls, RG_EC_AUTH);
 }
 
 TEST_F(LoaderTest, GoodPluginLocalUsesKvAndCounters) {
@@ -448,8 +448,8 @@ TEST_F(LoaderTest, HostCatchesExceptionsThrownThroughRawCHooks) {
   EXPECT_EQ(e.message(), "plugin fx_throw_raw: on_sse_event: threw an unknown exception");
 
   // classify_error wrote BLOCKED and then threw: the host default wins.
-  EXPECT_EQ(p.classifyError(503, nullptr, 0, rg_str{"", 0}).cls, RG_EC_TRANSIENT);
-  EXPECT_EQ(p.classifyError(429, nullptr, 0, rg_str{"", 0}).cls, RG_EC_RATE_LIMITED);
+  EXPECT_EQ(p.classifyError(nullptr, 503, nullptr, 0, rg_str{"", 0}).cls, RG_EC_TRANSIENT);
+  EXPECT_EQ(p.classifyError(nullptr, 429, nullptr, 0, rg_str{"", 0}).cls, RG_EC_RATE_LIMITED);
 
   p.streamDone(&st); // throws inside: logged, not propagated
   EXPECT_TRUE(st.doneCalled);

@@ -344,15 +344,15 @@ Status ProviderPlugin::onBodyChunk(rg_host_stream* st, rg_str chunk, bool eos,
                   [&] { return vt_.on_body_chunk(inst_, st, chunk, eos ? 1 : 0, repl); });
 }
 
-rg_error_info ProviderPlugin::classifyError(uint32_t status, const rg_header* h, size_t n,
-                                            rg_str body) noexcept {
+rg_error_info ProviderPlugin::classifyError(rg_host_stream* st, uint32_t status,
+                                            const rg_header* h, size_t n, rg_str body) noexcept {
   rg_error_info def = classifyByStatus(status);
   if (vt_.classify_error == nullptr) {
     return def;
   }
   rg_error_info info = def; // the plugin may leave fields as the host prepared them
   Status s = callHook(prefix(), "classify_error", [&] {
-    vt_.classify_error(inst_, status, h, n, body, &info);
+    vt_.classify_error(inst_, st, status, h, n, body, &info);
     return RG_OK;
   });
   if (!s.isOk()) {

@@ -83,7 +83,8 @@ public:
   bool hasBodyChunk() const;
   Status onBodyChunk(rg_host_stream* st, rg_str chunk, bool eos, rg_host_sink* repl) noexcept;
   // Falls back to classifyByStatus() when the hook is NULL or fails.
-  rg_error_info classifyError(uint32_t status, const rg_header* h, size_t n, rg_str body) noexcept;
+  rg_error_info classifyError(rg_host_stream* st, uint32_t status, const rg_header* h, size_t n,
+                              rg_str body) noexcept;
   Status handleLocal(rg_host_stream* st, const rg_request& req, rg_host_sink* out) noexcept;
   // Calls on_stream_done once if any hook ran on `st` (idempotent).
   void streamDone(rg_host_stream* st) noexcept;

@@ -495,7 +495,7 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
       hv.push_back(rg_header{view(h.first), view(h.second)});
     }
     rg_error_info info = plugin.classifyError(
-        static_cast<uint32_t>(head.status), hv.data(), hv.size(),
+        &c.hs, static_cast<uint32_t>(head.status), hv.data(), hv.size(),
         rg_str{body.data(), std::min(body.size(), kClassifyCap)});
     c.note = "upstream error class " + std::to_string(static_cast<int>(info.cls));
     if (info.reason.len > 0) {

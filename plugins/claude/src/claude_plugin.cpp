@@ -190,15 +190,17 @@ class ClaudeProvider : public sdk::Provider {
     return sdk::Status::ok();
   }
 
-  sdk::ErrorInfo classifyError(uint32_t status, sdk::Headers headers,
+  sdk::ErrorInfo classifyError(sdk::Stream& st, uint32_t status, sdk::Headers headers,
                                std::string_view body) override {
     HeaderList hs;
     hs.reserve(headers.size());
     for (const rg_header& h : headers) {
       hs.emplace_back(sdk::sv(h.name), sdk::sv(h.value));
     }
-    // The hook gets no stream, so the request's model family is unknown here: scope stays "".
-    ErrorVerdict v = ::rg::claude::classifyError(status, hs, body, "", host().nowUnixMs());
+    // The request's model (from parse_request) gives the family a 429 limit applies to.
+    ErrorVerdict v = ::rg::claude::classifyError(status, hs, body,
+                                                 st.state<StreamState>().requestModel,
+                                                 host().nowUnixMs());
     sdk::ErrorInfo out;
     out.cls = toAbi(v.cls);
     out.retryAfterMs = v.retryAfterMs;

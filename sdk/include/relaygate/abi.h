@@ -309,10 +309,12 @@ typedef struct rg_provider_vtable {
    * end_of_stream != 0 (possibly with an empty chunk). Same replacement rule as on_sse_event. */
   rg_status (*on_body_chunk)(rg_instance inst, rg_host_stream* st, rg_str chunk,
                              int32_t end_of_stream, rg_host_sink* replacement);
-  /* Optional. Classify an upstream error response (status >= 400); `body` holds up to 64 KiB of
-   * it. NULL hook = host default by status. */
-  void (*classify_error)(rg_instance inst, uint32_t status, const rg_header* headers,
-                         size_t header_count, rg_str body, rg_error_info* out);
+  /* Optional. Classify an upstream error response (status >= 400) of the request on `st` (so the
+   * plugin can use what it learnt from the request, e.g. the model family); `body` holds up to
+   * 64 KiB of it; `out` arrives pre-filled with the host default. NULL hook = host default. */
+  void (*classify_error)(rg_instance inst, rg_host_stream* st, uint32_t status,
+                         const rg_header* headers, size_t header_count, rg_str body,
+                         rg_error_info* out);
   /* Optional. Answer a LOCAL route: write status, headers and body to `response_out`. */
   rg_status (*handle_local)(rg_instance inst, rg_host_stream* st, const rg_request* req,
                             rg_host_sink* response_out);

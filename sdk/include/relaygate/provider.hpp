@@ -567,7 +567,7 @@ public:
     return Status::ok();
   }
   // Not a Status: classification cannot fail (a throw falls back to the host default).
-  virtual ErrorInfo classifyError(uint32_t /*status*/, Headers /*headers*/,
+  virtual ErrorInfo classifyError(Stream& /*st*/, uint32_t /*status*/, Headers /*headers*/,
                                   std::string_view /*body*/) {
     return ErrorInfo{};
   }
@@ -786,12 +786,14 @@ template <typename C> struct ProviderGlue {
       return fromCurrentException(b->host);
     }
   }
-  static void classifyError(rg_instance inst, uint32_t status, const rg_header* h, size_t n,
-                            rg_str body, rg_error_info* out) noexcept {
+  static void classifyError(rg_instance inst, rg_host_stream* st, uint32_t status,
+                            const rg_header* h, size_t n, rg_str body,
+                            rg_error_info* out) noexcept {
     ProviderBox* b = box(inst);
     try {
       ErrorInfo& e = errorScratch();
-      e = b->obj->classifyError(status, Headers(h, n), sv(body));
+      Stream s(b->host.api(), st);
+      e = b->obj->classifyError(s, status, Headers(h, n), sv(body));
       out->cls = e.cls;
       out->retry_after_ms = e.retryAfterMs;
       out->until_unix_ms = e.untilUnixMs;

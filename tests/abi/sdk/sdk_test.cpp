@@ -97,7 +97,7 @@ public:
     }
     return sdk::Status::ok();
   }
-  sdk::ErrorInfo classifyError(uint32_t status, sdk::Headers headers,
+  sdk::ErrorInfo classifyError(sdk::Stream& /*st*/, uint32_t status, sdk::Headers headers,
                                std::string_view body) override {
     sdk::ErrorInfo e;
     if (status == 400 && body.find("prompt is too long") != std::string_view::npos) {

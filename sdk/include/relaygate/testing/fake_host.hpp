@@ -537,7 +537,7 @@ public:
     if (r.hookPresent) {
       std::vector<rg_header> hs = toRaw(headers);
       detail::lastError().clear();
-      vt_->classify_error(inst_, status, hs.data(), hs.size(), str(body), &info);
+      vt_->classify_error(inst_, stream_.get(), status, hs.data(), hs.size(), str(body), &info);
       r.error = detail::lastError();
     }
     r.cls = info.cls;
