@@ -1,0 +1,137 @@
+// The relaygate command line, run as a real process: config validation and masking, start-up
+// refusal for a broken plugin, keys and accounts verbs (no secret ever printed back).
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "fakes/gateway_process.h"
+#include "fakes/support.h"
+
+namespace {
+
+const std::string kBin = RG_TEST_RELAYGATE_BIN;
+const std::string kPluginDir = RG_TEST_PLUGIN_DIR;
+const std::string kMaster = "cli-test-master-key-0123456789abcdef";
+
+class Cli : public ::testing::Test {
+protected:
+  std::string config(const std::string& extra = "", const std::string& plugins = "claude") {
+    std::string path = dir_.file("relaygate.yaml");
+    rgtest::writeFile(path, "server: {host: 127.0.0.1, port: 0}\n"
+                            "storage:\n  backend: embedded\n  data_dir: " +
+                                dir_.file("data") +
+                                "\nsecurity:\n  master_key: " + kMaster +
+                                "\nplugins:\n  directory: " + kPluginDir +
+                                "\n  enabled:\n    - name: " + plugins + "\n" + extra);
+    return path;
+  }
+  rgtest::CommandResult run(std::vector<std::string> args) {
+    return rgtest::runCommand(kBin, args);
+  }
+  rgtest::TempDir dir_;
+};
+
+TEST_F(Cli, CheckConfigMasksSecretsAndReportsErrorsWithPathAndLine) {
+  std::string cfg = config();
+  auto ok = run({"check-config", "--config", cfg});
+  EXPECT_EQ(ok.exitCode, 0) << ok.err;
+  EXPECT_EQ(ok.out.find(kMaster), std::string::npos) << "master key printed";
+  EXPECT_NE(ok.out.find("config OK"), std::string::npos);
+
+  std::string bad = dir_.file("bad.yaml");
+  rgtest::writeFile(bad, "server:\n  port: 8080\nstorage:\n  backend: mysql\n");
+  auto r = run({"check-config", "--config", bad});
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find("storage.backend: expected one of embedded, redis, got \"mysql\" (line 4)"),
+            std::string::npos)
+      << r.err;
+
+  rgtest::writeFile(bad, "server:\n  prot: 1\n");
+  r = run({"serve", "--config", bad});
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find("server.prot"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, ServeRefusesToStartWhenAnEnabledPluginCannotLoad) {
+  std::string cfg = config("", "nosuchplugin");
+  auto r = run({"serve", "--config", cfg});
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find("nosuchplugin"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("cannot start"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, KeysAndAccountsVerbs) {
+  std::string cfg = config();
+  auto created = run({"keys", "create", "--config", cfg, "--name", "alice", "--permissions",
+                      "claude", "--concurrency", "3", "--rate-window-min", "10",
+                      "--rate-requests", "100", "--deny-models", "claude-opus-*",
+                      "--expires-at", "2099-01-01T00:00:00Z"});
+  ASSERT_EQ(created.exitCode, 0) << created.err;
+  std::string key = created.lastLine();
+  ASSERT_EQ(key.size(), 67u);
+  ASSERT_EQ(key.rfind("cr_", 0), 0u);
+  std::string id;
+  {
+    size_t p = created.out.find("id:");
+    ASSERT_NE(p, std::string::npos);
+    id = created.out.substr(created.out.find_first_not_of(' ', p + 3), 36);
+  }
+  auto list = run({"keys", "list", "--config", cfg});
+  EXPECT_EQ(list.exitCode, 0);
+  EXPECT_NE(list.out.find(id), std::string::npos);
+  EXPECT_NE(list.out.find("alice"), std::string::npos);
+  EXPECT_EQ(list.out.find(key), std::string::npos) << "keys list printed the key";
+  auto show = run({"keys", "show", "--config", cfg, id});
+  EXPECT_EQ(show.exitCode, 0);
+  EXPECT_NE(show.out.find("2099-01-01T00:00:00Z"), std::string::npos);
+  EXPECT_NE(show.out.find("deny claude-opus-*"), std::string::npos);
+  EXPECT_EQ(show.out.find(key.substr(3)), std::string::npos);
+  EXPECT_EQ(run({"keys", "disable", "--config", cfg, id}).exitCode, 0);
+  EXPECT_NE(run({"keys", "show", "--config", cfg, id}).out.find("enabled:      no"),
+            std::string::npos);
+  EXPECT_EQ(run({"keys", "enable", "--config", cfg, id}).exitCode, 0);
+  EXPECT_EQ(run({"keys", "delete", "--config", cfg, id}).exitCode, 0);
+  auto gone = run({"keys", "show", "--config", cfg, id});
+  EXPECT_EQ(gone.exitCode, 1);
+  EXPECT_NE(gone.err.find("no key with id"), std::string::npos);
+
+  // Bad input: clear messages, non-zero exit.
+  auto noName = run({"keys", "create", "--config", cfg});
+  EXPECT_EQ(noName.exitCode, 1);
+  EXPECT_NE(noName.err.find("--name"), std::string::npos);
+  auto badPerm = run({"keys", "create", "--config", cfg, "--name", "x", "--permissions", "foo"});
+  EXPECT_EQ(badPerm.exitCode, 1);
+  EXPECT_NE(badPerm.err.find("unknown permission"), std::string::npos);
+  auto past = run({"keys", "create", "--config", cfg, "--name", "x", "--expires-at", "2001-01-01"});
+  EXPECT_EQ(past.exitCode, 1);
+
+  const std::string secret = "sk-ant-api03-VERYSECRET-abcdefghijklmnop";
+  auto acct = run({"accounts", "add", "--config", cfg, "--type", "claude-console", "--name",
+                   "console-1", "--base-url", "https://api.anthropic.com/", "--api-key", secret,
+                   "--priority", "10"});
+  ASSERT_EQ(acct.exitCode, 0) << acct.err;
+  std::string acctId = acct.lastLine();
+  auto accts = run({"accounts", "list", "--config", cfg});
+  EXPECT_EQ(accts.exitCode, 0);
+  EXPECT_NE(accts.out.find("console-1"), std::string::npos);
+  EXPECT_NE(accts.out.find("https://api.anthropic.com"), std::string::npos);
+  EXPECT_EQ(accts.out.find(secret), std::string::npos) << "accounts list printed the secret";
+  EXPECT_NE(accts.out.find("sk-a****mnop"), std::string::npos) << accts.out;
+  // Sealed at rest: the secret is nowhere in the data dir in clear.
+  std::string journal = rgtest::readFile(dir_.file("data") + "/journal.jsonl");
+  EXPECT_FALSE(journal.empty());
+  EXPECT_EQ(journal.find(secret), std::string::npos) << "secret stored in clear";
+  EXPECT_EQ(journal.find(key), std::string::npos) << "gateway key stored in clear";
+  auto badType = run({"accounts", "add", "--config", cfg, "--type", "nope", "--name", "n",
+                      "--base-url", "https://x", "--api-key", "k"});
+  EXPECT_EQ(badType.exitCode, 1);
+  EXPECT_NE(badType.err.find("unknown account type"), std::string::npos);
+  EXPECT_EQ(run({"accounts", "remove", "--config", cfg, acctId}).exitCode, 0);
+  EXPECT_EQ(run({"accounts", "list", "--config", cfg}).out.find("console-1"), std::string::npos);
+
+  auto usage = run({"frobnicate", "--config", cfg});
+  EXPECT_EQ(usage.exitCode, 2);
+  EXPECT_NE(usage.err.find("usage:"), std::string::npos);
+}
+
+} // namespace
