@@ -433,20 +433,24 @@ StatusOr<size_t> UpstreamCall::takeBody(std::string* out, size_t max) {
   // Consumes from buf_ as far as framing allows; returns data bytes appended (may be 0 while
   // framing bytes were consumed; the caller loops).
   size_t appended = 0;
+  // Copies what is buffered of a counted run (Content-Length body or chunk data).
+  auto copyCounted = [&](BodyState whenComplete) {
+    size_t n = static_cast<size_t>(
+        std::min<uint64_t>({remaining_, buf_.size() - pos_, max - appended}));
+    out->append(buf_, pos_, n);
+    pos_ += n;
+    appended += n;
+    remaining_ -= n;
+    if (remaining_ == 0) {
+      state_ = whenComplete;
+    }
+  };
   while (pos_ < buf_.size() && appended < max && state_ != BodyState::kDone) {
     size_t avail = buf_.size() - pos_;
     switch (state_) {
-    case BodyState::kLength: {
-      size_t n = static_cast<size_t>(std::min<uint64_t>({remaining_, avail, max - appended}));
-      out->append(buf_, pos_, n);
-      pos_ += n;
-      appended += n;
-      remaining_ -= n;
-      if (remaining_ == 0) {
-        state_ = BodyState::kDone;
-      }
+    case BodyState::kLength:
+      copyCounted(BodyState::kDone);
       break;
-    }
     case BodyState::kUntilClose: {
       size_t n = std::min(avail, max - appended);
       out->append(buf_, pos_, n);
@@ -488,17 +492,9 @@ StatusOr<size_t> UpstreamCall::takeBody(std::string* out, size_t max) {
       state_ = size == 0 ? BodyState::kTrailers : BodyState::kChunkData;
       break;
     }
-    case BodyState::kChunkData: {
-      size_t n = static_cast<size_t>(std::min<uint64_t>({remaining_, avail, max - appended}));
-      out->append(buf_, pos_, n);
-      pos_ += n;
-      appended += n;
-      remaining_ -= n;
-      if (remaining_ == 0) {
-        state_ = BodyState::kChunkDataEnd;
-      }
+    case BodyState::kChunkData:
+      copyCounted(BodyState::kChunkDataEnd);
       break;
-    }
     case BodyState::kChunkDataEnd: {
       if (avail < 2) {
         return appended;
