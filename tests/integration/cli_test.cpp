@@ -1,10 +1,14 @@
 // The relaygate command line, run as a real process: config validation and masking, start-up
 // refusal for a broken plugin, keys and accounts verbs (no secret ever printed back).
+#include <signal.h>
+#include <sys/stat.h>
+
 #include <string>
 
 #include <gtest/gtest.h>
 
 #include "fakes/gateway_process.h"
+#include "fakes/redis_harness.h"
 #include "fakes/support.h"
 
 namespace {
@@ -132,6 +136,89 @@ TEST_F(Cli, KeysAndAccountsVerbs) {
   auto usage = run({"frobnicate", "--config", cfg});
   EXPECT_EQ(usage.exitCode, 2);
   EXPECT_NE(usage.err.find("usage:"), std::string::npos);
+}
+
+} // namespace
+
+namespace {
+
+TEST_F(Cli, FirstStartGeneratesAPrivateMasterKey) {
+  std::string path = dir_.file("nokey.yaml");
+  rgtest::writeFile(path, "storage: {backend: embedded, data_dir: " + dir_.file("data") +
+                              "}\nplugins: {directory: " + kPluginDir +
+                              ", enabled: [{name: claude}]}\n");
+  auto r = run({"keys", "create", "--config", path, "--name", "first"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  std::string keyFile = dir_.file("data") + "/master.key";
+  struct stat st {};
+  ASSERT_EQ(::stat(keyFile.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::string master = rgtest::readFile(keyFile);
+  ASSERT_GE(master.size(), 64u);
+  master = master.substr(0, 64);
+  EXPECT_NE(r.err.find("generated one into"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find(master), std::string::npos);
+  EXPECT_EQ(r.err.find(master), std::string::npos);
+  // The same key is reused afterwards: the key created first still lists.
+  auto list = run({"keys", "list", "--config", path});
+  EXPECT_NE(list.out.find("first"), std::string::npos);
+  EXPECT_EQ(rgtest::readFile(keyFile).substr(0, 64), master);
+}
+
+// The gateway on a Redis that goes away: /ready says so, requests get a clear 503, and both
+// recover when Redis is back.
+TEST_F(Cli, RedisOutageIsReportedAndRecovered) {
+  rgtest::RedisServer redis;
+  std::string path = dir_.file("redis.yaml");
+  rgtest::writeFile(path, "server: {host: 127.0.0.1, port: 0}\n"
+                          "storage:\n  backend: redis\n  data_dir: " + dir_.file("data") +
+                              "\n  redis: {url: \"" + redis.url() + "\"}\n"
+                              "security: {master_key: " + kMaster + "}\n"
+                              "plugins: {directory: " + kPluginDir +
+                              ", enabled: [{name: claude}]}\n");
+  auto k = run({"keys", "create", "--config", path, "--name", "r"});
+  ASSERT_EQ(k.exitCode, 0) << k.err;
+  std::string err;
+  auto gw = rgtest::GatewayProcess::start(kBin, path, dir_.path(), {}, &err);
+  ASSERT_NE(gw, nullptr) << err;
+  EXPECT_EQ(rgtest::httpRequest(gw->port(), "GET", "/ready", {}, "").status, 200);
+  redis.stop();
+  auto ready = rgtest::httpRequest(gw->port(), "GET", "/ready", {}, "");
+  EXPECT_EQ(ready.status, 503);
+  EXPECT_NE(ready.body.find("not_ready"), std::string::npos);
+  // A key not in the cache needs storage: a clear 503 in the provider's shape, not a 500.
+  auto r = rgtest::httpRequest(gw->port(), "POST", "/v1/messages",
+                               {{"x-api-key", "cr_" + std::string(64, 'b')},
+                                {"content-type", "application/json"}},
+                               "{}");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("\"type\":\"error\""), std::string::npos);
+  redis.restart();
+  EXPECT_TRUE(rgtest::waitFor(
+      [&] { return rgtest::httpRequest(gw->port(), "GET", "/ready", {}, "").status == 200; },
+      10000));
+  EXPECT_EQ(gw->stop(SIGTERM), 0);
+}
+
+} // namespace
+
+namespace {
+
+TEST_F(Cli, OneServePerEmbeddedDataDirButTheCliWorksAlongside) {
+  std::string cfg = config();
+  std::string err;
+  auto first = rgtest::GatewayProcess::start(kBin, cfg, dir_.path(), {}, &err);
+  ASSERT_NE(first, nullptr) << err;
+  auto second = run({"serve", "--config", cfg});
+  EXPECT_EQ(second.exitCode, 1);
+  EXPECT_NE(second.err.find("already served by another relaygate process"), std::string::npos)
+      << second.err;
+  auto k = run({"keys", "create", "--config", cfg, "--name", "alongside"});
+  EXPECT_EQ(k.exitCode, 0) << k.err;
+  // The running gateway sees the new key at once (it was never cached).
+  auto r = rgtest::httpRequest(first->port(), "GET", "/v1/me", {{"x-api-key", k.lastLine()}}, "");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(first->stop(SIGTERM), 0);
 }
 
 } // namespace

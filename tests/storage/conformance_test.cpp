@@ -833,19 +833,6 @@ TEST_F(EmbeddedConformance, WriteThatTriggersCompactionIsKept) {
   EXPECT_EQ(total->requests, kWrites);
 }
 
-TEST_F(EmbeddedConformance, LockPreventsDoubleOpen) {
-  auto first = open();
-  ASSERT_TRUE(first);
-  auto second = open();
-  ASSERT_FALSE(second);
-  EXPECT_EQ(second.status().code(), Code::kFailedPrecondition);
-  EXPECT_NE(second.status().message().find("in use"), std::string::npos)
-      << second.status().message();
-  first = rg::Status(Code::kInternal, "closed");  // destroys the first store, releasing the lock
-  auto third = open();
-  EXPECT_TRUE(third) << third.status().toString();
-}
-
 TEST_F(EmbeddedConformance, SurvivesKill9) {
   // A child process writes and is killed with SIGKILL: no destructor, no flush, lock not released
   // by hand. Whatever record() and friends acknowledged must be there for the next open.

@@ -185,6 +185,12 @@ int runServe(const Config& cfg) {
     return 1;
   }
   Services& s = **svc;
+  // One serving process per embedded data dir (CLI verbs may still use it alongside).
+  Status claim = s.store->claimExclusiveServe();
+  if (!claim) {
+    spdlog::critical("cannot start: {}", claim.message());
+    return 1;
+  }
   MetricsRegistry metrics;
   HostServices hostServices;
   hostServices.clock = s.clock;

@@ -1,6 +1,7 @@
 #pragma once
 // Domain-level storage interfaces. Host code talks to these, never to raw Redis commands or files.
-// Two implementations: storage/embedded (default, single node, durable journal) and storage/redis.
+// Two implementations: storage/embedded (default, single node, durable journal shared by the
+// processes that open the dir) and storage/redis.
 // Both pass tests/storage/conformance_test.cpp. All methods are thread-safe.
 
 #include <cstdint>
@@ -178,6 +179,13 @@ public:
   virtual KvStore& settings() = 0; // durable
   virtual KvStore& pluginKv() = 0; // durable unless a ttl is given; keys namespaced by the caller
   virtual uint64_t errorCount() const = 0; // storage errors since start (for /metrics)
+  // Called by `relaygate serve` before it serves. The embedded backend allows any number of
+  // processes on one data dir (CLI commands next to the server) but only one server, because
+  // leases and rate windows live in each process's memory: it takes a non-blocking lock on
+  // <dataDir>/serve.lock, held until the store is destroyed, and fails with kFailedPrecondition
+  // ("... already served by another relaygate process (pid N)") when another store holds it.
+  // Redis shares limits between servers, so it has nothing to claim.
+  virtual Status claimExclusiveServe() { return Status::ok(); }
 };
 using StorePtr = std::unique_ptr<Store>;
 

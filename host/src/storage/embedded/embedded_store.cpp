@@ -1,6 +1,9 @@
 // Embedded store: all state in memory behind one mutex; every durable change is appended to a
 // JSON-lines journal (storage/embedded/journal.h) before it is applied, and the journal is replayed
 // at open. Compaction rewrites the journal as a snapshot (the same line format) atomically.
+// Several processes (or store objects) may share one data dir: a write takes the journal's flock,
+// catches up with lines others appended, validates, appends; a durable read first polls the
+// journal (one stat() when nothing changed) and applies what others wrote.
 #include <atomic>
 #include <deque>
 #include <map>
@@ -301,17 +304,27 @@ class EmbeddedStore final : public Store {
   KvStore& settings() override { return settings_; }
   KvStore& pluginKv() override { return pluginKv_; }
   uint64_t errorCount() const override { return errors_.load(); }
+  Status claimExclusiveServe() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return journal_->claimServe();
+  }
 
-  // Replays the journal and compacts it.
+  // Replays the journal (and compacts it when it is past the threshold).
   Status load();
 
   // ---- used by the facets; every member below requires mu_ ----
   std::mutex mu_;
-  // Appends a durable change (apply it to memory only when this succeeds).
+  // Before a durable read: applies what other processes appended (or reloads after their
+  // compaction). Costs one stat() when the journal did not change.
+  Status syncForRead();
+  // Before a durable write: takes the journal's writer lock and catches up under it, so the
+  // validation that follows sees every other process's records. endOp() releases the lock.
+  Status beginWrite();
+  // Appends a durable change (apply it to memory only when this succeeds). Needs beginWrite().
   Status commit(const std::string& line);
-  // Compacts when the journal has grown enough. Runs when an operation ends (OpGuard), after its
-  // change is applied in memory, so the snapshot includes it.
-  void maybeCompact();
+  // Ends an operation: compacts if due (after the change is applied in memory, so the snapshot
+  // includes it), then releases the writer lock if held.
+  void endOp();
   int64_t now() const { return clock_.nowUnixMs(); }
   void fail() { errors_++; }
 
@@ -339,8 +352,12 @@ class EmbeddedStore final : public Store {
 
  private:
   Status applyLine(const std::string& line);
+  // Polls the journal and applies the delta; a reload first forgets every durable record.
+  Status catchUp();
+  void resetDurable();
   std::string snapshot();
   Status compact();
+  void maybeCompact();
 
   std::unique_ptr<Journal> journal_;
   const Clock& clock_;
@@ -355,18 +372,32 @@ class EmbeddedStore final : public Store {
   EmbeddedKv pluginKv_;
 };
 
-// Holds the store mutex for one operation; when the operation is done (its change applied in
-// memory) compacts if due, still under the lock.
+// What an operation touches: ephemeral state only (leases, windows: this process's memory),
+// durable state for reading, or durable state for writing.
+enum class Access { kEphemeral, kRead, kWrite };
+
+// Holds the store mutex for one operation and brings the durable state up to date for it (see
+// EmbeddedStore::syncForRead / beginWrite). When the operation is done (its change applied in
+// memory) it compacts if due and releases the writer lock, still under the mutex.
 class OpGuard {
  public:
-  explicit OpGuard(EmbeddedStore& s) : s_(s), lock_(s.mu_) {}
-  ~OpGuard() { s_.maybeCompact(); }
+  OpGuard(EmbeddedStore& s, Access a) : s_(s), lock_(s.mu_) {
+    if (a == Access::kRead) {
+      status_ = s_.syncForRead();
+    } else if (a == Access::kWrite) {
+      status_ = s_.beginWrite();
+    }
+  }
+  ~OpGuard() { s_.endOp(); }
   OpGuard(const OpGuard&) = delete;
   OpGuard& operator=(const OpGuard&) = delete;
+  bool ok() const { return status_.isOk(); }
+  const Status& status() const { return status_; }
 
  private:
   EmbeddedStore& s_;
   std::unique_lock<std::mutex> lock_;
+  Status status_;
 };
 
 // ---- EmbeddedStore ------------------------------------------------------------------------------
@@ -381,11 +412,105 @@ Status EmbeddedStore::commit(const std::string& line) {
   return Status::ok();
 }
 
+Status EmbeddedStore::syncForRead() {
+  Status s = catchUp();
+  if (!s) {
+    fail();
+    spdlog::error("{}", s.message());
+  }
+  return s;
+}
+
+Status EmbeddedStore::beginWrite() {
+  Status s = journal_->lock();
+  if (s) {
+    s = catchUp();
+  }
+  if (!s) {
+    journal_->unlock();
+    fail();
+    spdlog::error("{}", s.message());
+  }
+  return s;
+}
+
+void EmbeddedStore::endOp() {
+  maybeCompact();
+  journal_->unlock();
+}
+
+void EmbeddedStore::resetDurable() {
+  keysById_.clear();
+  keyIdByHash_.clear();
+  accountsById_.clear();
+  keyTotals_.clear();
+  accountTotals_.clear();
+  keyDaily_.clear();
+  keyModelsDaily_.clear();
+  bookedIds_.clear();
+  bookedOrder_.clear();
+  settingsMap_.clear();
+  pluginKvMap_.clear();
+}
+
+Status EmbeddedStore::catchUp() {
+  Journal::Delta delta;
+  Status s = journal_->poll(&delta);
+  if (!s) {
+    return s;
+  }
+  if (delta.tornBytes > 0) {
+    spdlog::warn(
+        "embedded store: ignored a torn last journal line ({} bytes) in {} (a crash "
+        "mid-write); every complete record before it was kept",
+        delta.tornBytes, journal_->path());
+  }
+  if (delta.reloaded) {
+    // Another process compacted (or this is the first read): the file is the whole truth.
+    // Ephemeral state (leases, windows) is not in it and stays as it is.
+    resetDurable();
+  }
+  size_t bad = 0;
+  for (const std::string& line : delta.lines) {
+    Status a = applyLine(line);
+    if (a.code() == Code::kFailedPrecondition) {
+      return Status(a.code(), "embedded store: " + journal_->path() + ": " + a.message());
+    }
+    if (!a) {
+      // A complete but unreadable line can only come from outside interference or a disk
+      // error; keep everything else rather than refusing to work.
+      ++bad;
+      spdlog::error("embedded store: skipped a journal line of {}: {}", journal_->path(),
+                    a.message());
+    }
+  }
+  if (bad > 0) {
+    errors_ += bad;
+  }
+  if (delta.reloaded) {
+    // A freshly compacted file is about the size of a snapshot.
+    lastSnapshotBytes_ = journal_->sizeBytes();
+  }
+  return Status::ok();
+}
+
 void EmbeddedStore::maybeCompact() {
   if (journal_->sizeBytes() <= std::max(compactBytes_, 2 * lastSnapshotBytes_)) {
     return;
   }
-  Status c = compact();
+  bool tookLock = !journal_->locked();
+  Status c = tookLock ? journal_->lock() : Status::ok();
+  if (c) {
+    // The snapshot must include what others appended; another process may also have compacted
+    // already, in which case the reload leaves nothing to do.
+    c = catchUp();
+  }
+  if (c && journal_->sizeBytes() > std::max(compactBytes_, 2 * lastSnapshotBytes_)) {
+    c = compact();
+  }
+  if (tookLock) {
+    journal_->unlock();
+  }
   if (!c) {
     // Every change is durable in the journal; only the rewrite failed. Retry after the next op.
     fail();
@@ -580,43 +705,35 @@ Status EmbeddedStore::compact() {
 
 Status EmbeddedStore::load() {
   std::lock_guard<std::mutex> lock(mu_);
-  std::vector<std::string> lines;
-  size_t torn = 0;
-  Status s = journal_->readAll(&lines, &torn);
-  if (!s) {
-    return s;
+  // Under the writer lock, so that a torn tail is known to be a crash remnant (and cut) and an
+  // empty journal gets exactly one header.
+  Status s = journal_->lock();
+  if (s) {
+    s = catchUp();
   }
-  if (torn > 0) {
-    spdlog::warn(
-        "embedded store: ignored a torn last journal line ({} bytes) in {} (a crash "
-        "mid-write); every complete record before it was kept",
-        torn, journal_->path());
+  if (s && journal_->sizeBytes() == 0) {
+    s = commit(makeLine("header", [](Writer& w) { putInt(w, "v", kFormatVersion); }));
   }
-  size_t bad = 0;
-  for (size_t i = 0; i < lines.size(); ++i) {
-    Status a = applyLine(lines[i]);
-    if (a.code() == Code::kFailedPrecondition) {
-      return Status(a.code(), "embedded store: " + journal_->path() + ": " + a.message());
-    }
-    if (!a) {
-      // A complete but unreadable line can only come from outside interference or a disk
-      // error; keep everything else rather than refusing to start.
-      ++bad;
-      spdlog::error("embedded store: skipped journal line {} of {}: {}", i + 1, journal_->path(),
-                    a.message());
+  if (s) {
+    pruneBooked();
+    // Opening must stay cheap (the CLI opens the dir while a server runs): compact only a
+    // journal past the threshold, which also drops expired entries.
+    lastSnapshotBytes_ = journal_->sizeBytes();
+    if (journal_->sizeBytes() > compactBytes_) {
+      s = compact();
     }
   }
-  if (bad > 0) {
-    errors_ += bad;
-  }
-  pruneBooked();
-  return compact();
+  journal_->unlock();
+  return s;
 }
 
 // ---- Keys ---------------------------------------------------------------------------------------
 
 Status EmbeddedKeys::create(const ApiKeyRecord& rec) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   if (s_.keysById_.count(rec.id) > 0) {
     return alreadyExists("key id " + rec.id + " already exists");
   }
@@ -633,7 +750,10 @@ Status EmbeddedKeys::create(const ApiKeyRecord& rec) {
 }
 
 StatusOr<std::optional<ApiKeyRecord>> EmbeddedKeys::getById(const std::string& id) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto it = s_.keysById_.find(id);
   if (it == s_.keysById_.end()) {
     return std::optional<ApiKeyRecord>();
@@ -642,7 +762,10 @@ StatusOr<std::optional<ApiKeyRecord>> EmbeddedKeys::getById(const std::string& i
 }
 
 StatusOr<std::optional<ApiKeyRecord>> EmbeddedKeys::getByHash(const std::string& hash) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto h = s_.keyIdByHash_.find(hash);
   if (h == s_.keyIdByHash_.end()) {
     return std::optional<ApiKeyRecord>();
@@ -653,7 +776,10 @@ StatusOr<std::optional<ApiKeyRecord>> EmbeddedKeys::getByHash(const std::string&
 StatusOr<std::vector<ApiKeyRecord>> EmbeddedKeys::list() {
   std::vector<ApiKeyRecord> out;
   {
-    OpGuard lock(s_);
+    OpGuard lock(s_, Access::kRead);
+    if (!lock.ok()) {
+      return lock.status();
+    }
     out.reserve(s_.keysById_.size());
     for (const auto& [id, r] : s_.keysById_) {
       out.push_back(r);
@@ -664,7 +790,10 @@ StatusOr<std::vector<ApiKeyRecord>> EmbeddedKeys::list() {
 }
 
 Status EmbeddedKeys::update(const ApiKeyRecord& rec) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto it = s_.keysById_.find(rec.id);
   if (it == s_.keysById_.end()) {
     return notFound("key " + rec.id + " not found");
@@ -681,7 +810,10 @@ Status EmbeddedKeys::update(const ApiKeyRecord& rec) {
 }
 
 Status EmbeddedKeys::remove(const std::string& id) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto it = s_.keysById_.find(id);
   if (it == s_.keysById_.end()) {
     return notFound("key " + id + " not found");
@@ -698,7 +830,10 @@ Status EmbeddedKeys::remove(const std::string& id) {
 // ---- Accounts -----------------------------------------------------------------------------------
 
 Status EmbeddedAccounts::create(const AccountRecord& rec) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   if (s_.accountsById_.count(rec.id) > 0) {
     return alreadyExists("account " + rec.id + " already exists");
   }
@@ -711,7 +846,10 @@ Status EmbeddedAccounts::create(const AccountRecord& rec) {
 }
 
 StatusOr<std::optional<AccountRecord>> EmbeddedAccounts::get(const std::string& id) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto it = s_.accountsById_.find(id);
   if (it == s_.accountsById_.end()) {
     return std::optional<AccountRecord>();
@@ -722,7 +860,10 @@ StatusOr<std::optional<AccountRecord>> EmbeddedAccounts::get(const std::string& 
 StatusOr<std::vector<AccountRecord>> EmbeddedAccounts::list() {
   std::vector<AccountRecord> out;
   {
-    OpGuard lock(s_);
+    OpGuard lock(s_, Access::kRead);
+    if (!lock.ok()) {
+      return lock.status();
+    }
     for (const auto& [id, r] : s_.accountsById_) {
       out.push_back(r);
     }
@@ -732,7 +873,10 @@ StatusOr<std::vector<AccountRecord>> EmbeddedAccounts::list() {
 }
 
 Status EmbeddedAccounts::update(const AccountRecord& rec) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto it = s_.accountsById_.find(rec.id);
   if (it == s_.accountsById_.end()) {
     return notFound("account " + rec.id + " not found");
@@ -746,7 +890,10 @@ Status EmbeddedAccounts::update(const AccountRecord& rec) {
 }
 
 Status EmbeddedAccounts::remove(const std::string& id) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto it = s_.accountsById_.find(id);
   if (it == s_.accountsById_.end()) {
     return notFound("account " + id + " not found");
@@ -760,7 +907,10 @@ Status EmbeddedAccounts::remove(const std::string& id) {
 }
 
 Status EmbeddedAccounts::touchLastUsed(const std::string& id, int64_t unixMs) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto it = s_.accountsById_.find(id);
   if (it == s_.accountsById_.end()) {
     return notFound("account " + id + " not found");
@@ -779,7 +929,10 @@ Status EmbeddedAccounts::touchLastUsed(const std::string& id, int64_t unixMs) {
 // ---- Usage --------------------------------------------------------------------------------------
 
 StatusOr<bool> EmbeddedUsage::record(const UsageEvent& ev) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   if (!ev.requestId.empty() && s_.isBooked(ev.requestId)) {
     return false;
   }
@@ -802,26 +955,38 @@ StatusOr<bool> EmbeddedUsage::record(const UsageEvent& ev) {
 }
 
 StatusOr<TokenCounts> EmbeddedUsage::keyTotal(const std::string& keyId) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto it = s_.keyTotals_.find(keyId);
   return it == s_.keyTotals_.end() ? TokenCounts() : it->second;
 }
 
 StatusOr<TokenCounts> EmbeddedUsage::keyDaily(const std::string& keyId, const std::string& day) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto it = s_.keyDaily_.find({keyId, day});
   return it == s_.keyDaily_.end() ? TokenCounts() : it->second;
 }
 
 StatusOr<std::map<std::string, TokenCounts>> EmbeddedUsage::keyModelsDaily(const std::string& keyId,
                                                                            const std::string& day) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto it = s_.keyModelsDaily_.find({keyId, day});
   return it == s_.keyModelsDaily_.end() ? std::map<std::string, TokenCounts>() : it->second;
 }
 
 StatusOr<TokenCounts> EmbeddedUsage::accountTotal(const std::string& accountId) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto it = s_.accountTotals_.find(accountId);
   return it == s_.accountTotals_.end() ? TokenCounts() : it->second;
 }
@@ -831,7 +996,7 @@ StatusOr<TokenCounts> EmbeddedUsage::accountTotal(const std::string& accountId) 
 StatusOr<LeaseResult> EmbeddedLimits::acquireLease(const std::string& scope,
                                                    const std::string& holder, int64_t limit,
                                                    int64_t ttlMs) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kEphemeral);
   auto& holders = s_.leases_[scope];
   s_.dropExpiredLeases(&holders);
   LeaseResult r;
@@ -852,7 +1017,7 @@ StatusOr<LeaseResult> EmbeddedLimits::acquireLease(const std::string& scope,
 
 StatusOr<bool> EmbeddedLimits::renewLease(const std::string& scope, const std::string& holder,
                                           int64_t ttlMs) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kEphemeral);
   auto sc = s_.leases_.find(scope);
   if (sc == s_.leases_.end()) {
     return false;
@@ -870,7 +1035,7 @@ StatusOr<bool> EmbeddedLimits::renewLease(const std::string& scope, const std::s
 }
 
 Status EmbeddedLimits::releaseLease(const std::string& scope, const std::string& holder) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kEphemeral);
   auto sc = s_.leases_.find(scope);
   if (sc != s_.leases_.end()) {
     sc->second.erase(holder);
@@ -882,7 +1047,7 @@ Status EmbeddedLimits::releaseLease(const std::string& scope, const std::string&
 }
 
 StatusOr<int64_t> EmbeddedLimits::leaseCount(const std::string& scope) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kEphemeral);
   auto sc = s_.leases_.find(scope);
   if (sc == s_.leases_.end()) {
     return int64_t{0};
@@ -897,7 +1062,7 @@ StatusOr<int64_t> EmbeddedLimits::leaseCount(const std::string& scope) {
 
 StatusOr<WindowResult> EmbeddedLimits::windowAdmit(const std::string& scope, int64_t windowMs,
                                                    int64_t maxRequests, int64_t maxTokens) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kEphemeral);
   int64_t t = s_.now();
   Window& w = s_.windows_[scope];
   if (w.endMs <= t) {
@@ -919,7 +1084,7 @@ StatusOr<WindowResult> EmbeddedLimits::windowAdmit(const std::string& scope, int
 }
 
 Status EmbeddedLimits::windowAddTokens(const std::string& scope, int64_t tokens) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kEphemeral);
   auto it = s_.windows_.find(scope);
   if (it == s_.windows_.end()) {
     return Status::ok();
@@ -935,7 +1100,10 @@ Status EmbeddedLimits::windowAddTokens(const std::string& scope, int64_t tokens)
 // ---- KV -----------------------------------------------------------------------------------------
 
 StatusOr<std::optional<std::string>> EmbeddedKv::get(const std::string& key) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto& m = s_.kvMap(ns_);
   auto it = m.find(key);
   if (it == m.end()) {
@@ -950,7 +1118,10 @@ StatusOr<std::optional<std::string>> EmbeddedKv::get(const std::string& key) {
 }
 
 Status EmbeddedKv::set(const std::string& key, const std::string& value, int64_t ttlMs) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   int64_t exp = ttlMs > 0 ? s_.now() + ttlMs : 0;
   std::string op = ns_ + ".put";
   Status st = s_.commit(makeLine(op.c_str(), [&](Writer& w) {
@@ -966,7 +1137,10 @@ Status EmbeddedKv::set(const std::string& key, const std::string& value, int64_t
 }
 
 Status EmbeddedKv::del(const std::string& key) {
-  OpGuard lock(s_);
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
   auto& m = s_.kvMap(ns_);
   auto it = m.find(key);
   if (it == m.end()) {
