@@ -308,4 +308,34 @@ HttpResult httpRequest(int port, const std::string& method, const std::string& t
   return r;
 }
 
+std::string rawExchange(int port, const std::string& bytes, int timeoutMs) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return out;
+  }
+  ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  int64_t deadline = nowMs() + timeoutMs;
+  char buf[65536];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    int64_t left = deadline - nowMs();
+    if (left <= 0 || ::poll(&p, 1, static_cast<int>(left)) <= 0) {
+      break;
+    }
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
 } // namespace rgtest

@@ -70,6 +70,10 @@ HttpResult httpRequest(int port, const std::string& method, const std::string& t
                        const std::vector<std::pair<std::string, std::string>>& headers,
                        const std::string& body, int timeoutMs = 30000);
 
+// Sends `bytes` as they are on a fresh connection and returns everything the server sends until
+// it closes the connection or `timeoutMs` passes (for framing and keep-alive tests).
+std::string rawExchange(int port, const std::string& bytes, int timeoutMs = 10000);
+
 // Waits until `pred` is true or the deadline passes (polling; no fixed sleeps elsewhere).
 bool waitFor(const std::function<bool()>& pred, int timeoutMs);
 

@@ -9,6 +9,7 @@
 #include <poll.h>
 
 #include <memory>
+#include <chrono>
 #include <regex>
 #include <string>
 #include <thread>
@@ -48,6 +49,7 @@ rgtest::RedisServer& sharedRedis() {
 
 struct Options {
   int upstreamTimeoutMs = 10000;
+  int drainTimeoutMs = 10000;
   std::string baseUrlOverride;
 };
 
@@ -99,7 +101,7 @@ protected:
         "  port: 0\n"
         "  worker_threads: 64\n"
         "  upstream_timeout_ms: " + std::to_string(o.upstreamTimeoutMs) + "\n"
-        "  drain_timeout_ms: 10000\n"
+        "  drain_timeout_ms: " + std::to_string(o.drainTimeoutMs) + "\n"
         "storage:\n"
         "  backend: " + GetParam() + "\n"
         "  data_dir: " + dir_.file("data") + "\n" +
@@ -625,6 +627,116 @@ TEST_P(E2E, KeysAccountsAndUsageSurviveKill9) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, E2E, ::testing::Values("embedded", "redis"),
+                         [](const auto& paramInfo) { return paramInfo.param; });
+
+} // namespace
+
+namespace {
+
+// ---- HTTP framing and connection hygiene (one backend is enough: no storage involved) -----------
+
+class Http : public E2E {};
+
+bool hasConnectionClose(std::string raw) {
+  for (char& ch : raw) {
+    ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  return raw.find("\r\nconnection: close\r\n") != std::string::npos;
+}
+
+TEST_P(Http, UnreadBodiesCloseTheConnectionInsteadOfBeingParsedAsRequests) {
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  // A body nobody reads (unknown route) followed by a pipelined request on the same connection:
+  // the body must not be taken for a request, and the pipelined request is not served.
+  std::string body = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  std::string raw = rgtest::rawExchange(
+      gw_->port(), "POST /v1/nope HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body +
+                       "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(raw.rfind("HTTP/1.1 404 Not Found\r\n", 0), 0u) << raw;
+  EXPECT_TRUE(hasConnectionClose(raw)) << raw;
+  EXPECT_EQ(raw.find("\"status\":\"ok\""), std::string::npos) << "smuggled request served";
+  EXPECT_EQ(raw.find("HTTP/1.1", 10), std::string::npos) << "a second response was sent";
+
+  // An unauthenticated client declaring a huge body gets its 401 before sending a byte of it.
+  std::string r401 = rgtest::rawExchange(
+      gw_->port(), "POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+      5000);
+  EXPECT_EQ(r401.rfind("HTTP/1.1 401 Unauthorized\r\n", 0), 0u) << r401;
+  EXPECT_TRUE(hasConnectionClose(r401)) << r401;
+
+  // Over the body limit: 413 from the declared length alone.
+  std::string r413 = rgtest::rawExchange(
+      gw_->port(), "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: " + gatewayKey_ +
+                       "\r\nContent-Length: 999999999999\r\n\r\n",
+      5000);
+  EXPECT_EQ(r413.rfind("HTTP/1.1 413 ", 0), 0u) << r413;
+
+  // A body shorter than declared: 400, connection closed, nothing sent upstream.
+  size_t before = upstream_.requestCount();
+  std::string shortBody = rgtest::rawExchange(
+      gw_->port(), "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: " + gatewayKey_ +
+                       "\r\nContent-Length: 100\r\n\r\n{\"model\":",
+      1500);
+  EXPECT_EQ(upstream_.requestCount(), before);
+}
+
+TEST_P(Http, Http10ClientsGetAnUnchunkedStream) {
+  auto chunks = rgtest::FakeAnthropic::sseMessage("claude-sonnet-4-5-20250929", "old client", 3,
+                                                  2, 0, 0);
+  rgtest::FakeAnthropic::Script s;
+  s.sseChunks = chunks;
+  upstream_.enqueue(s);
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  std::string raw = rgtest::rawExchange(
+      gw_->port(), "POST /v1/messages HTTP/1.0\r\nx-api-key: " + gatewayKey_ +
+                       "\r\ncontent-type: application/json\r\nContent-Length: " +
+                       std::to_string(kStreamRequest.size()) + "\r\n\r\n" + kStreamRequest);
+  size_t he = raw.find("\r\n\r\n");
+  ASSERT_NE(he, std::string::npos) << raw;
+  std::string head = raw.substr(0, he);
+  EXPECT_EQ(head.find("chunked"), std::string::npos) << head;
+  std::string all;
+  for (const auto& c : chunks) {
+    all += c;
+  }
+  EXPECT_EQ(raw.substr(he + 4), all);
+}
+
+TEST_P(Http, DrainTimeoutCutsStreamsThatDoNotEnd) {
+  rgtest::FakeAnthropic::Script held;
+  held.sseChunks = {rgtest::FakeAnthropic::sseMessage("claude-sonnet-4-5-20250929", "x", 1, 1,
+                                                      0, 0)[0]};
+  held.holdOpenAfterChunks = true;
+  upstream_.enqueue(held);
+  Options o;
+  o.drainTimeoutMs = 300;
+  startGateway(o);
+  if (HasFailure()) {
+    return;
+  }
+  HttpResult result;
+  std::thread client([&] { result = post("/v1/messages", kStreamRequest); });
+  ASSERT_TRUE(upstream_.waitForRequests(1, 10000));
+  auto t0 = std::chrono::steady_clock::now();
+  int code = gw_->stop(SIGTERM, 20000);
+  auto took = std::chrono::steady_clock::now() - t0;
+  client.join();
+  EXPECT_EQ(code, 0);
+  EXPECT_LT(std::chrono::duration_cast<std::chrono::seconds>(took).count(), 10)
+      << "SIGTERM did not honour drain_timeout_ms";
+  EXPECT_FALSE(result.ok) << "a cut stream must look truncated";
+  EXPECT_TRUE(upstream_.waitForPeerClose(5000));
+  gw_.reset();
+}
+
+INSTANTIATE_TEST_SUITE_P(Embedded, Http, ::testing::Values("embedded"),
                          [](const auto& paramInfo) { return paramInfo.param; });
 
 } // namespace

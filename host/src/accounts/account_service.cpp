@@ -89,18 +89,36 @@ StatusOr<ChosenAccount> AccountService::pick(const std::vector<std::string>& typ
     return Status(Code::kUnavailable, "account storage unavailable: " + snap.status().message());
   }
   const AccountRecord* best = nullptr;
-  for (const auto& a : **snap) {
-    if (std::find(types.begin(), types.end(), a.type) == types.end()) {
-      continue;
+  int64_t bestUsed = 0;
+  bool persist = false;
+  int64_t now = clock_.nowUnixMs();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& a : **snap) {
+      if (std::find(types.begin(), types.end(), a.type) == types.end()) {
+        continue;
+      }
+      if (a.status != "active" || !a.schedulable) {
+        continue;
+      }
+      auto it = lastPickedMs_.find(a.id);
+      int64_t used = std::max(a.lastUsedAtMs, it == lastPickedMs_.end() ? 0 : it->second);
+      if (best == nullptr || a.priority < best->priority ||
+          (a.priority == best->priority &&
+           (used < bestUsed || (used == bestUsed && a.createdAtMs < best->createdAtMs)))) {
+        best = &a;
+        bestUsed = used;
+      }
     }
-    if (a.status != "active" || !a.schedulable) {
-      continue;
-    }
-    if (best == nullptr || a.priority < best->priority ||
-        (a.priority == best->priority &&
-         (a.lastUsedAtMs < best->lastUsedAtMs ||
-          (a.lastUsedAtMs == best->lastUsedAtMs && a.createdAtMs < best->createdAtMs)))) {
-      best = &a;
+    if (best != nullptr) {
+      // A strictly increasing stamp: two picks in the same millisecond still rotate.
+      int64_t stamp = std::max(now, bestUsed + 1);
+      lastPickedMs_[best->id] = stamp;
+      int64_t& persisted = lastPersistedMs_[best->id];
+      if (now - persisted >= 60000) {
+        persisted = now;
+        persist = true;
+      }
     }
   }
   if (best == nullptr) {
@@ -110,6 +128,9 @@ StatusOr<ChosenAccount> AccountService::pick(const std::vector<std::string>& typ
     }
     return Status(Code::kUnavailable, "No upstream account is available for this route "
                                       "(no active account of type " + list + ")");
+  }
+  if (persist) {
+    (void)store_.accounts().touchLastUsed(best->id, now); // best effort: for display only
   }
   auto secret = box_.open(best->secretSealed);
   if (!secret) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -52,6 +53,10 @@ private:
   std::mutex mu_;
   std::shared_ptr<const std::vector<AccountRecord>> cached_;
   int64_t cachedUntilMs_ = 0;
+  // Least-recently-used order within a priority tier is kept in memory (a storage write per
+  // request would be too dear); lastUsedAt is persisted at most once a minute per account.
+  std::unordered_map<std::string, int64_t> lastPickedMs_;
+  std::unordered_map<std::string, int64_t> lastPersistedMs_;
 };
 
 } // namespace rg

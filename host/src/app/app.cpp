@@ -264,6 +264,7 @@ int runServe(const Config& cfg) {
     break;
   }
   spdlog::info("signal {}: draining (up to {} ms)", sig, cfg.server.drainTimeoutMs);
+  gateway.startDraining();
   server.stopAccepting();
   auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(cfg.server.drainTimeoutMs);
@@ -273,6 +274,9 @@ int runServe(const Config& cfg) {
   if (gateway.inFlight() > 0) {
     spdlog::warn("drain timeout: cutting {} request(s) still in flight", gateway.inFlight());
     gateway.abortStreams();
+    // Shutting the client sockets wakes relays blocked on a silent upstream (they watch the
+    // client's socket) so they end at once.
+    server.stopNow();
     auto hard = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (gateway.inFlight() > 0 && std::chrono::steady_clock::now() < hard) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));

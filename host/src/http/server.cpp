@@ -77,8 +77,10 @@ Status HttpServer::start() {
 }
 
 void HttpServer::stopAccepting() {
+  // Only the listener stops: stopAll(false) would block until every open stream ended, which
+  // would make the drain timeout meaningless.
   if (server_) {
-    server_->stopAll(false);
+    server_->stop();
   }
 }
 

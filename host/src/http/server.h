@@ -36,7 +36,8 @@ public:
   ~HttpServer();
   Status start(); // binds and starts accepting
   int port() const { return port_; }
-  // Stops accepting; connections close after their current request.
+  // Stops accepting new connections; open connections keep being served (the gateway asks
+  // their clients to close) until stopNow().
   void stopAccepting();
   // Aborts what is left (after the drain).
   void stopNow();

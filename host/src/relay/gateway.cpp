@@ -86,6 +86,9 @@ struct Gateway::Ctx {
   int status = 0;
   uint64_t bytesOut = 0;
   bool responded = false;
+  bool hasBody = false;      // the request carries a body (length > 0 or chunked)
+  bool bodyConsumed = false; // ... and it has been read completely (keep-alive stays safe)
+  bool http10 = false;       // HTTP/1.0 client: no chunked responses
   rg_host_stream hs;
   std::string leaseScope;
   bool leaseHeld = false;
@@ -95,7 +98,13 @@ struct Gateway::Ctx {
   std::string note; // extra access-log detail (error reason)
 };
 
-Gateway::Gateway(GatewayDeps deps) : d_(std::move(deps)) {
+Gateway::Gateway(GatewayDeps deps)
+    : d_(std::move(deps)),
+      // A live stream renews its lease whenever bytes flow (at most every kLeaseRenewMs); the
+      // longest silence it survives is the upstream timeout, so the lease must outlast that.
+      leaseTtlMs_(std::max<int64_t>(kMinLeaseTtlMs, static_cast<int64_t>(
+                                                         d_.config->server.upstreamTimeoutMs) +
+                                                         2 * kLeaseRenewMs)) {
   MetricsRegistry& m = *d_.metrics;
   activeStreams_ = m.gauge("relaygate_active_streams", "Streaming responses in progress");
   inFlightGauge_ = m.gauge("relaygate_requests_in_flight", "Requests being handled");
@@ -129,6 +138,9 @@ void Gateway::handle(Poco::Net::HTTPServerRequest& req,
     c.requestId = "req_" + crypto::toHex(crypto::randomBytes(12));
     c.hs.requestId = c.requestId;
     c.method = req.getMethod();
+    c.http10 = req.getVersion() == Poco::Net::HTTPMessage::HTTP_1_0;
+    c.hasBody = req.getChunkedTransferEncoding() ||
+                (req.hasContentLength() && req.getContentLength64() > 0);
     const std::string& uri = req.getURI();
     size_t q = uri.find('?');
     c.path = uri.substr(0, q);
@@ -139,20 +151,10 @@ void Gateway::handle(Poco::Net::HTTPServerRequest& req,
   } catch (const std::exception& e) {
     c.note = std::string("internal error: ") + e.what();
     spdlog::error("request {} failed: {}", c.requestId, e.what());
-    if (!c.responded) {
-      try {
-        sendError(c, 500, "Internal error in the gateway (request " + c.requestId + ")");
-      } catch (...) {
-      }
-    }
+    failRequest(c);
   } catch (...) {
     c.note = "internal error";
-    if (!c.responded) {
-      try {
-        sendError(c, 500, "Internal error in the gateway (request " + c.requestId + ")");
-      } catch (...) {
-      }
-    }
+    failRequest(c);
   }
   try {
     finish(c);
@@ -160,6 +162,19 @@ void Gateway::handle(Poco::Net::HTTPServerRequest& req,
   }
   inFlightGauge_->add(-1);
   inFlight_.fetch_sub(1);
+}
+
+void Gateway::failRequest(Ctx& c) noexcept {
+  if (c.responded) {
+    // Part of a response is out: the client must see it truncated, not cleanly ended.
+    c.resp.setKeepAlive(false);
+    cutClient(c.req);
+    return;
+  }
+  try {
+    sendError(c, 500, "Internal error in the gateway (request " + c.requestId + ")");
+  } catch (...) {
+  }
 }
 
 void Gateway::dispatch(Ctx& c) {
@@ -223,33 +238,15 @@ void Gateway::serveRoute(Ctx& c) {
     allHeaders.emplace_back(kv.first, kv.second);
   }
 
-  // Body, bounded.
+  // The body limit is checked on the declared length before anything else (no reading).
   int64_t maxBody = d_.config->server.maxBodyBytes;
-  if (c.req.hasContentLength()) {
-    int64_t len = static_cast<int64_t>(c.req.getContentLength64());
-    if (len > maxBody) {
-      return sendError(c, 413, "Request body of " + std::to_string(len) +
-                                   " bytes exceeds the limit of " + std::to_string(maxBody));
-    }
-    c.body.resize(static_cast<size_t>(len));
-    c.req.stream().read(c.body.data(), len);
-    if (c.req.stream().gcount() != len) {
-      c.note = "client sent a short body";
-      c.status = 499;
-      return;
-    }
-  } else if (c.req.getChunkedTransferEncoding()) {
-    char buf[16384];
-    std::istream& in = c.req.stream();
-    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-      c.body.append(buf, static_cast<size_t>(in.gcount()));
-      if (static_cast<int64_t>(c.body.size()) > maxBody) {
-        return sendError(c, 413, "Request body exceeds the limit of " + std::to_string(maxBody));
-      }
-    }
+  if (c.req.hasContentLength() && static_cast<int64_t>(c.req.getContentLength64()) > maxBody) {
+    return sendError(c, 413, "Request body of " + std::to_string(c.req.getContentLength64()) +
+                                 " bytes exceeds the limit of " + std::to_string(maxBody));
   }
 
-  // Authentication.
+  // Authentication, from headers and query only: an unauthenticated client never makes the
+  // gateway read (or allocate for) its body.
   if ((spec.flags & RG_ROUTE_NO_AUTH) == 0) {
     std::string key = extractKey(allHeaders, c.query);
     if (key.empty()) {
@@ -278,6 +275,25 @@ void Gateway::serveRoute(Ctx& c) {
     if (!isCredentialHeader(h.first)) {
       c.headers.push_back(std::move(h));
     }
+  }
+
+  // Body, bounded; the buffer grows with what actually arrives.
+  if (c.hasBody) {
+    char buf[16384];
+    std::istream& in = c.req.stream();
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+      c.body.append(buf, static_cast<size_t>(in.gcount()));
+      if (static_cast<int64_t>(c.body.size()) > maxBody) {
+        return sendError(c, 413, "Request body exceeds the limit of " + std::to_string(maxBody));
+      }
+    }
+    if (in.bad() || (c.req.hasContentLength() &&
+                     static_cast<int64_t>(c.body.size()) !=
+                         static_cast<int64_t>(c.req.getContentLength64()))) {
+      c.note = "client sent an incomplete body";
+      return sendError(c, 400, "The request body is incomplete or malformed");
+    }
+    c.bodyConsumed = true;
   }
   std::string cleanQuery = stripKeyParam(c.query);
 
@@ -323,7 +339,7 @@ void Gateway::serveRoute(Ctx& c) {
     if (c.key->concurrencyLimit > 0 && (spec.flags & RG_ROUTE_SKIP_CONCURRENCY) == 0) {
       c.leaseScope = "key:" + c.key->id;
       auto lease = d_.store->limits().acquireLease(c.leaseScope, c.requestId,
-                                                   c.key->concurrencyLimit, kLeaseTtlMs);
+                                                   c.key->concurrencyLimit, leaseTtlMs_);
       if (!lease) {
         c.note = lease.status().message();
         return sendError(c, 503, "The gateway cannot reach its limit storage; try again shortly");
@@ -375,7 +391,7 @@ void Gateway::serveRoute(Ctx& c) {
       return sendError(c, 500, "The provider plugin failed to answer");
     }
     c.status = out.status == 0 ? 200 : static_cast<int>(out.status);
-    c.resp.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(c.status));
+    c.resp.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(c.status));
     c.resp.set("X-Request-ID", c.requestId);
     for (const auto& h : out.headers) {
       if (!isHopByHop(h.first)) {
@@ -483,12 +499,25 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
   if (head.status >= 400) {
     // Errors reach the client unchanged (they are already in the provider's shape).
     std::string body;
-    Status s = readAll(&body, kErrorBodyCap);
-    if (!s && s.code() == Code::kAborted) {
-      clientAborts_->add();
-      c.status = 499;
-      c.note = "client went away";
-      return;
+    Status s = readAll(&body, kErrorBodyCap + 1);
+    if (!s) {
+      c.note = s.message();
+      if (s.code() == Code::kAborted) {
+        clientAborts_->add();
+        c.status = 499;
+        return;
+      }
+      upstreamErrors_->add();
+      // A partial error body must not look complete: say what happened instead.
+      return sendError(c, s.code() == Code::kDeadlineExceeded ? 504 : 502,
+                       "Upstream failed while sending its " + std::to_string(head.status) +
+                           " response: " + s.message());
+    }
+    if (body.size() > kErrorBodyCap) {
+      call.abort();
+      upstreamErrors_->add();
+      return sendError(c, 502, "Upstream sent an error response larger than 4 MiB (status " +
+                                   std::to_string(head.status) + ")");
     }
     std::vector<rg_header> hv;
     for (const auto& h : head.headers) {
@@ -501,15 +530,7 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
     if (info.reason.len > 0) {
       c.note += ": " + std::string(info.reason.ptr, info.reason.len);
     }
-    c.status = head.status;
-    out.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(head.status),
-                           head.reason);
-    for (const auto& h : head.headers) {
-      if (!isHopByHop(h.first)) {
-        out.set(h.first, h.second);
-      }
-    }
-    out.set("X-Request-ID", c.requestId);
+    applyHead(c, head.status, head.reason, head.headers);
     out.setContentLength64(static_cast<Poco::Int64>(body.size()));
     c.responded = true;
     out.send().write(body.data(), static_cast<std::streamsize>(body.size()));
@@ -542,16 +563,18 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
   }
   const std::string* ct = findHeader(head.headers, "content-type");
   bool sse = ct != nullptr && ct->compare(0, 17, "text/event-stream") == 0;
-  c.status = status;
-  out.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status),
-                         status == head.status ? head.reason : "");
-  for (const auto& h : respHeaders) {
-    if (!isHopByHop(h.first)) {
-      out.set(h.first, h.second);
-    }
-  }
-  out.set("X-Request-ID", c.requestId);
+  std::string reason = status == head.status ? head.reason : std::string();
 
+  if (call.bodyComplete()) {
+    // No body at all (204, 304, or an empty response): never chunk-encode one.
+    applyHead(c, status, reason, respHeaders);
+    if (status != 204 && status != 304) {
+      out.setContentLength64(0);
+    }
+    c.responded = true;
+    out.send();
+    return;
+  }
   if (!sse) {
     const std::string* cl = findHeader(head.headers, "content-length");
     bool small = cl != nullptr && std::strtoull(cl->c_str(), nullptr, 10) <= kBufferedBodyCap;
@@ -580,6 +603,7 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
           body = std::move(repl.body);
         }
       }
+      applyHead(c, status, reason, respHeaders);
       out.setContentLength64(static_cast<Poco::Int64>(body.size()));
       c.responded = true;
       out.send().write(body.data(), static_cast<std::streamsize>(body.size()));
@@ -587,9 +611,15 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
       return;
     }
   }
+  applyHead(c, status, reason, respHeaders);
 
   // Streamed: SSE events framed and handed to the plugin, or body chunks as they come.
-  out.setChunkedTransferEncoding(true);
+  // HTTP/1.0 clients cannot take chunks: their body ends when the connection closes.
+  if (c.http10) {
+    out.setKeepAlive(false);
+  } else {
+    out.setChunkedTransferEncoding(true);
+  }
   if (sse) {
     out.set("X-Accel-Buffering", "no");
     if (!out.has("Cache-Control")) {
@@ -666,8 +696,8 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
     }
     if (c.leaseHeld) {
       int64_t now = d_.clock->monotonicMs();
-      if (now - c.lastLeaseRenewMs > kLeaseTtlMs / 3) {
-        (void)d_.store->limits().renewLease(c.leaseScope, c.requestId, kLeaseTtlMs);
+      if (now - c.lastLeaseRenewMs > kLeaseRenewMs) {
+        (void)d_.store->limits().renewLease(c.leaseScope, c.requestId, leaseTtlMs_);
         c.lastLeaseRenewMs = now;
       }
     }
@@ -702,6 +732,26 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
     call.abort();
     upstreamErrors_->add();
     cutClient(c.req); // the client must see a truncated response, not a clean end
+  }
+}
+
+void Gateway::applyHead(Ctx& c, int status, const std::string& reason,
+                        const HeaderList& headers) {
+  auto& out = c.resp;
+  c.status = status;
+  if (reason.empty()) {
+    out.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
+  } else {
+    out.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status), reason);
+  }
+  for (const auto& h : headers) {
+    if (!isHopByHop(h.first)) {
+      out.set(h.first, h.second);
+    }
+  }
+  out.set("X-Request-ID", c.requestId);
+  if (draining_.load()) {
+    out.setKeepAlive(false);
   }
 }
 
@@ -741,8 +791,12 @@ void Gateway::bookUsage(Ctx& c) {
 void Gateway::sendBody(Ctx& c, int status, const std::string& contentType,
                        const std::string& body) {
   c.status = status;
-  c.resp.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
+  c.resp.setStatusAndReason(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(status));
   c.resp.set("X-Request-ID", c.requestId);
+  // An unread request body would be parsed as the next request on this connection.
+  if ((c.hasBody && !c.bodyConsumed) || draining_.load()) {
+    c.resp.setKeepAlive(false);
+  }
   c.resp.setContentType(contentType);
   c.resp.setContentLength64(static_cast<Poco::Int64>(body.size()));
   c.responded = true;
@@ -766,10 +820,6 @@ void Gateway::sendError(Ctx& c, int status, const std::string& message, const st
 }
 
 void Gateway::finish(Ctx& c) {
-  if (c.route != nullptr) {
-    c.route->plugin->streamDone(&c.hs);
-    bookUsage(c);
-  }
   if (c.leaseHeld) {
     Status s = d_.store->limits().releaseLease(c.leaseScope, c.requestId);
     if (!s) {
@@ -778,6 +828,14 @@ void Gateway::finish(Ctx& c) {
     }
     c.leaseHeld = false;
     leasesHeld_->add(-1);
+  }
+  if (c.route != nullptr) {
+    c.route->plugin->streamDone(&c.hs);
+    try {
+      bookUsage(c);
+    } catch (const std::exception& e) {
+      spdlog::error("usage for request {} not booked: {}", c.requestId, e.what());
+    }
   }
   int status = c.status == 0 ? 500 : c.status;
   d_.metrics

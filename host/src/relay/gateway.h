@@ -48,8 +48,12 @@ public:
   void abortStreams() { aborting_.store(true); }
   void setStartedAtMs(int64_t ms) { startedAtMs_ = ms; }
 
-  // Lease time-to-live for key concurrency slots; renewed during long streams.
-  static constexpr int64_t kLeaseTtlMs = 300000;
+  // Key concurrency leases live at least this long, and longer than the upstream timeout; a
+  // stream renews its lease at most every kLeaseRenewMs. A crashed process's leases expire.
+  static constexpr int64_t kMinLeaseTtlMs = 300000;
+  static constexpr int64_t kLeaseRenewMs = 30000;
+  // From now on every response asks the client to close its connection (graceful drain).
+  void startDraining() { draining_.store(true); }
 
 private:
   struct Ctx;
@@ -61,14 +65,19 @@ private:
   void serveRelay(Ctx& c);
   void relayResponse(Ctx& c, class UpstreamCall& call, const struct UpstreamResponseHead& head);
   void bookUsage(Ctx& c);
+  // Status line and end-to-end headers for the client (hop-by-hop headers dropped).
+  void applyHead(Ctx& c, int status, const std::string& reason, const HeaderList& headers);
   void sendError(Ctx& c, int status, const std::string& message, const std::string& type = {},
                  int retryAfterSeconds = -1);
   void sendBody(Ctx& c, int status, const std::string& contentType, const std::string& body);
   void finish(Ctx& c);
+  void failRequest(Ctx& c) noexcept;
 
   GatewayDeps d_;
   std::atomic<int64_t> inFlight_{0};
   std::atomic<bool> aborting_{false};
+  std::atomic<bool> draining_{false};
+  int64_t leaseTtlMs_;
   int64_t startedAtMs_ = 0;
 
   // Metrics (cached series pointers).
