@@ -17,7 +17,7 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 8787;                      // 0 = pick a free port (printed at start)
   int workerThreads = 256;              // max concurrent requests/streams (one thread each)
-  int requestTimeoutMs = 600000;        // whole request, incl. a long stream
+  int requestTimeoutMs = 600000;        // client socket timeout (each read / write)
   int idleTimeoutMs = 65000;            // keep-alive idle connection
   int upstreamConnectTimeoutMs = 10000;
   int upstreamTimeoutMs = 600000;       // first byte and between bytes from upstream

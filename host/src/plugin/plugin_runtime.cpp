@@ -351,6 +351,9 @@ rg_error_info ProviderPlugin::classifyError(rg_host_stream* st, uint32_t status,
     return def;
   }
   rg_error_info info = def; // the plugin may leave fields as the host prepared them
+  if (st != nullptr) {
+    st->hookRan = true; // the hook may create per-stream state: on_stream_done must free it
+  }
   Status s = callHook(prefix(), "classify_error", [&] {
     vt_.classify_error(inst_, st, status, h, n, body, &info);
     return RG_OK;

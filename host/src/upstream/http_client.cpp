@@ -20,7 +20,7 @@ namespace rg {
 namespace {
 
 constexpr size_t kMaxHeadBytes = 64 * 1024;
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadChunk = 32 * 1024; // on the stack of a relay thread (256 KiB)
 
 int64_t nowMs() {
   using namespace std::chrono;
@@ -323,11 +323,12 @@ Status UpstreamCall::fill() {
     pos_ = 0;
   }
   std::string err;
-  size_t old = buf_.size();
-  buf_.resize(old + kReadChunk);
-  int got = conn_->receive(&buf_[old], static_cast<int>(kReadChunk), &err);
-  buf_.resize(old + static_cast<size_t>(std::max(got, 0)));
+  // Receive into a stack buffer and append what arrived: growing buf_ by kReadChunk first would
+  // zero-fill 32 KiB per call (measurable at tens of thousands of requests per second).
+  char chunk[kReadChunk];
+  int got = conn_->receive(chunk, static_cast<int>(kReadChunk), &err);
   if (got > 0) {
+    buf_.append(chunk, static_cast<size_t>(got));
     anyResponseByte_ = true;
     return Status::ok();
   }

@@ -120,7 +120,9 @@ using UpstreamCallPtr = std::unique_ptr<UpstreamCall>;
 class UpstreamClient {
 public:
   struct Options {
-    size_t maxIdlePerHost = 64;
+    // As many as the server has request threads (server.worker_threads defaults to 256): with
+    // fewer, every request above the cap closes its connection and the next one reconnects.
+    size_t maxIdlePerHost = 512;
     int idleTimeoutMs = 30000;
     bool verifyTls = true;
   };
