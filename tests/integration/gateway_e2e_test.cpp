@@ -39,12 +39,11 @@ const std::string kStreamRequest =
     R"({"model":"claude-sonnet-4-5-20250929","max_tokens":64,"stream":true,)"
     R"("messages":[{"role":"user","content":"Hello"}]})";
 
+// One redis-server per test process, started on first use and stopped when the process exits
+// (ctest runs every test in a process of its own).
 rgtest::RedisServer& sharedRedis() {
-  static rgtest::RedisServer* server = [] {
-    auto* s = new rgtest::RedisServer();
-    return s;
-  }();
-  return *server;
+  static rgtest::RedisServer server;
+  return server;
 }
 
 struct Options {
