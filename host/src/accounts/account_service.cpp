@@ -78,6 +78,12 @@ StatusOr<std::shared_ptr<const std::vector<AccountRecord>>> AccountService::snap
   }
   auto snap = std::make_shared<const std::vector<AccountRecord>>(std::move(all.value()));
   std::lock_guard<std::mutex> lock(mu_);
+  if (cached_ != nullptr) {
+    for (auto& kv : openedSecrets_) {
+      std::fill(kv.second.begin(), kv.second.end(), '\0');
+    }
+    openedSecrets_.clear();
+  }
   cached_ = snap;
   cachedUntilMs_ = now + cacheTtlMs_;
   return snap;
@@ -132,10 +138,22 @@ StatusOr<ChosenAccount> AccountService::pick(const std::vector<std::string>& typ
   if (persist) {
     (void)store_.accounts().touchLastUsed(best->id, now); // best effort: for display only
   }
+  // Opening a secret costs an AES-GCM decryption: keep it for the snapshot's life (<= 1 s).
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = openedSecrets_.find(best->secretSealed);
+    if (it != openedSecrets_.end()) {
+      return ChosenAccount{*best, it->second};
+    }
+  }
   auto secret = box_.open(best->secretSealed);
   if (!secret) {
     return Status(Code::kInternal, "account " + best->id + ": cannot open its secret (" +
                                        secret.status().message() + ")");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    openedSecrets_.emplace(best->secretSealed, *secret);
   }
   return ChosenAccount{*best, std::move(secret.value())};
 }

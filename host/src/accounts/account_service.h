@@ -57,6 +57,8 @@ private:
   // request would be too dear); lastUsedAt is persisted at most once a minute per account.
   std::unordered_map<std::string, int64_t> lastPickedMs_;
   std::unordered_map<std::string, int64_t> lastPersistedMs_;
+  // Opened secrets of the current snapshot (sealed form -> plaintext); cleared with it.
+  std::unordered_map<std::string, std::string> openedSecrets_;
 };
 
 } // namespace rg

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <random>
 #include <ctime>
 #include <istream>
 #include <ostream>
@@ -62,6 +64,28 @@ void cutClient(Poco::Net::HTTPServerRequest& req) {
     impl->socket().shutdown();
   } catch (...) {
   }
+}
+
+// "req_" + 24 hex digits from a per-thread generator seeded from the CSPRNG: unique, cheap, and
+// not a secret (it is shown to clients and logged).
+std::string newRequestId() {
+  thread_local std::mt19937_64 gen([] {
+    std::string seed = crypto::randomBytes(8);
+    uint64_t v = 0;
+    std::memcpy(&v, seed.data(), sizeof v);
+    return v;
+  }());
+  static const char* kHex = "0123456789abcdef";
+  uint64_t a = gen();
+  uint64_t b = gen();
+  char out[28] = {'r', 'e', 'q', '_'};
+  for (int i = 0; i < 16; ++i) {
+    out[4 + i] = kHex[(a >> (i * 4)) & 15];
+  }
+  for (int i = 0; i < 8; ++i) {
+    out[20 + i] = kHex[(b >> (i * 4)) & 15];
+  }
+  return std::string(out, sizeof out);
 }
 
 } // namespace
@@ -135,7 +159,7 @@ void Gateway::handle(Poco::Net::HTTPServerRequest& req,
   Ctx c(req, resp);
   try {
     c.startMs = d_.clock->monotonicMs();
-    c.requestId = "req_" + crypto::toHex(crypto::randomBytes(12));
+    c.requestId = newRequestId();
     c.hs.requestId = c.requestId;
     c.method = req.getMethod();
     c.http10 = req.getVersion() == Poco::Net::HTTPMessage::HTTP_1_0;
