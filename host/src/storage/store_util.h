@@ -24,9 +24,10 @@ inline constexpr TokenField kTokenFields[] = {
 };
 
 // How long (and how many) usage request ids are remembered for idempotency. A retry of the same
-// request id after this is booked again; callers retry within seconds, so a week is generous.
-inline constexpr int64_t kUsageIdRetentionMs = 7LL * 24 * 3600 * 1000;
-inline constexpr size_t kUsageIdMaxCount = 1'000'000;  // embedded only: bounds memory
+// request id after this is booked again; failover retries and replayed settles come within
+// seconds, so a day is generous, and it bounds the memory (embedded) and keys (Redis) it costs.
+inline constexpr int64_t kUsageIdRetentionMs = 24LL * 3600 * 1000;
+inline constexpr size_t kUsageIdMaxCount = 200'000; // embedded only: bounds memory (~30 MB)
 
 // list() order of the contract: createdAtMs, then id.
 template <typename Rec>
