@@ -113,6 +113,7 @@ struct Gateway::Ctx {
   bool hasBody = false;      // the request carries a body (length > 0 or chunked)
   bool bodyConsumed = false; // ... and it has been read completely (keep-alive stays safe)
   bool http10 = false;       // HTTP/1.0 client: no chunked responses
+  bool usageBooked = false;
   rg_host_stream hs;
   std::string leaseScope;
   bool leaseHeld = false;
@@ -525,17 +526,8 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
     std::string body;
     Status s = readAll(&body, kErrorBodyCap + 1);
     if (!s) {
-      c.note = s.message();
-      if (s.code() == Code::kAborted) {
-        clientAborts_->add();
-        c.status = 499;
-        return;
-      }
-      upstreamErrors_->add();
       // A partial error body must not look complete: say what happened instead.
-      return sendError(c, s.code() == Code::kDeadlineExceeded ? 504 : 502,
-                       "Upstream failed while sending its " + std::to_string(head.status) +
-                           " response: " + s.message());
+      return failUpstreamRead(c, s, "its " + std::to_string(head.status) + " response");
     }
     if (body.size() > kErrorBodyCap) {
       call.abort();
@@ -606,15 +598,7 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
       std::string body;
       Status s = readAll(&body, kBufferedBodyCap + 1);
       if (!s) {
-        c.note = s.message();
-        if (s.code() == Code::kAborted) {
-          clientAborts_->add();
-          c.status = 499;
-          return;
-        }
-        upstreamErrors_->add();
-        return sendError(c, s.code() == Code::kDeadlineExceeded ? 504 : 502,
-                         "Upstream failed while sending the response: " + s.message());
+        return failUpstreamRead(c, s, "the response");
       }
       if (plugin.hasBodyChunk()) {
         rg_host_sink repl;
@@ -627,6 +611,10 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
           body = std::move(repl.body);
         }
       }
+      // Book before the client can see a complete response: a gateway killed right after a
+      // client got its answer has still recorded the usage. (Streams are booked before their
+      // final chunk, which POCO writes after the handler returns.)
+      bookUsage(c);
       applyHead(c, status, reason, respHeaders);
       out.setContentLength64(static_cast<Poco::Int64>(body.size()));
       c.responded = true;
@@ -759,6 +747,18 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
   }
 }
 
+void Gateway::failUpstreamRead(Ctx& c, const Status& s, const std::string& what) {
+  c.note = s.message();
+  if (s.code() == Code::kAborted) { // the client went away: nobody to answer
+    clientAborts_->add();
+    c.status = 499;
+    return;
+  }
+  upstreamErrors_->add();
+  sendError(c, s.code() == Code::kDeadlineExceeded ? 504 : 502,
+            "Upstream failed while sending " + what + ": " + s.message());
+}
+
 void Gateway::applyHead(Ctx& c, int status, const std::string& reason,
                         const HeaderList& headers) {
   auto& out = c.resp;
@@ -780,9 +780,10 @@ void Gateway::applyHead(Ctx& c, int status, const std::string& reason,
 }
 
 void Gateway::bookUsage(Ctx& c) {
-  if (!c.hs.usageReported || !c.key) {
+  if (c.usageBooked || !c.hs.usageReported || !c.key) {
     return;
   }
+  c.usageBooked = true;
   const rg_usage& u = c.hs.usage;
   UsageEvent ev;
   ev.requestId = c.requestId;

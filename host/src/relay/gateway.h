@@ -65,6 +65,9 @@ private:
   void serveRelay(Ctx& c);
   void relayResponse(Ctx& c, class UpstreamCall& call, const struct UpstreamResponseHead& head);
   void bookUsage(Ctx& c);
+  // Reading an upstream body before anything was sent failed: 499 if the client left, else
+  // 502/504 naming `what` was being read.
+  void failUpstreamRead(Ctx& c, const Status& s, const std::string& what);
   // Status line and end-to-end headers for the client (hop-by-hop headers dropped).
   void applyHead(Ctx& c, int status, const std::string& reason, const HeaderList& headers);
   void sendError(Ctx& c, int status, const std::string& message, const std::string& type = {},
