@@ -372,6 +372,10 @@ TEST_P(E2E, KeyChecksAnswerInAnthropicShape) {
   auto bad = post("/v1/messages", "{not json", {});
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("invalid_request_error"), std::string::npos);
+  // A model name that would forge log lines is refused.
+  auto forged = post("/v1/messages", R"({"model":"x\nstatus=200 forged","max_tokens":1})", {});
+  EXPECT_EQ(forged.status, 400);
+  EXPECT_EQ(gw_->stderrText().find("\nstatus=200 forged"), std::string::npos);
 }
 
 TEST_P(E2E, ExpiredKeyIsRejected) {

@@ -1,6 +1,7 @@
 #include "relay/gateway.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -95,7 +96,7 @@ struct Gateway::Ctx {
   Poco::Net::HTTPServerRequest& req;
   Poco::Net::HTTPServerResponse& resp;
   std::string requestId;
-  int64_t startMs = 0;
+  std::chrono::steady_clock::time_point start; // for the access log's latency (sub-ms)
   std::string method;
   std::string path;
   std::string query;
@@ -159,7 +160,7 @@ void Gateway::handle(Poco::Net::HTTPServerRequest& req,
   inFlightGauge_->add(1);
   Ctx c(req, resp);
   try {
-    c.startMs = d_.clock->monotonicMs();
+    c.start = std::chrono::steady_clock::now();
     c.requestId = newRequestId();
     c.hs.requestId = c.requestId;
     c.method = req.getMethod();
@@ -354,6 +355,13 @@ void Gateway::serveRoute(Ctx& c) {
     return sendError(c, 500, "The provider plugin failed to read the request");
   }
   c.model.assign(meta.model.ptr != nullptr ? meta.model.ptr : "", meta.model.len);
+  if (c.model.size() > 256 || std::any_of(c.model.begin(), c.model.end(), [](char ch) {
+        return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
+      })) {
+    // The model name ends up in logs and storage keys: no control characters, bounded length.
+    c.model.clear();
+    return sendError(c, 400, "The model name is invalid (control characters or over 256 bytes)");
+  }
   c.stream = meta.stream != 0;
 
   if (c.key) {
@@ -867,8 +875,9 @@ void Gateway::finish(Ctx& c) {
       ->counter("relaygate_requests_total", "Requests by route and status",
                 {{"route", c.routeLabel}, {"status", std::to_string(status)}})
       ->add();
-  double ms = static_cast<double>(d_.clock->monotonicMs() - c.startMs);
-  spdlog::info("access rid={} method={} path={} status={} key={} account={} model={} ms={:.1f} "
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.start)
+                  .count();
+  spdlog::info("access rid={} method={} path={} status={} key={} account={} model={} ms={:.3f} "
                "bytes={}{}{}",
                c.requestId, c.method, c.path, status, c.key ? c.key->id : "-",
                c.accountId.empty() ? "-" : c.accountId, c.model.empty() ? "-" : c.model, ms,
