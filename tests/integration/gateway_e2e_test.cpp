@@ -319,6 +319,47 @@ TEST_P(E2E, ClaudeCodeShapedBodyPassesUntouched) {
   EXPECT_EQ(reqs[0].header("x-stainless-lang"), "js");
 }
 
+TEST_P(E2E, CountTokensIsRelayedToItsUpstreamPath) {
+  rgtest::FakeAnthropic::Script s;
+  s.headers = {{"content-type", "application/json"}};
+  s.body = R"({"input_tokens":42})";
+  upstream_.enqueue(s);
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  auto r = post("/api/v1/messages/count_tokens?beta=true", kRequest);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, R"({"input_tokens":42})");
+  auto reqs = upstream_.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].uri, "/v1/messages/count_tokens?beta=true");
+  EXPECT_EQ(reqs[0].body, kRequest);
+}
+
+TEST_P(E2E, NoUsableAccountIsA503InAnthropicShape) {
+  startGateway();
+  if (HasFailure()) {
+    return;
+  }
+  auto list = cli({"accounts", "list"});
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(list.out, m, std::regex("\n([0-9a-f-]{36}) ")));
+  ASSERT_EQ(cli({"accounts", "remove", m[1].str()}).exitCode, 0);
+  // The gateway's account snapshot lives one second.
+  HttpResult r;
+  ASSERT_TRUE(rgtest::waitFor(
+      [&] {
+        r = post("/v1/messages", kRequest);
+        return r.status == 503;
+      },
+      5000))
+      << r.status << " " << r.body;
+  EXPECT_NE(r.body.find("\"type\":\"overloaded_error\""), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("claude-console"), std::string::npos) << r.body;
+  EXPECT_EQ(upstream_.requestCount(), 0u);
+}
+
 // ---- keys ----------------------------------------------------------------------------------------
 
 TEST_P(E2E, KeyChecksAnswerInAnthropicShape) {
