@@ -142,6 +142,111 @@ TEST_F(Cli, KeysAndAccountsVerbs) {
 
 namespace {
 
+// add / show / update / disable / enable for several account types through the real binary: every
+// secret is sealed in the journal and never printed, only masked.
+TEST_F(Cli, AccountTypesAddShowUpdateDisableEnable) {
+  std::string cfg = config();
+  struct Case {
+    std::vector<std::string> add;     // type-specific flags
+    std::vector<std::string> secrets; // plaintexts that must never show
+    std::vector<std::string> update;  // flags for accounts update
+    std::string shownAfterUpdate;     // a line `accounts show` prints after the update
+  };
+  std::vector<Case> cases = {
+      {{"--type", "claude-console", "--base-url", "https://console.example.com/", "--api-key",
+        "sk-ant-api03-CONSOLESECRET-0001", "--models", "claude-sonnet-4,claude-opus-4"},
+       {"sk-ant-api03-CONSOLESECRET-0001", "CONSOLE-NEW-SECRET-0002"},
+       {"--api-key", "CONSOLE-NEW-SECRET-0002", "--model-map", "sonnet=claude-sonnet-4"},
+       "models:       sonnet=claude-sonnet-4"},
+      {{"--type", "bedrock", "--region", "us-east-1", "--aws-access-key-id", "AKIABEDROCKKEYID0001",
+        "--aws-secret-access-key", "BEDROCK-SECRET-ACCESS-KEY-0001", "--proxy",
+        "socks5://relay@proxy.example.com:1080", "--proxy-password", "PROXY-SECRET-PASS-1"},
+       {"AKIABEDROCKKEYID0001", "BEDROCK-SECRET-ACCESS-KEY-0001", "PROXY-SECRET-PASS-1"},
+       {"--region", "eu-west-3", "--groups", "team-b,team-a", "--sharing", "dedicated"},
+       "base url:     https://bedrock-runtime.eu-west-3.amazonaws.com"},
+      {{"--type", "azure-openai", "--endpoint", "https://res.openai.azure.com", "--deployment",
+        "gpt-4o", "--api-version", "2024-10-21", "--api-key", "AZURE-SECRET-KEY-000000001",
+        "--concurrency", "3", "--expires-at", "2099-06-01T00:00:00Z"},
+       {"AZURE-SECRET-KEY-000000001"},
+       {"--api-version", "2025-04-01-preview", "--priority", "5"},
+       "apiVersion:   2025-04-01-preview"},
+  };
+  auto expectNoSecret = [](const rgtest::CommandResult& r, const std::vector<std::string>& sec) {
+    for (const auto& x : sec) {
+      EXPECT_EQ(r.out.find(x), std::string::npos) << "secret printed: " << x;
+      EXPECT_EQ(r.err.find(x), std::string::npos) << "secret printed: " << x;
+    }
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.add[1]);
+    std::vector<std::string> args = {"accounts", "add", "--config", cfg, "--name", c.add[1] + "-1"};
+    args.insert(args.end(), c.add.begin(), c.add.end());
+    auto added = run(args);
+    ASSERT_EQ(added.exitCode, 0) << added.err;
+    expectNoSecret(added, c.secrets);
+    std::string id = added.lastLine();
+    ASSERT_EQ(id.size(), 36u) << added.out;
+
+    auto show = run({"accounts", "show", "--config", cfg, id});
+    ASSERT_EQ(show.exitCode, 0) << show.err;
+    expectNoSecret(show, c.secrets);
+    EXPECT_NE(show.out.find("type:         " + c.add[1]), std::string::npos) << show.out;
+    EXPECT_NE(show.out.find("****"), std::string::npos) << show.out;
+
+    args = {"accounts", "update", "--config", cfg, id};
+    args.insert(args.end(), c.update.begin(), c.update.end());
+    auto updated = run(args);
+    ASSERT_EQ(updated.exitCode, 0) << updated.err;
+    expectNoSecret(updated, c.secrets);
+    show = run({"accounts", "show", "--config", cfg, id});
+    EXPECT_NE(show.out.find(c.shownAfterUpdate), std::string::npos) << show.out;
+    expectNoSecret(show, c.secrets);
+
+    auto disabled = run({"accounts", "disable", "--config", cfg, id, "--reason", "maintenance"});
+    ASSERT_EQ(disabled.exitCode, 0) << disabled.err;
+    show = run({"accounts", "show", "--config", cfg, id});
+    EXPECT_NE(show.out.find("status:       disabled (maintenance)"), std::string::npos)
+        << show.out;
+    auto list = run({"accounts", "list", "--config", cfg});
+    EXPECT_NE(list.out.find("disabled"), std::string::npos);
+    expectNoSecret(list, c.secrets);
+    ASSERT_EQ(run({"accounts", "enable", "--config", cfg, id}).exitCode, 0);
+    show = run({"accounts", "show", "--config", cfg, id});
+    EXPECT_NE(show.out.find("status:       active\n"), std::string::npos) << show.out;
+
+    std::string journal = rgtest::readFile(dir_.file("data") + "/journal.jsonl");
+    for (const auto& x : c.secrets) {
+      EXPECT_EQ(journal.find(x), std::string::npos) << "stored in clear: " << x;
+    }
+  }
+  auto show = run({"accounts", "list", "--config", cfg});
+  EXPECT_NE(show.out.find("bedrock"), std::string::npos);
+
+  // Errors name the flag the type is missing or does not take.
+  auto missing = run({"accounts", "add", "--config", cfg, "--type", "azure-openai", "--name", "x",
+                      "--endpoint", "https://e.example.com", "--api-key", "k", "--deployment",
+                      "d"});
+  EXPECT_EQ(missing.exitCode, 1);
+  EXPECT_NE(missing.err.find("needs --api-version"), std::string::npos) << missing.err;
+  auto foreign = run({"accounts", "add", "--config", cfg, "--type", "bedrock", "--name", "x",
+                      "--region", "us-east-1", "--bearer-token", "t", "--base-url", "https://e"});
+  EXPECT_EQ(foreign.exitCode, 1);
+  EXPECT_NE(foreign.err.find("--base-url does not apply to account type bedrock"),
+            std::string::npos)
+      << foreign.err;
+  auto typo = run({"accounts", "add", "--config", cfg, "--type", "claude-console", "--name", "x",
+                   "--base-url", "https://e", "--api-key", "k", "--priorty", "3"});
+  EXPECT_EQ(typo.exitCode, 1);
+  EXPECT_NE(typo.err.find("unknown flag --priorty"), std::string::npos) << typo.err;
+  auto badRegion = run({"accounts", "add", "--config", cfg, "--type", "bedrock", "--name", "x",
+                        "--region", "moon", "--bearer-token", "t"});
+  EXPECT_EQ(badRegion.exitCode, 1);
+  EXPECT_NE(badRegion.err.find("--region"), std::string::npos) << badRegion.err;
+  auto nobody = run({"accounts", "show", "--config", cfg, "00000000-0000-0000-0000-000000000000"});
+  EXPECT_EQ(nobody.exitCode, 1);
+  EXPECT_NE(nobody.err.find("no account with id"), std::string::npos);
+}
+
 TEST_F(Cli, FirstStartGeneratesAPrivateMasterKey) {
   std::string path = dir_.file("nokey.yaml");
   rgtest::writeFile(path, "storage: {backend: embedded, data_dir: " + dir_.file("data") +

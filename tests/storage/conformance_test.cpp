@@ -99,6 +99,16 @@ rg::AccountRecord makeAccount(const std::string& id, int64_t createdAt) {
   r.createdAtMs = createdAt;
   r.updatedAtMs = createdAt + 1;
   r.lastUsedAtMs = 0;
+  r.provider = "claude";
+  r.sharing = "dedicated";
+  r.groups = {"team-a", "group with \"quotes\""};
+  r.concurrencyLimit = 4;
+  r.modelMapping = {{"claude-sonnet-4", "claude-sonnet-4"}, {"opus", "claude-opus-4-1:beta"}};
+  r.proxyUrl = "socks5://user@proxy.example.test:1080";
+  r.subscriptionExpiresAtMs = createdAt + 86'400'000;
+  r.settingsJson = R"({"region":"us-east-1","note":"a\nb"})";
+  r.secretsSealed = {{"refresh_token", "v1:abcd:cmVmcmVzaA=="},
+                     {"proxy_password", "v1:abcd:cHJveHk="}};
   return r;
 }
 
@@ -115,6 +125,28 @@ void expectSameAccount(const rg::AccountRecord& a, const rg::AccountRecord& b) {
   EXPECT_EQ(a.createdAtMs, b.createdAtMs);
   EXPECT_EQ(a.updatedAtMs, b.updatedAtMs);
   EXPECT_EQ(a.lastUsedAtMs, b.lastUsedAtMs);
+  EXPECT_EQ(a.provider, b.provider);
+  EXPECT_EQ(a.sharing, b.sharing);
+  EXPECT_EQ(a.groups, b.groups);
+  EXPECT_EQ(a.concurrencyLimit, b.concurrencyLimit);
+  EXPECT_EQ(a.modelMapping, b.modelMapping);
+  EXPECT_EQ(a.proxyUrl, b.proxyUrl);
+  EXPECT_EQ(a.subscriptionExpiresAtMs, b.subscriptionExpiresAtMs);
+  EXPECT_EQ(a.settingsJson, b.settingsJson);
+  EXPECT_EQ(a.secretsSealed, b.secretsSealed);
+}
+
+// What a record written before the full account model reads back as.
+void expectAccountModelDefaults(const rg::AccountRecord& r) {
+  EXPECT_EQ(r.provider, "");
+  EXPECT_EQ(r.sharing, "shared");
+  EXPECT_TRUE(r.groups.empty());
+  EXPECT_EQ(r.concurrencyLimit, 0);
+  EXPECT_TRUE(r.modelMapping.empty());
+  EXPECT_EQ(r.proxyUrl, "");
+  EXPECT_EQ(r.subscriptionExpiresAtMs, 0);
+  EXPECT_EQ(r.settingsJson, "{}");
+  EXPECT_TRUE(r.secretsSealed.empty());
 }
 
 rg::UsageEvent makeEvent(const std::string& rid, const std::string& key, const std::string& acct,
@@ -286,6 +318,12 @@ TEST_P(Conformance, AccountCrudAndTouch) {
   a.statusReason = "";
   a.schedulable = true;
   a.priority = 1;
+  a.groups.clear();
+  a.modelMapping.clear();
+  a.secretsSealed.erase("proxy_password");
+  a.proxyUrl = "";
+  a.sharing = "shared";
+  a.settingsJson = R"({"deployment":"gpt-4o","apiVersion":"2024-10-21"})";
   ASSERT_TRUE(accts.update(a));
   got = accts.get("acct-2");
   ASSERT_TRUE(got && got->has_value());
@@ -720,6 +758,27 @@ TEST_F(EmbeddedConformance, TtlKvSurvivesReopenUntilItExpires) {
   EXPECT_FALSE(got->has_value());
 }
 
+TEST_F(EmbeddedConformance, AccountLinesWithoutTheNewFieldsReadBackWithDefaults) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s);
+  }
+  {
+    std::ofstream out(journal(), std::ios::app | std::ios::binary);
+    out << R"({"op":"acct.put","rec":{"id":"old","name":"o","type":"claude-console",)"
+        << R"("baseUrl":"https://x","secretSealed":"v1:k:AA==","priority":7,"schedulable":true,)"
+        << R"("status":"active","statusReason":"","createdAtMs":1,"updatedAtMs":2,)"
+        << R"("lastUsedAtMs":3}})" << "\n";
+  }
+  auto s = open();
+  ASSERT_TRUE(s) << s.status().toString();
+  auto got = (*s)->accounts().get("old");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ((*got)->priority, 7);
+  EXPECT_EQ((*got)->secretSealed, "v1:k:AA==");
+  expectAccountModelDefaults(**got);
+}
+
 TEST_F(EmbeddedConformance, TornLastLineIsIgnored) {
   {
     auto s = open();
@@ -939,6 +998,25 @@ class RedisConformance : public ::testing::Test {
   }
   rg::ManualClock clock_;
 };
+
+TEST_F(RedisConformance, AccountHashesWithoutTheNewFieldsReadBackWithDefaults) {
+  RedisServer server;
+  auto s = open(server, "old:");
+  ASSERT_TRUE(s);
+  rawCommand(server, "HSET old:acct:old id old name o type claude-console baseUrl https://x "
+                     "secretSealed v1:k:AA== priority 7 schedulable 1 status active "
+                     "createdAtMs 1 updatedAtMs 2 lastUsedAtMs 3");
+  rawCommand(server, "SADD old:accts:ids old");
+  auto got = (*s)->accounts().get("old");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ((*got)->priority, 7);
+  EXPECT_EQ((*got)->secretSealed, "v1:k:AA==");
+  expectAccountModelDefaults(**got);
+  auto list = (*s)->accounts().list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u);
+  expectAccountModelDefaults((*list)[0]);
+}
 
 TEST_F(RedisConformance, PrefixIsolationAndLayout) {
   RedisServer server;

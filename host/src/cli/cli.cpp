@@ -1,10 +1,12 @@
 #include "cli/cli.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -28,8 +30,23 @@ commands:
                                 create a gateway key; the key is printed once, alone on the
                                 last line of stdout
   keys list | keys show ID | keys disable ID | keys enable ID | keys delete ID
-  accounts add --type claude-console --name NAME --base-url URL --api-key KEY [--priority N]
-  accounts list | accounts remove ID
+  accounts add --type TYPE --name NAME [type flags] [--priority 1..100] [--concurrency N]
+               [--models a,b | --model-map a=b,c=d] [--proxy URL [--proxy-password P]]
+               [--groups g1,g2] [--sharing shared|dedicated] [--expires-at ISO8601]
+               [--schedulable yes|no]
+      types and their flags (required first):
+        claude-official   --access-token [--refresh-token --base-url]
+        claude-console    --base-url --api-key
+        bedrock           --region and --aws-access-key-id --aws-secret-access-key
+                          [--aws-session-token], or --bearer-token
+        gemini            --access-token [--refresh-token --project-id --base-url]
+        gemini-api        --api-key [--base-url]
+        openai            --access-token --chatgpt-account-id [--refresh-token --base-url]
+        openai-responses  --base-url --api-key
+        azure-openai      --endpoint --deployment --api-version --api-key
+  accounts update ID [same flags but --type] | accounts disable ID [--reason TEXT]
+  accounts list | accounts show ID | accounts enable ID | accounts remove ID
+                                secrets are sealed at rest and only ever shown masked
   plugins list                  loaded plugins with name, version, ABI version and routes
   version
 
@@ -242,6 +259,142 @@ int cmdKeys(Services& s, const Args& a) {
                               "\" (create, list, show, disable, enable, delete)"));
 }
 
+// Flags that carry type-specific fields and credentials, passed to the account service as is.
+const std::vector<std::string>& accountFieldFlags() {
+  static const std::vector<std::string> flags = {
+      "base-url",      "endpoint",          "api-key",           "access-token",
+      "refresh-token", "region",            "aws-access-key-id", "aws-secret-access-key",
+      "aws-session-token", "bearer-token",  "project-id",        "chatgpt-account-id",
+      "deployment",    "api-version",       "proxy-password"};
+  return flags;
+}
+
+// Reads the common and type-specific account flags into `c`; rejects flags no verb knows so a
+// typo is not silently ignored.
+Status readAccountFlags(const Args& a, const Clock& clock, bool adding, AccountChanges& c) {
+  static const std::vector<std::string> common = {
+      "config", "type", "name", "priority", "concurrency", "models", "model-map", "proxy",
+      "groups", "sharing", "expires-at", "schedulable"};
+  const auto& fieldFlags = accountFieldFlags();
+  for (const auto& [name, value] : a.flags) {
+    bool known = std::find(common.begin(), common.end(), name) != common.end() ||
+                 std::find(fieldFlags.begin(), fieldFlags.end(), name) != fieldFlags.end();
+    if (!known || (name == "type" && !adding)) {
+      return invalidArgument("unknown flag --" + name + " for accounts " +
+                             (adding ? "add" : "update"));
+    }
+    if (std::find(fieldFlags.begin(), fieldFlags.end(), name) != fieldFlags.end()) {
+      c.fields[name] = value;
+    }
+  }
+  auto flag = [&](const char* n) -> const std::string* {
+    auto it = a.flags.find(n);
+    return it == a.flags.end() ? nullptr : &it->second;
+  };
+  if (const std::string* v = flag("name")) {
+    c.name = *v;
+  }
+  struct {
+    const char* name;
+    std::optional<int64_t>* dest;
+  } ints[] = {{"priority", &c.priority}, {"concurrency", &c.concurrencyLimit}};
+  for (auto& f : ints) {
+    if (const std::string* v = flag(f.name)) {
+      auto n = parseInt(f.name, *v);
+      if (!n) {
+        return n.status();
+      }
+      *f.dest = *n;
+    }
+  }
+  if (flag("models") != nullptr && flag("model-map") != nullptr) {
+    return invalidArgument("use either --models or --model-map, not both");
+  }
+  for (const char* n : {"models", "model-map"}) {
+    if (const std::string* v = flag(n)) {
+      if (std::string(n) == "models" && v->find('=') != std::string::npos) {
+        return invalidArgument("--models takes a list of model names; use --model-map a=b");
+      }
+      auto m = parseModelMapping(*v);
+      if (!m) {
+        return invalidArgument("--" + std::string(n) + ": " + m.status().message());
+      }
+      c.modelMapping = *m;
+    }
+  }
+  if (const std::string* v = flag("proxy")) {
+    c.proxyUrl = *v == "none" ? std::string() : *v;
+  }
+  if (const std::string* v = flag("groups")) {
+    c.groups = splitList(*v);
+  }
+  if (const std::string* v = flag("sharing")) {
+    if (*v != "shared" && *v != "dedicated") {
+      return invalidArgument("--sharing: expected shared or dedicated, got \"" + *v + "\"");
+    }
+    c.dedicated = *v == "dedicated";
+  }
+  if (const std::string* v = flag("schedulable")) {
+    if (*v != "yes" && *v != "no") {
+      return invalidArgument("--schedulable: expected yes or no, got \"" + *v + "\"");
+    }
+    c.schedulable = *v == "yes";
+  }
+  if (const std::string* v = flag("expires-at")) {
+    if (*v == "never") {
+      c.subscriptionExpiresAtMs = 0;
+    } else {
+      auto t = parseIso8601(*v);
+      if (!t) {
+        return invalidArgument("--expires-at: " + t.status().message());
+      }
+      if (*t <= clock.nowUnixMs()) {
+        return invalidArgument("--expires-at is in the past");
+      }
+      c.subscriptionExpiresAtMs = *t;
+    }
+  }
+  return Status::ok();
+}
+
+void printAccount(AccountService& svc, const AccountRecord& r) {
+  std::printf("id:           %s\n", r.id.c_str());
+  std::printf("name:         %s\n", r.name.c_str());
+  std::printf("type:         %s (%s)\n", r.type.c_str(), r.provider.c_str());
+  std::printf("status:       %s%s\n", r.status.c_str(),
+              r.statusReason.empty() ? "" : (" (" + r.statusReason + ")").c_str());
+  std::printf("schedulable:  %s\n", r.schedulable ? "yes" : "no");
+  std::printf("priority:     %lld\n", static_cast<long long>(r.priority));
+  std::printf("sharing:      %s\n", r.sharing.c_str());
+  std::printf("groups:       %s\n", joinList(r.groups, "none").c_str());
+  std::printf("concurrency:  %s\n",
+              r.concurrencyLimit > 0 ? std::to_string(r.concurrencyLimit).c_str() : "unlimited");
+  std::string models;
+  for (const auto& [from, to] : r.modelMapping) {
+    models += (models.empty() ? "" : ",") + (from == to ? from : from + "=" + to);
+  }
+  std::printf("models:       %s\n", models.empty() ? "all" : models.c_str());
+  std::printf("base url:     %s\n", r.baseUrl.empty() ? "-" : r.baseUrl.c_str());
+  for (const auto& [k, v] : AccountService::settingsOf(r)) {
+    std::printf("%-13s %s\n", (k + ":").c_str(), v.c_str());
+  }
+  std::printf("proxy:        %s\n", r.proxyUrl.empty() ? "none" : r.proxyUrl.c_str());
+  std::printf("expires:      %s\n",
+              r.subscriptionExpiresAtMs > 0 ? isoTime(r.subscriptionExpiresAtMs).c_str()
+                                            : "never");
+  std::printf("created:      %s\n", isoTime(r.createdAtMs).c_str());
+  std::printf("updated:      %s\n", isoTime(r.updatedAtMs).c_str());
+  std::printf("last used:    %s\n", isoTime(r.lastUsedAtMs).c_str());
+  auto secrets = svc.maskedSecrets(r);
+  if (!secrets) {
+    std::printf("secrets:      (unreadable: %s)\n", secrets.status().message().c_str());
+    return;
+  }
+  for (const auto& m : *secrets) {
+    std::printf("secret %-20s %s\n", (m.name + ":").c_str(), m.masked.c_str());
+  }
+}
+
 int cmdAccounts(Services& s, const Args& a) {
   const std::string verb = a.positional.size() > 1 ? a.positional[1] : "";
   auto flag = [&](const char* n) -> std::string {
@@ -249,25 +402,35 @@ int cmdAccounts(Services& s, const Args& a) {
     return it == a.flags.end() ? std::string() : it->second;
   };
   if (verb == "add") {
+    if (flag("type").empty() || flag("name").empty()) {
+      return fail(invalidArgument("accounts add needs --type TYPE and --name NAME (types: " +
+                                  joinList(AccountService::knownTypes(), "") + ")"));
+    }
+    AccountChanges c;
+    Status st = readAccountFlags(a, *s.clock, /*adding=*/true, c);
+    if (!st) {
+      return fail(st);
+    }
     NewAccountOptions o;
     o.type = flag("type");
-    o.name = flag("name");
-    o.baseUrl = flag("base-url");
-    o.apiKey = flag("api-key");
-    if (o.type.empty() || o.name.empty() || o.baseUrl.empty() || o.apiKey.empty()) {
-      return fail(invalidArgument(
-          "accounts add needs --type, --name, --base-url and --api-key"));
-    }
-    if (!flag("priority").empty()) {
-      auto p = parseInt("priority", flag("priority"));
-      if (!p) {
-        return fail(p.status());
-      }
-      o.priority = *p;
-    }
+    o.name = *c.name;
+    o.priority = c.priority.value_or(o.priority);
+    o.fields = c.fields;
+    o.concurrencyLimit = c.concurrencyLimit.value_or(0);
+    o.modelMapping = c.modelMapping.value_or(std::map<std::string, std::string>());
+    o.proxyUrl = c.proxyUrl.value_or("");
+    o.groups = c.groups.value_or(std::vector<std::string>());
+    o.dedicated = c.dedicated.value_or(false);
+    o.subscriptionExpiresAtMs = c.subscriptionExpiresAtMs.value_or(0);
     auto r = s.accounts->add(o);
     if (!r) {
       return fail(r.status());
+    }
+    if (c.schedulable && !*c.schedulable) {
+      Status sc = s.accounts->setSchedulable(r->id, false);
+      if (!sc) {
+        return fail(sc);
+      }
     }
     std::printf("account %s added (%s, %s, priority %lld)\n%s\n", r->name.c_str(),
                 r->type.c_str(), r->baseUrl.c_str(), static_cast<long long>(r->priority),
@@ -289,18 +452,46 @@ int cmdAccounts(Services& s, const Args& a) {
     }
     return 0;
   }
-  if (verb == "remove") {
+  static const std::vector<std::string> idVerbs = {"show", "update", "enable", "disable",
+                                                   "remove"};
+  if (std::find(idVerbs.begin(), idVerbs.end(), verb) != idVerbs.end()) {
     if (a.positional.size() < 3) {
-      return fail(invalidArgument("accounts remove needs an account ID"));
+      return fail(invalidArgument("accounts " + verb + " needs an account ID"));
     }
-    Status st = s.accounts->remove(a.positional[2]);
+    const std::string& id = a.positional[2];
+    if (verb == "show") {
+      auto r = s.accounts->get(id);
+      if (!r) {
+        return fail(r.status());
+      }
+      printAccount(*s.accounts, *r);
+      return 0;
+    }
+    if (verb == "update") {
+      AccountChanges c;
+      Status st = readAccountFlags(a, *s.clock, /*adding=*/false, c);
+      if (!st) {
+        return fail(st);
+      }
+      auto r = s.accounts->update(id, c);
+      if (!r) {
+        return fail(r.status());
+      }
+      printAccount(*s.accounts, *r);
+      return 0;
+    }
+    Status st = verb == "remove"   ? s.accounts->remove(id)
+                : verb == "enable" ? s.accounts->enable(id)
+                                   : s.accounts->disable(id, flag("reason"));
     if (!st) {
       return fail(st);
     }
-    std::printf("account %s removed\n", a.positional[2].c_str());
+    std::printf("account %s %s\n", id.c_str(),
+                verb == "remove" ? "removed" : verb == "enable" ? "enabled" : "disabled");
     return 0;
   }
-  return fail(invalidArgument("unknown accounts command \"" + verb + "\" (add, list, remove)"));
+  return fail(invalidArgument("unknown accounts command \"" + verb +
+                              "\" (add, list, show, update, enable, disable, remove)"));
 }
 
 int cmdPlugins(const Config& cfg) {

@@ -66,6 +66,21 @@ struct AccountRecord {
   int64_t createdAtMs = 0;
   int64_t updatedAtMs = 0;
   int64_t lastUsedAtMs = 0;
+  // Fields of the one account model for every type. Records written before they existed read
+  // back with these defaults.
+  std::string provider;            // claude | gemini | openai | bedrock (derived from type)
+  std::string sharing = "shared";  // shared | dedicated
+  std::vector<std::string> groups;
+  int64_t concurrencyLimit = 0;    // 0 = no per-account cap
+  // requested -> upstream model name; empty = every model. A plain supported-model list is
+  // stored as identity mappings.
+  std::map<std::string, std::string> modelMapping;
+  std::string proxyUrl;            // "socks5://user@host:1080"; its password is a sealed secret
+  int64_t subscriptionExpiresAtMs = 0; // 0 = never
+  std::string settingsJson = "{}"; // type-specific non-secret fields (region, deployment, ...)
+  // Further secrets by name ("refresh_token", "aws_access_key_id", "proxy_password", ...), each
+  // sealed by crypto::SecretBox; the primary credential stays in secretSealed.
+  std::map<std::string, std::string> secretsSealed;
 };
 
 class AccountStore {

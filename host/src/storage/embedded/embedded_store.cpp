@@ -146,6 +146,29 @@ ApiKeyRecord readKeyRec(const JsonValue& o) {
   return r;
 }
 
+void putMap(Writer& w, const char* k, const std::map<std::string, std::string>& m) {
+  w.Key(k);
+  w.StartObject();
+  for (const auto& [name, value] : m) {
+    w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  }
+  w.EndObject();
+}
+std::map<std::string, std::string> getMap(const JsonValue& o, const char* k) {
+  std::map<std::string, std::string> out;
+  auto it = o.FindMember(k);
+  if (it != o.MemberEnd() && it->value.IsObject()) {
+    for (const auto& m : it->value.GetObject()) {
+      if (m.value.IsString()) {
+        out.emplace(std::string(m.name.GetString(), m.name.GetStringLength()),
+                    std::string(m.value.GetString(), m.value.GetStringLength()));
+      }
+    }
+  }
+  return out;
+}
+
 void writeAcctRec(Writer& w, const AccountRecord& r) {
   w.Key("rec");
   w.StartObject();
@@ -161,6 +184,15 @@ void writeAcctRec(Writer& w, const AccountRecord& r) {
   putInt(w, "createdAtMs", r.createdAtMs);
   putInt(w, "updatedAtMs", r.updatedAtMs);
   putInt(w, "lastUsedAtMs", r.lastUsedAtMs);
+  putStr(w, "provider", r.provider);
+  putStr(w, "sharing", r.sharing);
+  putStrings(w, "groups", r.groups);
+  putInt(w, "concurrencyLimit", r.concurrencyLimit);
+  putMap(w, "modelMapping", r.modelMapping);
+  putStr(w, "proxyUrl", r.proxyUrl);
+  putInt(w, "subscriptionExpiresAtMs", r.subscriptionExpiresAtMs);
+  putStr(w, "settingsJson", r.settingsJson);
+  putMap(w, "secretsSealed", r.secretsSealed);
   w.EndObject();
 }
 
@@ -178,6 +210,20 @@ AccountRecord readAcctRec(const JsonValue& o) {
   r.createdAtMs = getInt(o, "createdAtMs");
   r.updatedAtMs = getInt(o, "updatedAtMs");
   r.lastUsedAtMs = getInt(o, "lastUsedAtMs");
+  // Lines written before these fields existed keep the record's defaults.
+  r.provider = getStr(o, "provider");
+  if (o.HasMember("sharing")) {
+    r.sharing = getStr(o, "sharing");
+  }
+  r.groups = getStrings(o, "groups");
+  r.concurrencyLimit = getInt(o, "concurrencyLimit");
+  r.modelMapping = getMap(o, "modelMapping");
+  r.proxyUrl = getStr(o, "proxyUrl");
+  r.subscriptionExpiresAtMs = getInt(o, "subscriptionExpiresAtMs");
+  if (o.HasMember("settingsJson")) {
+    r.settingsJson = getStr(o, "settingsJson");
+  }
+  r.secretsSealed = getMap(o, "secretsSealed");
   return r;
 }
 

@@ -298,6 +298,34 @@ ApiKeyRecord keyFromFields(const Fields& f) {
   return r;
 }
 
+// A string map as one hash field: a JSON object of strings.
+std::string encodeMap(const std::map<std::string, std::string>& m) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.StartObject();
+  for (const auto& [name, value] : m) {
+    w.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  }
+  w.EndObject();
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+std::map<std::string, std::string> decodeMap(const std::string& text) {
+  std::map<std::string, std::string> out;
+  rapidjson::Document d;
+  d.Parse(text.data(), text.size());
+  if (!d.HasParseError() && d.IsObject()) {
+    for (const auto& m : d.GetObject()) {
+      if (m.value.IsString()) {
+        out.emplace(std::string(m.name.GetString(), m.name.GetStringLength()),
+                    std::string(m.value.GetString(), m.value.GetStringLength()));
+      }
+    }
+  }
+  return out;
+}
+
 std::vector<std::string> acctFields(const AccountRecord& r) {
   return {"id",           r.id,
           "name",         r.name,
@@ -310,7 +338,16 @@ std::vector<std::string> acctFields(const AccountRecord& r) {
           "statusReason", r.statusReason,
           "createdAtMs",  std::to_string(r.createdAtMs),
           "updatedAtMs",  std::to_string(r.updatedAtMs),
-          "lastUsedAtMs", std::to_string(r.lastUsedAtMs)};
+          "lastUsedAtMs", std::to_string(r.lastUsedAtMs),
+          "provider",     r.provider,
+          "sharing",      r.sharing,
+          "groups",       encodeList(r.groups),
+          "concurrencyLimit", std::to_string(r.concurrencyLimit),
+          "modelMapping", encodeMap(r.modelMapping),
+          "proxyUrl",     r.proxyUrl,
+          "subscriptionExpiresAtMs", std::to_string(r.subscriptionExpiresAtMs),
+          "settingsJson", r.settingsJson,
+          "secretsSealed", encodeMap(r.secretsSealed)};
 }
 
 AccountRecord acctFromFields(const Fields& f) {
@@ -327,6 +364,20 @@ AccountRecord acctFromFields(const Fields& f) {
   r.createdAtMs = toInt(field(f, "createdAtMs"));
   r.updatedAtMs = toInt(field(f, "updatedAtMs"));
   r.lastUsedAtMs = toInt(field(f, "lastUsedAtMs"));
+  // Hashes written before these fields existed keep the record's defaults.
+  r.provider = field(f, "provider");
+  if (f.count("sharing") != 0) {
+    r.sharing = field(f, "sharing");
+  }
+  r.groups = decodeList(field(f, "groups"));
+  r.concurrencyLimit = toInt(field(f, "concurrencyLimit"));
+  r.modelMapping = decodeMap(field(f, "modelMapping"));
+  r.proxyUrl = field(f, "proxyUrl");
+  r.subscriptionExpiresAtMs = toInt(field(f, "subscriptionExpiresAtMs"));
+  if (f.count("settingsJson") != 0) {
+    r.settingsJson = field(f, "settingsJson");
+  }
+  r.secretsSealed = decodeMap(field(f, "secretsSealed"));
   return r;
 }
 
