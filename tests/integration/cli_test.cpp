@@ -56,6 +56,16 @@ TEST_F(Cli, CheckConfigMasksSecretsAndReportsErrorsWithPathAndLine) {
   EXPECT_NE(r.err.find("server.prot"), std::string::npos) << r.err;
 }
 
+TEST_F(Cli, ServeRefusesToStartWithABadPriceFile) {
+  std::string prices = dir_.file("prices.json");
+  rgtest::writeFile(prices, "{\"claude-x\": {\"input_cost_per_token\": \"cheap\"}}");
+  std::string cfg = config("pricing:\n  file: " + prices + "\n");
+  auto r = run({"serve", "--config", cfg});
+  EXPECT_EQ(r.exitCode, 1);
+  EXPECT_NE(r.err.find("cannot start"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("prices.json"), std::string::npos) << r.err;
+}
+
 TEST_F(Cli, ServeRefusesToStartWhenAnEnabledPluginCannotLoad) {
   std::string cfg = config("", "nosuchplugin");
   auto r = run({"serve", "--config", cfg});

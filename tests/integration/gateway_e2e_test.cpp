@@ -50,6 +50,7 @@ struct Options {
   int upstreamTimeoutMs = 10000;
   int drainTimeoutMs = 10000;
   std::string baseUrlOverride;
+  std::string extraConfig;  // appended to the generated YAML (e.g. a pricing section)
 };
 
 // One gateway with one claude-console account pointing at a fake upstream, and one key.
@@ -114,7 +115,8 @@ protected:
         "plugins:\n"
         "  directory: " + kPluginDir + "\n"
         "  enabled:\n"
-        "    - name: claude\n";
+        "    - name: claude\n" +
+        o.extraConfig;
     std::string path = dir_.file("relaygate.yaml");
     rgtest::writeFile(path, cfg);
     return path;
@@ -251,6 +253,100 @@ TEST_P(E2E, NonStreamRelayIsByteIdenticalAndBooksUsage) {
   EXPECT_EQ(total->inputTokens, 11);
   EXPECT_EQ(total->outputTokens, 7);
   EXPECT_EQ(total->cacheReadTokens, 5);
+}
+
+TEST_P(E2E, NonStreamRelayBooksTheRealAndBilledCost) {
+  // claude-sonnet-4-5-20250929 in the shipped table (USD per token): input 3e-6, output 1.5e-5,
+  // 5-minute cache write 3.75e-6, cache read 3e-7. With input 1000, output 2000, cache write 400,
+  // cache read 10005:
+  //   1000 x 3e-6     = 0.003      USD =  3000   micro-USD
+  //   2000 x 1.5e-5   = 0.03       USD = 30000
+  //    400 x 3.75e-6  = 0.0015     USD =  1500
+  //  10005 x 3e-7     = 0.0030015  USD =  3001.5
+  //   total                                37501.5 -> rounded half up once: 37502 (real)
+  //   billed at global_rate 1.5: 37501.5 x 1.5 = 56252.25 -> 56252
+  rgtest::FakeAnthropic::Script s;
+  s.headers = {{"content-type", "application/json"}};
+  s.body = rgtest::FakeAnthropic::jsonMessage("claude-sonnet-4-5-20250929", "Hi", 1000, 2000, 400,
+                                              10005);
+  upstream_.enqueue(s);
+  Options o;
+  o.extraConfig = "pricing:\n  global_rate: \"1.5\"\n";
+  startGateway(o);
+  if (HasFailure()) {
+    return;
+  }
+  HttpResult r = post("/api/v1/messages", kRequest);
+  ASSERT_TRUE(r.ok) << r.error;
+  ASSERT_EQ(r.status, 200) << r.body;
+
+  auto metrics = rgtest::httpRequest(gw_->port(), "GET", "/metrics", {}, "");
+  metricsText_ = metrics.body;
+  EXPECT_TRUE(std::regex_search(
+      metrics.body, std::regex("relaygate_cost_micro_usd_total\\{[^}]*model=\"claude-sonnet-4-5-"
+                               "20250929\"[^}]*\\} 37502\n")))
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("relaygate_unpriced_requests_total 0\n"), std::string::npos)
+      << metrics.body;
+  ASSERT_EQ(gw_->stop(SIGTERM), 0);
+  auto store = openStoreForCheck();
+  ASSERT_NE(store, nullptr);
+  auto total = store->usage().keyTotal(keyId_);
+  ASSERT_TRUE(total);
+  EXPECT_EQ(total->requests, 1);
+  EXPECT_EQ(total->costMicroUsd, 37502);
+  EXPECT_EQ(total->billedMicroUsd, 56252);
+}
+
+TEST_P(E2E, SighupReloadsThePriceOverrideFile) {
+  const std::string overridePath = dir_.file("price_override.json");
+  rgtest::writeFile(overridePath, "{}");
+  rgtest::FakeAnthropic::Script s;
+  s.headers = {{"content-type", "application/json"}};
+  s.body = rgtest::FakeAnthropic::jsonMessage("claude-sonnet-4-5-20250929", "Hi", 100, 100);
+  for (int i = 0; i < 3; ++i) {
+    upstream_.enqueue(s);
+  }
+  Options o;
+  o.extraConfig = "pricing:\n  override_file: " + overridePath + "\n";
+  startGateway(o);
+  if (HasFailure()) {
+    return;
+  }
+  auto store = openStoreForCheck();
+  ASSERT_NE(store, nullptr);
+  auto costNow = [&]() -> int64_t {
+    auto t = store->usage().keyTotal(keyId_);
+    return t ? t->costMicroUsd : -1;
+  };
+  auto logs = [&] { return gw_->stdoutText() + gw_->stderrText(); };
+
+  // Shipped price: 100 x 3e-6 + 100 x 1.5e-5 = 300 + 1500 = 1800 micro-USD.
+  HttpResult r = post("/api/v1/messages", kRequest);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(rgtest::waitFor([&] { return costNow() == 1800; }, 10000)) << costNow();
+
+  // A broken override is refused and the table in force stays.
+  rgtest::writeFile(overridePath, "{ not json");
+  ASSERT_EQ(::kill(gw_->pid(), SIGHUP), 0);
+  EXPECT_TRUE(rgtest::waitFor(
+      [&] { return logs().find("price table not reloaded") != std::string::npos; }, 10000))
+      << logs();
+  r = post("/api/v1/messages", kRequest);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(rgtest::waitFor([&] { return costNow() == 3600; }, 10000)) << costNow();
+
+  // New price: 100 x 1e-5 + 100 x 2e-5 = 1000 + 2000 = 3000 micro-USD.
+  rgtest::writeFile(overridePath,
+                    R"({"claude-sonnet-4-5-20250929": )"
+                    R"({"input_cost_per_token": 1e-5, "output_cost_per_token": 2e-5}})");
+  ASSERT_EQ(::kill(gw_->pid(), SIGHUP), 0);
+  EXPECT_TRUE(rgtest::waitFor(
+      [&] { return logs().find("price table reloaded") != std::string::npos; }, 10000))
+      << logs();
+  r = post("/api/v1/messages", kRequest);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(rgtest::waitFor([&] { return costNow() == 6600; }, 10000)) << costNow();
 }
 
 TEST_P(E2E, StreamRelayIsByteIdenticalAcrossSplitFrames) {

@@ -396,6 +396,56 @@ TEST_P(Conformance, UsageAggregatesAndIdempotency) {
   EXPECT_TRUE(noModels->empty());
 }
 
+TEST_P(Conformance, UsageCostsAreSummedAndBookedOnce) {
+  rg::UsageStore& u = store_->usage();
+  auto e1 = makeEvent("cost-1", "key-c", "acct-c", "claude-sonnet", "2025-03-01", 10);
+  e1.counts.costMicroUsd = 1'234;
+  e1.counts.billedMicroUsd = 2'468;
+  auto e2 = makeEvent("cost-2", "key-c", "acct-c", "claude-haiku", "2025-03-01", 20);
+  e2.counts.costMicroUsd = 7'000'000'000;  // $7,000: beyond 32 bits
+  e2.counts.billedMicroUsd = 7'000'000'001;
+  ASSERT_TRUE(u.record(e1));
+  ASSERT_TRUE(u.record(e2));
+  // A replay with another cost books nothing.
+  auto again = e1;
+  again.counts.costMicroUsd = 999;
+  again.counts.billedMicroUsd = 999;
+  auto r = u.record(again);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(*r);
+
+  rg::TokenCounts both = countsOf(2, 30);
+  both.costMicroUsd = 7'000'001'234;
+  both.billedMicroUsd = 7'000'002'469;
+  rg::TokenCounts first = countsOf(1, 10);
+  first.costMicroUsd = 1'234;
+  first.billedMicroUsd = 2'468;
+  auto check = [&](rg::Store& st) {
+    auto total = st.usage().keyTotal("key-c");
+    ASSERT_TRUE(total);
+    EXPECT_EQ(*total, both);
+    EXPECT_EQ(total->allTokens(), 30 * 15);  // money is not tokens
+    auto day = st.usage().keyDaily("key-c", "2025-03-01");
+    ASSERT_TRUE(day);
+    EXPECT_EQ(*day, both);
+    auto acct = st.usage().accountTotal("acct-c");
+    ASSERT_TRUE(acct);
+    EXPECT_EQ(*acct, both);
+    auto models = st.usage().keyModelsDaily("key-c", "2025-03-01");
+    ASSERT_TRUE(models);
+    ASSERT_EQ(models->size(), 2u);
+    EXPECT_EQ(models->at("claude-sonnet"), first);
+    EXPECT_EQ(models->at("claude-haiku").costMicroUsd, 7'000'000'000);
+    EXPECT_EQ(models->at("claude-haiku").billedMicroUsd, 7'000'000'001);
+  };
+  check(*store_);
+  // The same totals from a fresh store object (journal replay / the Redis hashes).
+  store_.reset();
+  rg::StorePtr reopened = open();
+  ASSERT_NE(reopened, nullptr);
+  check(*reopened);
+}
+
 TEST_P(Conformance, UsageModelNamesWithColons) {
   auto ev = makeEvent("req-x", "key-9", "acct-9", "vendor:model:v2", "2025-02-02", 7);
   ASSERT_TRUE(store_->usage().record(ev));
@@ -777,6 +827,39 @@ TEST_F(EmbeddedConformance, AccountLinesWithoutTheNewFieldsReadBackWithDefaults)
   EXPECT_EQ((*got)->priority, 7);
   EXPECT_EQ((*got)->secretSealed, "v1:k:AA==");
   expectAccountModelDefaults(**got);
+}
+
+TEST_F(EmbeddedConformance, UsageLinesWithoutCostsReadBackAsZeroCost) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s);
+  }
+  {
+    // A usage line as written before costs were stored.
+    std::ofstream out(journal(), std::ios::app | std::ios::binary);
+    out << R"({"op":"usage","rid":"old-1","key":"k-old","acct":"a-old","model":"m",)"
+        << R"("day":"2025-01-01","ms":1,"at":1,"c":{"requests":1,"inputTokens":5,)"
+        << R"("outputTokens":6,"cacheCreate5mTokens":0,"cacheCreate1hTokens":0,)"
+        << R"("cacheReadTokens":0}})" << "\n";
+  }
+  auto s = open();
+  ASSERT_TRUE(s) << s.status().toString();
+  auto total = (*s)->usage().keyTotal("k-old");
+  ASSERT_TRUE(total);
+  EXPECT_EQ(total->requests, 1);
+  EXPECT_EQ(total->outputTokens, 6);
+  EXPECT_EQ(total->costMicroUsd, 0);
+  EXPECT_EQ(total->billedMicroUsd, 0);
+  // New bookings add to the old totals.
+  auto ev = makeEvent("new-1", "k-old", "a-old", "m", "2025-01-01", 1);
+  ev.counts.costMicroUsd = 42;
+  ev.counts.billedMicroUsd = 84;
+  ASSERT_TRUE((*s)->usage().record(ev));
+  total = (*s)->usage().keyTotal("k-old");
+  ASSERT_TRUE(total);
+  EXPECT_EQ(total->requests, 2);
+  EXPECT_EQ(total->costMicroUsd, 42);
+  EXPECT_EQ(total->billedMicroUsd, 84);
 }
 
 TEST_F(EmbeddedConformance, TornLastLineIsIgnored) {

@@ -498,5 +498,70 @@ TEST(ConfigFileTest, ExampleConfigParsesWithACleanEnvironment) {
   EXPECT_EQ(o->storage.redisUrl, "redis://r:6380");
 }
 
+// ---- pricing ----
+
+TEST(ConfigPricingTest, DefaultsToTheShippedTableAndRateOne) {
+  auto r = parse("");
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  EXPECT_EQ(r->pricing.file, rg::defaultPricingFile());
+  EXPECT_EQ(r->pricing.overrideFile, "");
+  EXPECT_EQ(r->pricing.globalRate, "1");
+  std::error_code ec;
+  bool sourceTableExists = std::filesystem::is_regular_file(RG_DEFAULT_PRICING_FILE, ec);
+  EXPECT_EQ(rg::defaultPricingFile(),
+            sourceTableExists ? RG_DEFAULT_PRICING_FILE : RG_INSTALLED_PRICING_FILE);
+  // This test runs from a build of the source tree, which ships the table.
+  EXPECT_TRUE(sourceTableExists);
+}
+
+TEST(ConfigPricingTest, ValuesAndRelativePaths) {
+  auto r = parse("pricing:\n  file: prices/base.json\n  override_file: /etc/rg/over.json\n"
+                 "  global_rate: 1.25\n");
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  EXPECT_EQ(r->pricing.file, cwdPath("prices/base.json"));
+  EXPECT_EQ(r->pricing.overrideFile, "/etc/rg/over.json");
+  EXPECT_EQ(r->pricing.globalRate, "1.25");
+  auto quoted = parse("pricing:\n  global_rate: \"0.000001\"\n  override_file: ${OV}\n",
+                      {{"OV", "o.json"}});
+  ASSERT_TRUE(quoted.isOk()) << quoted.status().message();
+  EXPECT_EQ(quoted->pricing.globalRate, "0.000001");
+  EXPECT_EQ(quoted->pricing.overrideFile, cwdPath("o.json"));
+  auto nulls = parse("pricing:\n  file:\n  global_rate:\n");
+  ASSERT_TRUE(nulls.isOk()) << nulls.status().message();
+  EXPECT_EQ(nulls->pricing.file, rg::defaultPricingFile());
+  EXPECT_EQ(nulls->pricing.globalRate, "1");
+}
+
+TEST(ConfigPricingTest, ErrorsNamePathAndLine) {
+  EXPECT_EQ(errorOf("pricing:\n  global_rate: -1\n"),
+            "pricing.global_rate: expected a decimal between 0 and 1000 with at most 6 "
+            "fractional digits, got \"-1\" (line 2)");
+  EXPECT_EQ(errorOf("pricing:\n\n  global_rate: 1.0000001\n"),
+            "pricing.global_rate: expected a decimal between 0 and 1000 with at most 6 "
+            "fractional digits, got \"1.0000001\" (line 3)");
+  EXPECT_EQ(errorOf("pricing:\n  global_rate: 1001\n"),
+            "pricing.global_rate: expected a decimal between 0 and 1000 with at most 6 "
+            "fractional digits, got \"1001\" (line 2)");
+  EXPECT_EQ(errorOf("pricing:\n  global_rate: [1]\n"),
+            "pricing.global_rate: expected a decimal string, got a sequence (line 2)");
+  EXPECT_EQ(errorOf("pricing:\n  file: \"\"\n"),
+            "pricing.file: must not be empty (leave the key out for the default) (line 2)");
+  EXPECT_EQ(errorOf("pricing:\n  overide_file: x\n"),
+            "pricing.overide_file: unknown key (line 2); did you mean \"override_file\"?");
+  EXPECT_EQ(errorOf("pricing: 3\n"), "pricing: expected a mapping, got a scalar (line 1)");
+}
+
+TEST(ConfigPricingTest, RenderedPricingParsesBack) {
+  auto r = parse("pricing:\n  file: /opt/p.json\n  global_rate: 0.5\n");
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  std::string out = rg::renderConfigMasked(*r);
+  EXPECT_NE(out.find("pricing:\n  file: "), std::string::npos) << out;
+  auto again = parse(out);
+  ASSERT_TRUE(again.isOk()) << again.status().message() << "\n" << out;
+  EXPECT_EQ(again->pricing.file, "/opt/p.json");
+  EXPECT_EQ(again->pricing.overrideFile, "");
+  EXPECT_EQ(again->pricing.globalRate, "0.5");
+}
+
 }  // namespace
 }  // namespace rgtest

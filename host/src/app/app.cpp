@@ -191,6 +191,16 @@ int runServe(const Config& cfg) {
     spdlog::critical("cannot start: {}", claim.message());
     return 1;
   }
+  // A table that does not load refuses the start: serving with wrong or no prices would book
+  // wrong money silently.
+  auto table = loadPriceTables(cfg.pricing.file, cfg.pricing.overrideFile);
+  if (!table) {
+    spdlog::critical("cannot start: pricing: {}", table.status().message());
+    return 1;
+  }
+  PriceTableHolder prices(table.value());
+  spdlog::info("pricing: {} models from {} (global rate {})", table.value()->size(),
+               table.value()->source(), cfg.pricing.globalRate);
   MetricsRegistry metrics;
   HostServices hostServices;
   hostServices.clock = s.clock;
@@ -221,6 +231,7 @@ int runServe(const Config& cfg) {
   deps.metrics = &metrics;
   deps.upstream = &upstream;
   deps.router = &router;
+  deps.prices = &prices;
   deps.pluginsSummary = pluginsJson(*plugins);
   Gateway gateway(deps);
   gateway.setStartedAtMs(s.clock->nowUnixMs());
@@ -258,7 +269,17 @@ int runServe(const Config& cfg) {
   for (;;) {
     sigwait(&sigs, &sig);
     if (sig == SIGHUP) {
-      spdlog::info("SIGHUP: nothing to reload yet");
+      // Reload the price files; a bad file keeps the table in force (requests never go unpriced
+      // because of an operator's typo).
+      auto fresh = loadPriceTables(cfg.pricing.file, cfg.pricing.overrideFile);
+      if (!fresh) {
+        spdlog::error("SIGHUP: price table not reloaded, keeping the previous one: {}",
+                      fresh.status().message());
+        continue;
+      }
+      spdlog::info("SIGHUP: price table reloaded: {} models from {}", fresh.value()->size(),
+                   fresh.value()->source());
+      prices.store(fresh.value());
       continue;
     }
     break;

@@ -56,12 +56,19 @@ struct PluginsConfig {
   std::vector<PluginEntry> enabled;
 };
 
+struct PricingConfig {
+  std::string file;                     // LiteLLM-format price table; default: the shipped one
+  std::string overrideFile;             // optional, same format, entries replace whole models
+  std::string globalRate = "1";         // decimal multiplier for billed amounts (0..1000)
+};
+
 struct Config {
   ServerConfig server;
   StorageConfig storage;
   SecurityConfig security;
   LoggingConfig logging;
   PluginsConfig plugins;
+  PricingConfig pricing;
   std::string sourcePath;               // the file it came from
 };
 
@@ -75,6 +82,9 @@ std::string renderConfigMasked(const Config& cfg);
 // plugins.directory when the file leaves it empty: the build's plugin dir (RG_DEFAULT_PLUGIN_DIR)
 // if it exists, else the install dir (RG_INSTALLED_PLUGIN_DIR).
 std::string defaultPluginDirectory();
+// pricing.file when the file leaves it empty: the source tree's table (RG_DEFAULT_PRICING_FILE)
+// if it exists, else the installed one (RG_INSTALLED_PRICING_FILE).
+std::string defaultPricingFile();
 // A redis URL with the password part of its userinfo masked (redis://user:****word@host:6379).
 std::string maskRedisUrl(const std::string& url);
 

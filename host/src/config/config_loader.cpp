@@ -19,6 +19,7 @@
 #include <sstream>
 #include <utility>
 
+#include "accounting/pricing.h"
 #include "config/config.h"
 #include "common/number_format.h"
 #include "observability/logging.h"
@@ -618,6 +619,42 @@ void loadPlugins(Loader& ld, const YAML::Node& node, const std::string& path, Pl
                 });
 }
 
+void loadNonEmptyPath(Loader& ld, const YAML::Node& v, const std::string& p, std::string* out) {
+  std::string s;
+  if (!ld.scalarText(v, p, "a string", &s)) {
+    return;
+  }
+  if (s.empty()) {
+    ld.error(p, v, "must not be empty (leave the key out for the default)");
+    return;
+  }
+  *out = std::move(s);
+}
+
+void loadGlobalRate(Loader& ld, const YAML::Node& v, const std::string& p, std::string* out) {
+  std::string s;
+  if (!ld.scalarText(v, p, "a decimal string", &s)) {
+    return;
+  }
+  auto rate = Rate::parse(s);
+  if (!rate) {
+    ld.error(p, v,
+             "expected a decimal between 0 and 1000 with at most 6 fractional digits, got " +
+                 quoteValue(s));
+    return;
+  }
+  *out = std::move(s);
+}
+
+void loadPricing(Loader& ld, const YAML::Node& node, const std::string& path, PricingConfig* pc) {
+  ld.forEachKey(node, path,
+                {
+                    {"file", RG_ON(loadNonEmptyPath(ld, v, p, &pc->file))},
+                    {"override_file", RG_ON(ld.readString(v, p, &pc->overrideFile))},
+                    {"global_rate", RG_ON(loadGlobalRate(ld, v, p, &pc->globalRate))},
+                });
+}
+
 void loadRoot(Loader& ld, const YAML::Node& root, Config* cfg) {
   ld.forEachKey(root, kRootPath,
                 {
@@ -626,6 +663,7 @@ void loadRoot(Loader& ld, const YAML::Node& root, Config* cfg) {
                     {"security", RG_ON(loadSecurity(ld, v, p, &cfg->security))},
                     {"logging", RG_ON(loadLogging(ld, v, p, &cfg->logging))},
                     {"plugins", RG_ON(loadPlugins(ld, v, p, &cfg->plugins))},
+                    {"pricing", RG_ON(loadPricing(ld, v, p, &cfg->pricing))},
                 });
 }
 
@@ -639,6 +677,14 @@ std::string defaultPluginDirectory() {
     return RG_DEFAULT_PLUGIN_DIR;
   }
   return RG_INSTALLED_PLUGIN_DIR;
+}
+
+std::string defaultPricingFile() {
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(RG_DEFAULT_PRICING_FILE, ec)) {
+    return RG_DEFAULT_PRICING_FILE;
+  }
+  return RG_INSTALLED_PRICING_FILE;
 }
 
 StatusOr<Config> parseConfigText(const std::string& yaml, const std::string& sourceName,
@@ -668,6 +714,13 @@ StatusOr<Config> parseConfigText(const std::string& yaml, const std::string& sou
     cfg.plugins.directory = defaultPluginDirectory();
   }
   cfg.plugins.directory = absolutePath(cfg.plugins.directory);
+  if (cfg.pricing.file.empty()) {
+    cfg.pricing.file = defaultPricingFile();
+  }
+  cfg.pricing.file = absolutePath(cfg.pricing.file);
+  if (!cfg.pricing.overrideFile.empty()) {
+    cfg.pricing.overrideFile = absolutePath(cfg.pricing.overrideFile);
+  }
   return cfg;
 }
 

@@ -170,6 +170,11 @@ std::string renderConfigMasked(const Config& cfg) {
       line("      config: " + pluginConfigYaml(p.configJson));
     }
   }
+  line("pricing:");
+  line("  file: " + str(cfg.pricing.file));
+  line("  override_file: " + str(cfg.pricing.overrideFile) +
+       (cfg.pricing.overrideFile.empty() ? "  # empty: no overrides" : ""));
+  line("  global_rate: " + str(cfg.pricing.globalRate));
   return o;
 }
 

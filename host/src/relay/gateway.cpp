@@ -150,6 +150,16 @@ Gateway::Gateway(GatewayDeps deps)
                               "Upstream connect/timeout/protocol failures");
   clientAborts_ = m.counter("relaygate_client_aborts_total",
                             "Requests whose client went away before the response ended");
+  unpricedRequests_ = m.counter("relaygate_unpriced_requests_total",
+                                "Requests booked at cost 0 because their model has no price");
+  auto rate = Rate::parse(d_.config->pricing.globalRate);
+  if (rate) {
+    globalRate_ = rate.value();
+  } else {
+    // The loader validates the rate; a Config built in code may still carry a bad one.
+    spdlog::error("pricing.global_rate \"{}\" is invalid ({}); billing at rate 1",
+                  d_.config->pricing.globalRate, rate.status().message());
+  }
 }
 
 Gateway::~Gateway() = default;
@@ -787,6 +797,35 @@ void Gateway::applyHead(Ctx& c, int status, const std::string& reason,
   }
 }
 
+void Gateway::priceUsage(UsageEvent& ev) {
+  // One snapshot per request: a concurrent SIGHUP reload swaps the table, never mutates it.
+  std::shared_ptr<const PriceTable> table = d_.prices != nullptr ? d_.prices->load() : nullptr;
+  Cost cost;
+  if (table) {
+    TokenUsage tu;
+    tu.input = ev.counts.inputTokens;
+    tu.output = ev.counts.outputTokens;
+    tu.cacheCreate5m = ev.counts.cacheCreate5mTokens;
+    tu.cacheCreate1h = ev.counts.cacheCreate1hTokens;
+    tu.cacheRead = ev.counts.cacheReadTokens;
+    tu.longContextRequested = ev.model.find("[1m]") != std::string::npos;
+    cost = table->cost(ev.model, tu);
+  }
+  ev.counts.costMicroUsd = cost.microUsd();
+  // Per-key rates do not exist yet: every key bills at 1 x the global rate.
+  ev.counts.billedMicroUsd = billedMicroUsd(cost, Rate::one(), globalRate_);
+  // The model label is the price table key (bounded by the table), never the client's text.
+  // Only the Claude provider plugin exists so far, hence the fixed provider label.
+  Counter* spent = d_.metrics->counter(
+      "relaygate_cost_micro_usd_total", "Real (unrated) cost of relayed requests, micro-USD",
+      {{"provider", "claude"}, {"model", cost.priced ? cost.matchedModel : "unknown"}});
+  if (!cost.priced) {
+    unpricedRequests_->add(1);
+    return;
+  }
+  spent->add(static_cast<uint64_t>(std::max<int64_t>(0, ev.counts.costMicroUsd)));
+}
+
 void Gateway::bookUsage(Ctx& c) {
   if (c.usageBooked || !c.hs.usageReported || !c.key) {
     return;
@@ -811,6 +850,7 @@ void Gateway::bookUsage(Ctx& c) {
   tokensCache5m_->add(u.cache_creation_5m_tokens);
   tokensCache1h_->add(u.cache_creation_1h_tokens);
   tokensCacheRead_->add(u.cache_read_tokens);
+  priceUsage(ev);
   auto r = d_.store->usage().record(ev);
   if (!r) {
     spdlog::error("usage for request {} (key {}) could not be stored: {}", c.requestId,

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "accounting/price_table_holder.h"
 #include "accounts/account_service.h"
 #include "auth/key_service.h"
 #include "common/clock.h"
@@ -32,6 +33,8 @@ struct GatewayDeps {
   MetricsRegistry* metrics = nullptr;
   UpstreamClient* upstream = nullptr;
   const Router* router = nullptr;
+  // The price table in force (swapped by SIGHUP). nullptr or empty: requests are booked at cost 0.
+  const PriceTableHolder* prices = nullptr;
   std::string pluginsSummary; // for /ready
 };
 
@@ -65,6 +68,8 @@ private:
   void serveRelay(Ctx& c);
   void relayResponse(Ctx& c, class UpstreamCall& call, const struct UpstreamResponseHead& head);
   void bookUsage(Ctx& c);
+  // Fills ev.counts' cost and billed amount from the price table in force; updates the metrics.
+  void priceUsage(UsageEvent& ev);
   // Reading an upstream body before anything was sent failed: 499 if the client left, else
   // 502/504 naming `what` was being read.
   void failUpstreamRead(Ctx& c, const Status& s, const std::string& what);
@@ -82,6 +87,7 @@ private:
   std::atomic<bool> draining_{false};
   int64_t leaseTtlMs_;
   int64_t startedAtMs_ = 0;
+  Rate globalRate_; // pricing.global_rate (validated by the config loader)
 
   // Metrics (cached series pointers).
   Gauge* activeStreams_;
@@ -96,6 +102,7 @@ private:
   Gauge* storageErrors_;
   Counter* upstreamErrors_;
   Counter* clientAborts_;
+  Counter* unpricedRequests_;
 };
 
 } // namespace rg

@@ -103,6 +103,10 @@ struct TokenCounts {
   int64_t cacheCreate5mTokens = 0;
   int64_t cacheCreate1hTokens = 0;
   int64_t cacheReadTokens = 0;
+  // Money, micro-dollars (USD x 1e6): the real price-table cost and the billed amount after
+  // rates. Records booked before these existed read back as 0.
+  int64_t costMicroUsd = 0;
+  int64_t billedMicroUsd = 0;
 
   int64_t allTokens() const {
     return inputTokens + outputTokens + cacheCreate5mTokens + cacheCreate1hTokens + cacheReadTokens;

@@ -9,7 +9,7 @@
 
 namespace rg::storage {
 
-// The six counters of TokenCounts by name, so that both backends encode them the same way.
+// The counters of TokenCounts by name, so that both backends encode them the same way.
 struct TokenField {
   const char* name;
   int64_t TokenCounts::*member;
@@ -21,6 +21,8 @@ inline constexpr TokenField kTokenFields[] = {
     {"cacheCreate5mTokens", &TokenCounts::cacheCreate5mTokens},
     {"cacheCreate1hTokens", &TokenCounts::cacheCreate1hTokens},
     {"cacheReadTokens", &TokenCounts::cacheReadTokens},
+    {"costMicroUsd", &TokenCounts::costMicroUsd},
+    {"billedMicroUsd", &TokenCounts::billedMicroUsd},
 };
 
 // How long (and how many) usage request ids are remembered for idempotency. A retry of the same
