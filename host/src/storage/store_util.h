@@ -29,7 +29,7 @@ inline constexpr TokenField kTokenFields[] = {
 // request id after this is booked again; failover retries and replayed settles come within
 // seconds, so a day is generous, and it bounds the memory (embedded) and keys (Redis) it costs.
 inline constexpr int64_t kUsageIdRetentionMs = 24LL * 3600 * 1000;
-inline constexpr size_t kUsageIdMaxCount = 200'000; // embedded only: bounds memory (~30 MB)
+inline constexpr size_t kUsageIdMaxCount = 50'000; // embedded only: bounds memory
 
 // list() order of the contract: createdAtMs, then id.
 template <typename Rec>
