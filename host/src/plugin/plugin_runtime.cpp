@@ -480,39 +480,36 @@ StatusOr<ManifestInfo> PluginLoader::readManifest(const std::string& soPath) {
   return info;
 }
 
-StatusOr<ProviderPluginPtr> PluginLoader::loadProvider(const std::string& soPath,
-                                                       const std::string& configJson) {
+template <typename PluginT, typename RequiredHooksFn>
+Status PluginLoader::openAndCreate(const std::string& soPath, const std::string& configJson,
+                                   rg_plugin_kind kind, const char* kindName,
+                                   size_t minVtableSize, RequiredHooksFn requiredHooks,
+                                   PluginT* p) {
   const std::string file = baseName(soPath);
-  ProviderPluginPtr p(new ProviderPlugin());
   auto lib = openAndCheck(soPath, &p->manifest_);
   if (!lib) {
     return lib.status();
   }
   p->dl_ = lib->handle; // from here on the destructor dlcloses
-  if (p->manifest_.kind != RG_KIND_PROVIDER) {
+  if (p->manifest_.kind != kind) {
     return invalidArgument(file + ": kind: plugin has " + std::to_string(p->manifest_.kind) +
-                           ", host expected " + std::to_string(RG_KIND_PROVIDER) + " (provider)");
+                           ", host expected " + std::to_string(kind) + " (" + kindName + ")");
   }
-  Status s = copyTable(file, lib->manifest->vtable, kProviderVtableV10, &p->vt_);
-  if (s.isOk()) {
-    s = requireHook(file, "create", reinterpret_cast<const void*>(p->vt_.create));
-  }
-  if (s.isOk()) {
-    s = requireHook(file, "destroy", reinterpret_cast<const void*>(p->vt_.destroy));
-  }
-  if (s.isOk()) {
-    s = requireHook(file, "declare_routes", reinterpret_cast<const void*>(p->vt_.declare_routes));
+  Status s = copyTable(file, lib->manifest->vtable, minVtableSize, &p->vt_);
+  for (const auto& hook : requiredHooks(p->vt_)) {
+    if (!s.isOk()) {
+      break;
+    }
+    s = requireHook(file, hook.first, hook.second);
   }
   if (!s.isOk()) {
     return s;
   }
-  p->handle_.runtime = p.get();
+  p->handle_.runtime = p;
   p->handle_.name = p->manifest_.name;
   p->handle_.services = impl_->services;
-
-  const std::string fp = file + ": ";
   rg_instance inst = nullptr;
-  s = callHook(fp, "create", [&] {
+  s = callHook(file + ": ", "create", [&] {
     return p->vt_.create(&p->handle_, hostApi(), rg_str{configJson.data(), configJson.size()},
                          &inst);
   });
@@ -521,6 +518,27 @@ StatusOr<ProviderPluginPtr> PluginLoader::loadProvider(const std::string& soPath
   }
   p->inst_ = inst; // may be NULL for a stateless plugin
   p->created_ = true;
+  return Status::ok();
+}
+
+StatusOr<ProviderPluginPtr> PluginLoader::loadProvider(const std::string& soPath,
+                                                       const std::string& configJson) {
+  ProviderPluginPtr p(new ProviderPlugin());
+  Status s = openAndCreate(
+      soPath, configJson, RG_KIND_PROVIDER, "provider", kProviderVtableV10,
+      [](const rg_provider_vtable& vt) {
+        return std::vector<std::pair<const char*, const void*>>{
+            {"create", reinterpret_cast<const void*>(vt.create)},
+            {"destroy", reinterpret_cast<const void*>(vt.destroy)},
+            {"declare_routes", reinterpret_cast<const void*>(vt.declare_routes)}};
+      },
+      p.get());
+  if (!s.isOk()) {
+    return s;
+  }
+  const std::string file = baseName(soPath);
+  const std::string fp = file + ": ";
+  rg_instance inst = p->inst_;
 
   const rg_route* rs = nullptr;
   size_t n = 0;
@@ -597,43 +615,19 @@ StatusOr<ProviderPluginPtr> PluginLoader::loadProvider(const std::string& soPath
 
 StatusOr<NotifierPluginPtr> PluginLoader::loadNotifier(const std::string& soPath,
                                                        const std::string& configJson) {
-  const std::string file = baseName(soPath);
   NotifierPluginPtr p(new NotifierPlugin());
-  auto lib = openAndCheck(soPath, &p->manifest_);
-  if (!lib) {
-    return lib.status();
-  }
-  p->dl_ = lib->handle;
-  if (p->manifest_.kind != RG_KIND_NOTIFIER) {
-    return invalidArgument(file + ": kind: plugin has " + std::to_string(p->manifest_.kind) +
-                           ", host expected " + std::to_string(RG_KIND_NOTIFIER) + " (notifier)");
-  }
-  Status s = copyTable(file, lib->manifest->vtable, kNotifierVtableV10, &p->vt_);
-  if (s.isOk()) {
-    s = requireHook(file, "create", reinterpret_cast<const void*>(p->vt_.create));
-  }
-  if (s.isOk()) {
-    s = requireHook(file, "destroy", reinterpret_cast<const void*>(p->vt_.destroy));
-  }
-  if (s.isOk()) {
-    s = requireHook(file, "on_event", reinterpret_cast<const void*>(p->vt_.on_event));
-  }
+  Status s = openAndCreate(
+      soPath, configJson, RG_KIND_NOTIFIER, "notifier", kNotifierVtableV10,
+      [](const rg_notifier_vtable& vt) {
+        return std::vector<std::pair<const char*, const void*>>{
+            {"create", reinterpret_cast<const void*>(vt.create)},
+            {"destroy", reinterpret_cast<const void*>(vt.destroy)},
+            {"on_event", reinterpret_cast<const void*>(vt.on_event)}};
+      },
+      p.get());
   if (!s.isOk()) {
     return s;
   }
-  p->handle_.runtime = p.get();
-  p->handle_.name = p->manifest_.name;
-  p->handle_.services = impl_->services;
-  rg_instance inst = nullptr;
-  s = callHook(file + ": ", "create", [&] {
-    return p->vt_.create(&p->handle_, hostApi(), rg_str{configJson.data(), configJson.size()},
-                         &inst);
-  });
-  if (!s.isOk()) {
-    return s;
-  }
-  p->inst_ = inst;
-  p->created_ = true;
   spdlog::info("plugin {} {} loaded from {} (notifier)", p->manifest_.name,
                p->manifest_.version, soPath);
   return p;

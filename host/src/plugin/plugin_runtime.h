@@ -133,6 +133,12 @@ public:
   const rg_host_api* hostApi() const;
 
 private:
+  // What loadProvider and loadNotifier share: dlopen + manifest checks, the kind, the vtable
+  // copy, the required hooks, the host handle and create(). `hooks` names each required slot.
+  template <typename PluginT, typename RequiredHooksFn>
+  Status openAndCreate(const std::string& soPath, const std::string& configJson,
+                       rg_plugin_kind kind, const char* kindName, size_t minVtableSize,
+                       RequiredHooksFn requiredHooks, PluginT* p);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
