@@ -496,7 +496,12 @@ Status PluginLoader::openAndCreate(const std::string& soPath, const std::string&
                            ", host expected " + std::to_string(kind) + " (" + kindName + ")");
   }
   Status s = copyTable(file, lib->manifest->vtable, minVtableSize, &p->vt_);
-  for (const auto& hook : requiredHooks(p->vt_)) {
+  // create and destroy are required of every kind; the kind adds its own.
+  const std::pair<const char*, const void*> hooks[] = {
+      {"create", reinterpret_cast<const void*>(p->vt_.create)},
+      {"destroy", reinterpret_cast<const void*>(p->vt_.destroy)},
+      requiredHooks(p->vt_)};
+  for (const auto& hook : hooks) {
     if (!s.isOk()) {
       break;
     }
@@ -527,10 +532,7 @@ StatusOr<ProviderPluginPtr> PluginLoader::loadProvider(const std::string& soPath
   Status s = openAndCreate(
       soPath, configJson, RG_KIND_PROVIDER, "provider", kProviderVtableV10,
       [](const rg_provider_vtable& vt) {
-        return std::vector<std::pair<const char*, const void*>>{
-            {"create", reinterpret_cast<const void*>(vt.create)},
-            {"destroy", reinterpret_cast<const void*>(vt.destroy)},
-            {"declare_routes", reinterpret_cast<const void*>(vt.declare_routes)}};
+        return std::make_pair("declare_routes", reinterpret_cast<const void*>(vt.declare_routes));
       },
       p.get());
   if (!s.isOk()) {
@@ -619,10 +621,7 @@ StatusOr<NotifierPluginPtr> PluginLoader::loadNotifier(const std::string& soPath
   Status s = openAndCreate(
       soPath, configJson, RG_KIND_NOTIFIER, "notifier", kNotifierVtableV10,
       [](const rg_notifier_vtable& vt) {
-        return std::vector<std::pair<const char*, const void*>>{
-            {"create", reinterpret_cast<const void*>(vt.create)},
-            {"destroy", reinterpret_cast<const void*>(vt.destroy)},
-            {"on_event", reinterpret_cast<const void*>(vt.on_event)}};
+        return std::make_pair("on_event", reinterpret_cast<const void*>(vt.on_event));
       },
       p.get());
   if (!s.isOk()) {

@@ -134,7 +134,8 @@ public:
 
 private:
   // What loadProvider and loadNotifier share: dlopen + manifest checks, the kind, the vtable
-  // copy, the required hooks, the host handle and create(). `hooks` names each required slot.
+  // copy, the required hooks, the host handle and create(). `requiredHooks(vtable)` returns the
+  // kind's own required slot as {name, pointer} (create and destroy are checked for every kind).
   template <typename PluginT, typename RequiredHooksFn>
   Status openAndCreate(const std::string& soPath, const std::string& configJson,
                        rg_plugin_kind kind, const char* kindName, size_t minVtableSize,
