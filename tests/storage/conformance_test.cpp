@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -689,6 +690,319 @@ TEST_P(Conformance, KvTtlExpires) {
   EXPECT_TRUE(forever->has_value());
 }
 
+// ---- Scheduler state ----------------------------------------------------------------------------
+
+rg::CooldownRecord makeCooldown(const std::string& acct, const std::string& scope, int64_t until,
+                                const std::string& reason = "429 from upstream") {
+  rg::CooldownRecord r;
+  r.accountId = acct;
+  r.scope = scope;
+  r.untilMs = until;
+  r.markedAtMs = until - 60000;
+  r.errorClass = "rate_limited";
+  r.reason = reason;
+  r.upstreamStatus = 429;
+  return r;
+}
+
+// "<accountId>/<scope>" of each record, in list order.
+std::vector<std::string> cooldownKeys(rg::SchedStore& s) {
+  auto l = s.listCooldowns();
+  EXPECT_TRUE(l) << l.status().toString();
+  std::vector<std::string> out;
+  if (l) {
+    for (const rg::CooldownRecord& r : *l) {
+      out.push_back(r.accountId + "/" + r.scope);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> stickyAccount(rg::SchedStore& s, const std::string& hash) {
+  auto g = s.getSticky(hash);
+  EXPECT_TRUE(g) << g.status().toString();
+  if (!g || !g->has_value()) {
+    return std::nullopt;
+  }
+  return (*g)->accountId;
+}
+
+TEST_P(Conformance, CooldownSetReplaceListSortedAndExpiry) {
+  rg::SchedStore& s = store_->sched();
+  int64_t t0 = clock_.nowUnixMs();
+  EXPECT_TRUE(cooldownKeys(s).empty());
+  ASSERT_TRUE(s.setCooldown(makeCooldown("b", "", t0 + 10000)));
+  ASSERT_TRUE(s.setCooldown(makeCooldown("a", "sonnet", t0 + 5000)));
+  ASSERT_TRUE(s.setCooldown(makeCooldown("a", "", t0 + 20000)));
+  ASSERT_TRUE(s.setCooldown(makeCooldown("a", "opus", t0 + 30000)));
+  EXPECT_EQ(cooldownKeys(s), (std::vector<std::string>{"a/", "a/opus", "a/sonnet", "b/"}));
+
+  auto l = s.listCooldowns();
+  ASSERT_TRUE(l);
+  ASSERT_EQ(l->size(), 4u);
+  const rg::CooldownRecord& opus = (*l)[1];
+  EXPECT_EQ(opus.untilMs, t0 + 30000);
+  EXPECT_EQ(opus.markedAtMs, t0 + 30000 - 60000);
+  EXPECT_EQ(opus.errorClass, "rate_limited");
+  EXPECT_EQ(opus.reason, "429 from upstream");
+  EXPECT_EQ(opus.upstreamStatus, 429);
+
+  // Replacing keeps one record per (account, scope), with the new fields.
+  rg::CooldownRecord again = makeCooldown("a", "sonnet", t0 + 40000, "overloaded \"529\"\n");
+  again.errorClass = "overloaded";
+  again.upstreamStatus = 529;
+  ASSERT_TRUE(s.setCooldown(again));
+  l = s.listCooldowns();
+  ASSERT_TRUE(l);
+  ASSERT_EQ(l->size(), 4u);
+  EXPECT_EQ((*l)[2].untilMs, t0 + 40000);
+  EXPECT_EQ((*l)[2].errorClass, "overloaded");
+  EXPECT_EQ((*l)[2].reason, "overloaded \"529\"\n");
+  EXPECT_EQ((*l)[2].upstreamStatus, 529);
+
+  // A record that is already over is a delete.
+  ASSERT_TRUE(s.setCooldown(makeCooldown("b", "", t0)));
+  EXPECT_EQ(cooldownKeys(s), (std::vector<std::string>{"a/", "a/opus", "a/sonnet"}));
+  ASSERT_TRUE(s.setCooldown(makeCooldown("c", "", t0 - 1)));
+  EXPECT_EQ(cooldownKeys(s).size(), 3u);
+
+  // Expiry by the injected clock: a record is gone at untilMs exactly.
+  clock_.advanceMs(20000);
+  EXPECT_EQ(cooldownKeys(s), (std::vector<std::string>{"a/opus", "a/sonnet"}));
+  clock_.advanceMs(9999);
+  EXPECT_EQ(cooldownKeys(s), (std::vector<std::string>{"a/opus", "a/sonnet"}));
+  clock_.advanceMs(1);
+  EXPECT_EQ(cooldownKeys(s), (std::vector<std::string>{"a/sonnet"}));
+  clock_.advanceMs(10000);
+  EXPECT_TRUE(cooldownKeys(s).empty());
+  // An expired record can be set again.
+  ASSERT_TRUE(s.setCooldown(makeCooldown("a", "opus", clock_.nowUnixMs() + 1)));
+  EXPECT_EQ(cooldownKeys(s), (std::vector<std::string>{"a/opus"}));
+  EXPECT_EQ(store_->errorCount(), 0u);
+}
+
+TEST_P(Conformance, CooldownClearOneScopeOrAll) {
+  rg::SchedStore& s = store_->sched();
+  int64_t until = clock_.nowUnixMs() + 60000;
+  for (const char* scope : {"", "opus", "sonnet"}) {
+    ASSERT_TRUE(s.setCooldown(makeCooldown("a", scope, until)));
+  }
+  ASSERT_TRUE(s.setCooldown(makeCooldown("ab", "", until)));  // "a" is a prefix of its id
+  ASSERT_TRUE(s.setCooldown(makeCooldown("b", "opus", until)));
+
+  ASSERT_TRUE(s.clearCooldown("a", std::string("opus")));
+  EXPECT_EQ(cooldownKeys(s), (std::vector<std::string>{"a/", "a/sonnet", "ab/", "b/opus"}));
+  ASSERT_TRUE(s.clearCooldown("a", std::string("")));  // the whole-account scope only
+  EXPECT_EQ(cooldownKeys(s), (std::vector<std::string>{"a/sonnet", "ab/", "b/opus"}));
+  ASSERT_TRUE(s.setCooldown(makeCooldown("a", "", until)));
+  ASSERT_TRUE(s.clearCooldown("a", std::nullopt));
+  EXPECT_EQ(cooldownKeys(s), (std::vector<std::string>{"ab/", "b/opus"}));
+
+  // Absent is fine.
+  EXPECT_TRUE(s.clearCooldown("a", std::nullopt));
+  EXPECT_TRUE(s.clearCooldown("b", std::string("haiku")));
+  EXPECT_TRUE(s.clearCooldown("nobody", std::nullopt));
+  EXPECT_EQ(cooldownKeys(s), (std::vector<std::string>{"ab/", "b/opus"}));
+
+  // '|' separates account and scope in the Redis layout, so no backend accepts it in an id.
+  EXPECT_EQ(s.setCooldown(makeCooldown("x|y", "", until)).code(), Code::kInvalidArgument);
+  EXPECT_EQ(cooldownKeys(s).size(), 2u);
+}
+
+TEST_P(Conformance, StickySetGetRenewExpiryDelete) {
+  rg::SchedStore& s = store_->sched();
+  int64_t t0 = clock_.nowUnixMs();
+  EXPECT_EQ(stickyAccount(s, "h1"), std::nullopt);
+  ASSERT_TRUE(s.setSticky("h1", "acct-a", 10000));
+  auto g = s.getSticky("h1");
+  ASSERT_TRUE(g && g->has_value());
+  EXPECT_EQ((*g)->accountId, "acct-a");
+  EXPECT_EQ((*g)->expiresAtMs, t0 + 10000);
+
+  // Renewing at +6 s moves the expiry to +16 s.
+  clock_.advanceMs(6000);
+  ASSERT_TRUE(s.setSticky("h1", "acct-a", 10000));
+  clock_.advanceMs(5000);  // +11 s: alive only thanks to the renewal
+  g = s.getSticky("h1");
+  ASSERT_TRUE(g && g->has_value());
+  EXPECT_EQ((*g)->expiresAtMs, t0 + 16000);
+  clock_.advanceMs(5000);  // +16 s: gone
+  EXPECT_EQ(stickyAccount(s, "h1"), std::nullopt);
+
+  // Replacing points the mapping at another account.
+  ASSERT_TRUE(s.setSticky("h2", "acct-a", 60000));
+  ASSERT_TRUE(s.setSticky("h2", "acct-b", 60000));
+  EXPECT_EQ(stickyAccount(s, "h2"), "acct-b");
+  ASSERT_TRUE(s.setSticky("h3", "acct-b", 60000));
+  ASSERT_TRUE(s.deleteSticky("h2"));
+  EXPECT_EQ(stickyAccount(s, "h2"), std::nullopt);
+  EXPECT_EQ(stickyAccount(s, "h3"), "acct-b");
+  EXPECT_TRUE(s.deleteSticky("h2"));
+  EXPECT_TRUE(s.deleteSticky("never"));
+  EXPECT_EQ(store_->errorCount(), 0u);
+}
+
+TEST_P(Conformance, DeleteStickyForAccountDropsOnlyThatAccount) {
+  rg::SchedStore& s = store_->sched();
+  for (const char* h : {"h1", "h2", "h3"}) {
+    ASSERT_TRUE(s.setSticky(h, "acct-a", 60000));
+  }
+  ASSERT_TRUE(s.setSticky("h4", "acct-b", 60000));
+  ASSERT_TRUE(s.setSticky("h5", "acct-a", 60000));
+  ASSERT_TRUE(s.setSticky("h5", "acct-b", 60000));  // moved away from acct-a
+  ASSERT_TRUE(s.setSticky("h6", "acct-ab", 60000));
+
+  auto n = s.deleteStickyForAccount("acct-a");
+  ASSERT_TRUE(n) << n.status().toString();
+  EXPECT_EQ(*n, 3);
+  for (const char* h : {"h1", "h2", "h3"}) {
+    EXPECT_EQ(stickyAccount(s, h), std::nullopt) << h;
+  }
+  EXPECT_EQ(stickyAccount(s, "h4"), "acct-b");
+  EXPECT_EQ(stickyAccount(s, "h5"), "acct-b");
+  EXPECT_EQ(stickyAccount(s, "h6"), "acct-ab");
+  n = s.deleteStickyForAccount("acct-a");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 0);
+  n = s.deleteStickyForAccount("nobody");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 0);
+
+  // Mappings that already expired are not counted.
+  ASSERT_TRUE(s.setSticky("c1", "acct-c", 1000));
+  ASSERT_TRUE(s.setSticky("c2", "acct-c", 10000));
+  clock_.advanceMs(2000);
+  n = s.deleteStickyForAccount("acct-c");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(stickyAccount(s, "c2"), std::nullopt);
+
+  // The account can be mapped again afterwards.
+  ASSERT_TRUE(s.setSticky("h1", "acct-a", 60000));
+  EXPECT_EQ(stickyAccount(s, "h1"), "acct-a");
+  n = s.deleteStickyForAccount("acct-b");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 2);
+  EXPECT_EQ(stickyAccount(s, "h1"), "acct-a");
+}
+
+TEST_P(Conformance, LockExclusivityUnlockAndExpiry) {
+  rg::SchedStore& s = store_->sched();
+  auto expectLock = [&](const std::string& name, const std::string& token, bool want) {
+    auto r = s.tryLock(name, token, 10000);
+    ASSERT_TRUE(r) << r.status().toString();
+    EXPECT_EQ(*r, want) << name << " " << token;
+  };
+  auto expectUnlock = [&](const std::string& name, const std::string& token, bool want) {
+    auto r = s.unlock(name, token);
+    ASSERT_TRUE(r) << r.status().toString();
+    EXPECT_EQ(*r, want) << name << " " << token;
+  };
+  expectLock("refresh:a", "t1", true);
+  expectLock("refresh:a", "t2", false);
+  expectLock("refresh:a", "t1", false);    // like SET NX: held is held
+  expectLock("refresh:b", "t2", true);     // names are independent
+  expectUnlock("refresh:a", "t2", false);  // wrong token: refused, still held
+  expectLock("refresh:a", "t3", false);
+  expectUnlock("refresh:a", "t1", true);
+  expectUnlock("refresh:a", "t1", false);  // released already
+  expectLock("refresh:a", "t2", true);
+  expectUnlock("never", "t1", false);
+
+  // Expiry lets another holder in, and the old holder cannot release the new one's lock.
+  clock_.advanceMs(9999);
+  expectLock("refresh:a", "t4", false);
+  clock_.advanceMs(1);
+  expectLock("refresh:a", "t4", true);
+  expectUnlock("refresh:a", "t2", false);
+  expectLock("refresh:a", "t5", false);
+  expectUnlock("refresh:a", "t4", true);
+  EXPECT_EQ(store_->errorCount(), 0u);
+}
+
+TEST_P(Conformance, ConcurrentTryLockHasExactlyOneWinner) {
+  constexpr int kThreads = 16;
+  constexpr int kRounds = 5;
+  for (int round = 0; round < kRounds; ++round) {
+    std::string name = "refresh:conc" + std::to_string(round);
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::atomic<int> wins{0};
+    std::atomic<int> errors{0};
+    std::vector<std::string> winners(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        ready++;
+        while (!go.load()) {
+          std::this_thread::yield();
+        }
+        std::string token = "tok" + std::to_string(t);
+        auto r = store_->sched().tryLock(name, token, 60000);
+        if (!r) {
+          errors++;
+        } else if (*r) {
+          wins++;
+          winners[t] = token;
+        }
+      });
+    }
+    ASSERT_TRUE(eventually([&] { return ready.load() == kThreads; }));
+    go = true;
+    for (auto& th : threads) {
+      th.join();
+    }
+    EXPECT_EQ(errors.load(), 0);
+    ASSERT_EQ(wins.load(), 1) << "round " << round;
+    // Only the winner's token releases it.
+    for (int t = 0; t < kThreads; ++t) {
+      if (winners[t].empty()) {
+        auto u = store_->sched().unlock(name, "tok" + std::to_string(t));
+        ASSERT_TRUE(u);
+        EXPECT_FALSE(*u);
+      }
+    }
+    for (const std::string& w : winners) {
+      if (!w.empty()) {
+        auto u = store_->sched().unlock(name, w);
+        ASSERT_TRUE(u);
+        EXPECT_TRUE(*u);
+      }
+    }
+  }
+}
+
+TEST_P(Conformance, KeyBindingsRoundTrip) {
+  rg::KeyStore& keys = store_->keys();
+  rg::ApiKeyRecord k = makeKey("kb", "hb", 5);
+  k.bindings = {{"claude", "3f2c0e7a-acct"}, {"gemini", "group:team \"a\""}};
+  ASSERT_TRUE(keys.create(k));
+  auto byId = keys.getById("kb");
+  ASSERT_TRUE(byId && byId->has_value());
+  EXPECT_EQ((*byId)->bindings, k.bindings);
+  auto byHash = keys.getByHash("hb");
+  ASSERT_TRUE(byHash && byHash->has_value());
+  EXPECT_EQ((*byHash)->bindings, k.bindings);
+
+  k.bindings = {{"openai", "group:pool"}};
+  ASSERT_TRUE(keys.update(k));
+  auto list = keys.list();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ((*list)[0].bindings, k.bindings);
+
+  k.bindings.clear();
+  ASSERT_TRUE(keys.update(k));
+  byId = keys.getById("kb");
+  ASSERT_TRUE(byId && byId->has_value());
+  EXPECT_TRUE((*byId)->bindings.empty());
+  // A key created without bindings has none.
+  ASSERT_TRUE(keys.create(makeKey("kn", "hn", 6)));
+  auto plain = keys.getById("kn");
+  ASSERT_TRUE(plain && plain->has_value());
+  EXPECT_TRUE((*plain)->bindings.empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Conformance, ::testing::Values("embedded", "redis"),
                          [](const auto& p) { return p.param; });
 
@@ -760,6 +1074,95 @@ class EmbeddedConformance : public ::testing::Test {
   TempDir dir_;
 };
 
+TEST_F(EmbeddedConformance, CooldownsAreSharedBetweenStoresAndDurable) {
+  int64_t t0 = clock_.nowUnixMs();
+  {
+    auto a = open();
+    auto b = open();  // another process on the same dir (its own descriptors and flock)
+    ASSERT_TRUE(a && b);
+    rg::SchedStore& sa = (*a)->sched();
+    rg::SchedStore& sb = (*b)->sched();
+    ASSERT_TRUE(sa.setCooldown(makeCooldown("acct-1", "opus", t0 + 60000)));
+    auto seen = sb.listCooldowns();
+    ASSERT_TRUE(seen) << seen.status().toString();
+    ASSERT_EQ(seen->size(), 1u);
+    EXPECT_EQ((*seen)[0].accountId, "acct-1");
+    EXPECT_EQ((*seen)[0].reason, "429 from upstream");
+    EXPECT_EQ((*seen)[0].upstreamStatus, 429);
+
+    // A clear in one store is seen by the other; so is a replacement.
+    ASSERT_TRUE(sb.setCooldown(makeCooldown("acct-2", "", t0 + 30000)));
+    ASSERT_TRUE(sb.clearCooldown("acct-1", std::nullopt));
+    EXPECT_EQ(cooldownKeys(sa), (std::vector<std::string>{"acct-2/"}));
+    ASSERT_TRUE(sa.setCooldown(makeCooldown("acct-2", "", t0 + 90000, "replaced")));
+    auto replaced = sb.listCooldowns();
+    ASSERT_TRUE(replaced);
+    ASSERT_EQ(replaced->size(), 1u);
+    EXPECT_EQ((*replaced)[0].untilMs, t0 + 90000);
+    EXPECT_EQ((*replaced)[0].reason, "replaced");
+    ASSERT_TRUE(sa.setCooldown(makeCooldown("acct-3", "sonnet", t0 + 10000)));
+
+    // Sticky mappings and locks stay in their process.
+    ASSERT_TRUE(sa.setSticky("h", "acct-2", 60000));
+    auto lockA = sa.tryLock("refresh", "ta", 60000);
+    ASSERT_TRUE(lockA && *lockA);
+    EXPECT_EQ(stickyAccount(sb, "h"), std::nullopt);
+  }
+  // A restart sees the live cooldowns; sticky mappings and locks are gone.
+  auto s = open();
+  ASSERT_TRUE(s) << s.status().toString();
+  EXPECT_EQ(cooldownKeys((*s)->sched()), (std::vector<std::string>{"acct-2/", "acct-3/sonnet"}));
+  EXPECT_EQ(stickyAccount((*s)->sched(), "h"), std::nullopt);
+  auto lock = (*s)->sched().tryLock("refresh", "tb", 60000);
+  ASSERT_TRUE(lock);
+  EXPECT_TRUE(*lock);
+  clock_.advanceMs(10000);
+  EXPECT_EQ(cooldownKeys((*s)->sched()), (std::vector<std::string>{"acct-2/"}));
+}
+
+TEST_F(EmbeddedConformance, CompactionDropsExpiredCooldowns) {
+  int64_t t0 = clock_.nowUnixMs();
+  auto s = open(4096);
+  ASSERT_TRUE(s);
+  rg::SchedStore& sched = (*s)->sched();
+  ASSERT_TRUE(sched.setCooldown(makeCooldown("short-lived", "", t0 + 1000)));
+  ASSERT_TRUE(sched.setCooldown(makeCooldown("long-lived", "", t0 + 3'600'000)));
+  clock_.advanceMs(1000);
+  // Churn until a compaction has rewritten the journal (it shrinks below the threshold).
+  std::string big(200, 'x');
+  for (int i = 0; i < 100 && readFile(journal()).find("short-lived") != std::string::npos; ++i) {
+    ASSERT_TRUE((*s)->settings().set("churn", big + std::to_string(i), 0));
+  }
+  std::string text = readFile(journal());
+  EXPECT_EQ(text.find("short-lived"), std::string::npos);
+  EXPECT_NE(text.find("long-lived"), std::string::npos);
+  auto reopened = open();
+  ASSERT_TRUE(reopened);
+  EXPECT_EQ(cooldownKeys((*reopened)->sched()), (std::vector<std::string>{"long-lived/"}));
+}
+
+TEST_F(EmbeddedConformance, KeyLinesWithoutBindingsReadBackEmpty) {
+  {
+    auto s = open();
+    ASSERT_TRUE(s);
+  }
+  {
+    std::ofstream out(journal(), std::ios::app | std::ios::binary);
+    out << R"({"op":"key.put","rec":{"id":"old","name":"o","hash":"hold","enabled":true,)"
+        << R"("createdAtMs":1,"updatedAtMs":1,"expiresAtMs":0,"permissions":["claude"],)"
+        << R"("concurrencyLimit":0,"rateWindowMinutes":0,"rateRequests":0,"rateTokens":0,)"
+        << R"("modelMode":0,"models":[]}})"
+        << "\n";
+  }
+  auto s = open();
+  ASSERT_TRUE(s) << s.status().toString();
+  auto got = (*s)->keys().getByHash("hold");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ((*got)->permissions, std::vector<std::string>{"claude"});
+  EXPECT_TRUE((*got)->bindings.empty());
+  EXPECT_EQ((*s)->errorCount(), 0u);
+}
+
 TEST_F(EmbeddedConformance, DurableAcrossReopen) {
   for (bool fsync : {false, true}) {
     TempDir fresh;
@@ -818,7 +1221,8 @@ TEST_F(EmbeddedConformance, AccountLinesWithoutTheNewFieldsReadBackWithDefaults)
     out << R"({"op":"acct.put","rec":{"id":"old","name":"o","type":"claude-console",)"
         << R"("baseUrl":"https://x","secretSealed":"v1:k:AA==","priority":7,"schedulable":true,)"
         << R"("status":"active","statusReason":"","createdAtMs":1,"updatedAtMs":2,)"
-        << R"("lastUsedAtMs":3}})" << "\n";
+        << R"("lastUsedAtMs":3}})"
+        << "\n";
   }
   auto s = open();
   ASSERT_TRUE(s) << s.status().toString();
@@ -840,7 +1244,8 @@ TEST_F(EmbeddedConformance, UsageLinesWithoutCostsReadBackAsZeroCost) {
     out << R"({"op":"usage","rid":"old-1","key":"k-old","acct":"a-old","model":"m",)"
         << R"("day":"2025-01-01","ms":1,"at":1,"c":{"requests":1,"inputTokens":5,)"
         << R"("outputTokens":6,"cacheCreate5mTokens":0,"cacheCreate1hTokens":0,)"
-        << R"("cacheReadTokens":0}})" << "\n";
+        << R"("cacheReadTokens":0}})"
+        << "\n";
   }
   auto s = open();
   ASSERT_TRUE(s) << s.status().toString();
@@ -1082,13 +1487,78 @@ class RedisConformance : public ::testing::Test {
   rg::ManualClock clock_;
 };
 
+TEST_F(RedisConformance, KeyHashesWithoutBindingsReadBackEmpty) {
+  RedisServer server;
+  auto s = open(server, "oldk:");
+  ASSERT_TRUE(s);
+  rawCommand(server,
+             "HSET oldk:key:old id old name o hash hold enabled 1 createdAtMs 1 "
+             "permissions [\"claude\"] modelMode 0 models []");
+  rawCommand(server, "HSET oldk:keys:byhash hold old");
+  rawCommand(server, "SADD oldk:keys:ids old");
+  auto got = (*s)->keys().getByHash("hold");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ((*got)->permissions, std::vector<std::string>{"claude"});
+  EXPECT_TRUE((*got)->bindings.empty());
+}
+
+TEST_F(RedisConformance, SchedulerLayoutAndExpiredCooldownsArePruned) {
+  RedisServer server;
+  auto a = open(server, "sch:");
+  auto b = open(server, "sch:");  // a second instance on the same Redis
+  ASSERT_TRUE(a && b);
+  int64_t t0 = clock_.nowUnixMs();
+  ASSERT_TRUE((*a)->sched().setCooldown(makeCooldown("acct-1", "opus", t0 + 1000)));
+  ASSERT_TRUE((*a)->sched().setCooldown(makeCooldown("acct-2", "", t0 + 60000)));
+  EXPECT_EQ(cooldownKeys((*b)->sched()), (std::vector<std::string>{"acct-1/opus", "acct-2/"}));
+  ASSERT_TRUE((*a)->sched().setSticky("sess", "acct-2", 60000));
+  EXPECT_EQ(stickyAccount((*b)->sched(), "sess"), "acct-2");
+  auto lock = (*a)->sched().tryLock("refresh:acct-2", "tok", 60000);
+  ASSERT_TRUE(lock && *lock);
+  lock = (*b)->sched().tryLock("refresh:acct-2", "other", 60000);
+  ASSERT_TRUE(lock);
+  EXPECT_FALSE(*lock);
+
+  EXPECT_EQ(rawKeys(server, "sch:cooldowns").size(), 1u);
+  EXPECT_EQ(rawKeys(server, "sch:sticky:sess").size(), 1u);
+  EXPECT_EQ(rawKeys(server, "sch:sticky_acct:acct-2").size(), 1u);
+  EXPECT_EQ(rawKeys(server, "sch:lock:refresh:acct-2").size(), 1u);
+
+  // Listing after expiry deletes the expired field; the last one going removes the hash.
+  clock_.advanceMs(1000);
+  EXPECT_EQ(cooldownKeys((*b)->sched()), (std::vector<std::string>{"acct-2/"}));
+  clock_.advanceMs(59000);
+  EXPECT_TRUE(cooldownKeys((*a)->sched()).empty());
+  EXPECT_TRUE(rawKeys(server, "sch:cooldowns").empty());
+
+  // deleteStickyForAccount removes the mapping keys and the reverse index.
+  ASSERT_TRUE((*a)->sched().setSticky("sess", "acct-2", 60000));
+  auto n = (*b)->sched().deleteStickyForAccount("acct-2");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 1);
+  EXPECT_TRUE(rawKeys(server, "sch:sticky*").empty());
+
+  // A mapping whose key Redis expired (PX, real time) and that was then made for another account
+  // leaves a stale entry in the first account's index: deleting that account must spare it.
+  ASSERT_TRUE((*a)->sched().setSticky("keep", "acct-a", 60000));
+  ASSERT_TRUE((*a)->sched().setSticky("moved", "acct-a", 20));
+  ASSERT_TRUE(eventually([&] { return rawKeys(server, "sch:sticky:moved").empty(); }));
+  ASSERT_TRUE((*a)->sched().setSticky("moved", "acct-b", 60000));
+  n = (*b)->sched().deleteStickyForAccount("acct-a");
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(stickyAccount((*b)->sched(), "keep"), std::nullopt);
+  EXPECT_EQ(stickyAccount((*b)->sched(), "moved"), "acct-b");
+}
+
 TEST_F(RedisConformance, AccountHashesWithoutTheNewFieldsReadBackWithDefaults) {
   RedisServer server;
   auto s = open(server, "old:");
   ASSERT_TRUE(s);
-  rawCommand(server, "HSET old:acct:old id old name o type claude-console baseUrl https://x "
-                     "secretSealed v1:k:AA== priority 7 schedulable 1 status active "
-                     "createdAtMs 1 updatedAtMs 2 lastUsedAtMs 3");
+  rawCommand(server,
+             "HSET old:acct:old id old name o type claude-console baseUrl https://x "
+             "secretSealed v1:k:AA== priority 7 schedulable 1 status active "
+             "createdAtMs 1 updatedAtMs 2 lastUsedAtMs 3");
   rawCommand(server, "SADD old:accts:ids old");
   auto got = (*s)->accounts().get("old");
   ASSERT_TRUE(got && got->has_value());

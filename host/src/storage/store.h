@@ -22,46 +22,50 @@ namespace rg {
 enum class ModelFilterMode { kNone = 0, kAllow = 1, kDeny = 2 };
 
 struct ApiKeyRecord {
-  std::string id;                       // UUIDv4
+  std::string id;  // UUIDv4
   std::string name;
-  std::string hash;                     // hex HMAC-SHA256 of the plain key; the only form stored
+  std::string hash;  // hex HMAC-SHA256 of the plain key; the only form stored
   bool enabled = true;
   int64_t createdAtMs = 0;
   int64_t updatedAtMs = 0;
-  int64_t expiresAtMs = 0;              // 0 = never
-  std::vector<std::string> permissions; // empty = every provider
-  int64_t concurrencyLimit = 0;         // 0 = unlimited
-  int64_t rateWindowMinutes = 0;        // 0 = no window
-  int64_t rateRequests = 0;             // requests per window, 0 = unlimited
-  int64_t rateTokens = 0;               // tokens per window, 0 = unlimited
+  int64_t expiresAtMs = 0;               // 0 = never
+  std::vector<std::string> permissions;  // empty = every provider
+  int64_t concurrencyLimit = 0;          // 0 = unlimited
+  int64_t rateWindowMinutes = 0;         // 0 = no window
+  int64_t rateRequests = 0;              // requests per window, 0 = unlimited
+  int64_t rateTokens = 0;                // tokens per window, 0 = unlimited
   ModelFilterMode modelMode = ModelFilterMode::kNone;
-  std::vector<std::string> models;      // allow or deny list per modelMode
+  std::vector<std::string> models;  // allow or deny list per modelMode
+  // Account binding per provider ("claude", "gemini", "openai", "bedrock"): an account id
+  // (dedicated) or "group:<name>" (any account carrying that group). Absent = the shared pool.
+  // Records written before this field existed read back empty.
+  std::map<std::string, std::string> bindings;
 };
 
 class KeyStore {
-public:
+ public:
   virtual ~KeyStore() = default;
   // Fails with kAlreadyExists when the id or the hash is taken.
   virtual Status create(const ApiKeyRecord& rec) = 0;
   virtual StatusOr<std::optional<ApiKeyRecord>> getById(const std::string& id) = 0;
   virtual StatusOr<std::optional<ApiKeyRecord>> getByHash(const std::string& hash) = 0;
-  virtual StatusOr<std::vector<ApiKeyRecord>> list() = 0; // sorted by createdAtMs, then id
+  virtual StatusOr<std::vector<ApiKeyRecord>> list() = 0;  // sorted by createdAtMs, then id
   // Replaces the record with the same id (the hash may not change). kNotFound if absent.
   virtual Status update(const ApiKeyRecord& rec) = 0;
-  virtual Status remove(const std::string& id) = 0; // kNotFound if absent
+  virtual Status remove(const std::string& id) = 0;  // kNotFound if absent
 };
 
 // ---- Upstream accounts -------------------------------------------------------------------------
 
 struct AccountRecord {
-  std::string id; // UUIDv4
+  std::string id;  // UUIDv4
   std::string name;
-  std::string type;         // "claude-console", ...
-  std::string baseUrl;      // no trailing slash
-  std::string secretSealed; // the credential, sealed by crypto::SecretBox (never plaintext)
-  int64_t priority = 50;    // 1..100, lower preferred
+  std::string type;          // "claude-console", ...
+  std::string baseUrl;       // no trailing slash
+  std::string secretSealed;  // the credential, sealed by crypto::SecretBox (never plaintext)
+  int64_t priority = 50;     // 1..100, lower preferred
   bool schedulable = true;
-  std::string status = "active"; // active | error | blocked | disabled
+  std::string status = "active";  // active | error | blocked | disabled
   std::string statusReason;
   int64_t createdAtMs = 0;
   int64_t updatedAtMs = 0;
@@ -71,26 +75,26 @@ struct AccountRecord {
   std::string provider;            // claude | gemini | openai | bedrock (derived from type)
   std::string sharing = "shared";  // shared | dedicated
   std::vector<std::string> groups;
-  int64_t concurrencyLimit = 0;    // 0 = no per-account cap
+  int64_t concurrencyLimit = 0;  // 0 = no per-account cap
   // requested -> upstream model name; empty = every model. A plain supported-model list is
   // stored as identity mappings.
   std::map<std::string, std::string> modelMapping;
-  std::string proxyUrl;            // "socks5://user@host:1080"; its password is a sealed secret
-  int64_t subscriptionExpiresAtMs = 0; // 0 = never
-  std::string settingsJson = "{}"; // type-specific non-secret fields (region, deployment, ...)
+  std::string proxyUrl;  // "socks5://user@host:1080"; its password is a sealed secret
+  int64_t subscriptionExpiresAtMs = 0;  // 0 = never
+  std::string settingsJson = "{}";      // type-specific non-secret fields (region, deployment, ...)
   // Further secrets by name ("refresh_token", "aws_access_key_id", "proxy_password", ...), each
   // sealed by crypto::SecretBox; the primary credential stays in secretSealed.
   std::map<std::string, std::string> secretsSealed;
 };
 
 class AccountStore {
-public:
+ public:
   virtual ~AccountStore() = default;
-  virtual Status create(const AccountRecord& rec) = 0; // kAlreadyExists on duplicate id
+  virtual Status create(const AccountRecord& rec) = 0;  // kAlreadyExists on duplicate id
   virtual StatusOr<std::optional<AccountRecord>> get(const std::string& id) = 0;
-  virtual StatusOr<std::vector<AccountRecord>> list() = 0; // sorted by createdAtMs, then id
-  virtual Status update(const AccountRecord& rec) = 0;     // kNotFound if absent
-  virtual Status remove(const std::string& id) = 0;        // kNotFound if absent
+  virtual StatusOr<std::vector<AccountRecord>> list() = 0;  // sorted by createdAtMs, then id
+  virtual Status update(const AccountRecord& rec) = 0;      // kNotFound if absent
+  virtual Status remove(const std::string& id) = 0;         // kNotFound if absent
   virtual Status touchLastUsed(const std::string& id, int64_t unixMs) = 0;
 };
 
@@ -116,17 +120,17 @@ struct TokenCounts {
 };
 
 struct UsageEvent {
-  std::string requestId; // idempotency key: a second record() with the same id books nothing
+  std::string requestId;  // idempotency key: a second record() with the same id books nothing
   std::string keyId;
   std::string accountId;
   std::string model;
-  std::string day; // "YYYY-MM-DD" bucket in the configured zone (computed by the caller)
+  std::string day;  // "YYYY-MM-DD" bucket in the configured zone (computed by the caller)
   int64_t unixMs = 0;
-  TokenCounts counts; // counts.requests is normally 1
+  TokenCounts counts;  // counts.requests is normally 1
 };
 
 class UsageStore {
-public:
+ public:
   virtual ~UsageStore() = default;
   // Books the event into: key lifetime totals, key daily totals, key+model daily totals, account
   // lifetime totals. Returns true when booked, false when requestId was already booked.
@@ -143,19 +147,19 @@ public:
 
 struct LeaseResult {
   bool acquired = false;
-  int64_t count = 0; // holders after the call (including this one when acquired)
+  int64_t count = 0;  // holders after the call (including this one when acquired)
 };
 
 struct WindowResult {
   bool allowed = false;
-  int64_t requests = 0;      // requests counted in the window (after this one when allowed)
-  int64_t tokens = 0;        // tokens counted in the window
-  int64_t windowEndMs = 0;   // unix ms at which the current window ends
-  std::string limitedBy;     // "requests" | "tokens" when !allowed
+  int64_t requests = 0;     // requests counted in the window (after this one when allowed)
+  int64_t tokens = 0;       // tokens counted in the window
+  int64_t windowEndMs = 0;  // unix ms at which the current window ends
+  std::string limitedBy;    // "requests" | "tokens" when !allowed
 };
 
 class LimitStore {
-public:
+ public:
   virtual ~LimitStore() = default;
   // Atomically: drop expired holders of `scope`; if fewer than `limit` remain (limit <= 0 means
   // unlimited), add `holder` with expiry now+ttlMs. A holder that dies is gone after ttlMs.
@@ -165,7 +169,7 @@ public:
   virtual StatusOr<bool> renewLease(const std::string& scope, const std::string& holder,
                                     int64_t ttlMs) = 0;
   virtual Status releaseLease(const std::string& scope, const std::string& holder) = 0;
-  virtual StatusOr<int64_t> leaseCount(const std::string& scope) = 0; // live holders
+  virtual StatusOr<int64_t> leaseCount(const std::string& scope) = 0;  // live holders
   // Fixed window starting at the first request: atomically checks requests < maxRequests and
   // tokens < maxTokens (0 = no cap) and, when allowed, counts one request.
   virtual StatusOr<WindowResult> windowAdmit(const std::string& scope, int64_t windowMs,
@@ -174,30 +178,79 @@ public:
   virtual Status windowAddTokens(const std::string& scope, int64_t tokens) = 0;
 };
 
+// ---- Scheduler state (shared by every instance on one backend) -------------------------------
+
+// An account (or one model family of it) that must not be scheduled until untilMs.
+struct CooldownRecord {
+  std::string accountId;
+  std::string scope;       // "" = the whole account, else a model family ("opus", "sonnet", ...)
+  int64_t untilMs = 0;     // unix ms; the record is gone (not returned) from then on
+  int64_t markedAtMs = 0;  // unix ms
+  std::string errorClass;  // "rate_limited" | "overloaded" | "transient" | "auth" | ...
+  std::string reason;      // short human-readable reason (never a secret)
+  int64_t upstreamStatus = 0;
+};
+
+struct StickyRecord {
+  std::string accountId;
+  int64_t expiresAtMs = 0;  // unix ms
+};
+
+class SchedStore {
+ public:
+  virtual ~SchedStore() = default;
+  // Cooldowns, keyed by (accountId, scope). set replaces an existing record of the same key;
+  // the record expires by itself at untilMs (set with untilMs <= now is a no-op delete).
+  virtual Status setCooldown(const CooldownRecord& rec) = 0;
+  // Deletes one scope, or every scope of the account when scope is nullopt. Absent = ok.
+  virtual Status clearCooldown(const std::string& accountId,
+                               const std::optional<std::string>& scope) = 0;
+  // Every live cooldown (untilMs > now), sorted by accountId, then scope. One round trip.
+  virtual StatusOr<std::vector<CooldownRecord>> listCooldowns() = 0;
+
+  // Sticky session mappings: session hash -> account, with a TTL.
+  virtual StatusOr<std::optional<StickyRecord>> getSticky(const std::string& sessionHash) = 0;
+  // Creates or replaces the mapping with expiry now+ttlMs (also used to renew).
+  virtual Status setSticky(const std::string& sessionHash, const std::string& accountId,
+                           int64_t ttlMs) = 0;
+  virtual Status deleteSticky(const std::string& sessionHash) = 0;  // absent = ok
+  // Drops every mapping that points to the account (it was marked). Returns how many.
+  virtual StatusOr<int64_t> deleteStickyForAccount(const std::string& accountId) = 0;
+
+  // Mutual exclusion across processes (OAuth refresh): true when `token` now holds `name` for
+  // ttlMs (Redis SET NX PX). unlock deletes only when `token` still holds it (compare-and-delete)
+  // and returns whether it did.
+  virtual StatusOr<bool> tryLock(const std::string& name, const std::string& token,
+                                 int64_t ttlMs) = 0;
+  virtual StatusOr<bool> unlock(const std::string& name, const std::string& token) = 0;
+};
+
 // ---- Settings and plugin KV --------------------------------------------------------------------
 
 class KvStore {
-public:
+ public:
   virtual ~KvStore() = default;
   virtual StatusOr<std::optional<std::string>> get(const std::string& key) = 0;
-  virtual Status set(const std::string& key, const std::string& value, int64_t ttlMs) = 0; // 0 = no expiry
+  virtual Status set(const std::string& key, const std::string& value,
+                     int64_t ttlMs) = 0;  // 0 = no expiry
   virtual Status del(const std::string& key) = 0;
 };
 
 // ---- The store ---------------------------------------------------------------------------------
 
 class Store {
-public:
+ public:
   virtual ~Store() = default;
-  virtual const char* backendName() const = 0; // "embedded" | "redis"
-  virtual Status ping() = 0;                   // for /ready
+  virtual const char* backendName() const = 0;  // "embedded" | "redis"
+  virtual Status ping() = 0;                    // for /ready
   virtual KeyStore& keys() = 0;
   virtual AccountStore& accounts() = 0;
   virtual UsageStore& usage() = 0;
   virtual LimitStore& limits() = 0;
-  virtual KvStore& settings() = 0; // durable
-  virtual KvStore& pluginKv() = 0; // durable unless a ttl is given; keys namespaced by the caller
-  virtual uint64_t errorCount() const = 0; // storage errors since start (for /metrics)
+  virtual SchedStore& sched() = 0;
+  virtual KvStore& settings() = 0;  // durable
+  virtual KvStore& pluginKv() = 0;  // durable unless a ttl is given; keys namespaced by the caller
+  virtual uint64_t errorCount() const = 0;  // storage errors since start (for /metrics)
   // Called by `relaygate serve` before it serves. The embedded backend allows any number of
   // processes on one data dir (CLI commands next to the server) but only one server, because
   // leases and rate windows live in each process's memory: it takes a non-blocking lock on
@@ -209,15 +262,15 @@ public:
 using StorePtr = std::unique_ptr<Store>;
 
 struct EmbeddedOptions {
-  std::string dataDir;     // created if missing; holds the journal
-  bool fsyncEachWrite = false; // true: fsync after every durable write (power-loss safe)
+  std::string dataDir;          // created if missing; holds the journal
+  bool fsyncEachWrite = false;  // true: fsync after every durable write (power-loss safe)
   // The journal is compacted into a snapshot when it grows past max(this, 2 x last snapshot).
   // 0 = the default (64 MiB). Tests set it small to exercise compaction.
   int64_t compactThresholdBytes = 0;
 };
 
 struct RedisOptions {
-  std::string url = "redis://127.0.0.1:6379"; // redis://[:password@]host:port[/db]
+  std::string url = "redis://127.0.0.1:6379";  // redis://[:password@]host:port[/db]
   std::string password;                        // overrides the url's
   int db = -1;                                 // >= 0 overrides the url's
   std::string keyPrefix = "rg:";
@@ -230,4 +283,4 @@ struct RedisOptions {
 StatusOr<StorePtr> openEmbeddedStore(const EmbeddedOptions& opts, const Clock& clock);
 StatusOr<StorePtr> openRedisStore(const RedisOptions& opts, const Clock& clock);
 
-} // namespace rg
+}  // namespace rg

@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <utility>
 
@@ -105,47 +106,6 @@ const JsonValue& getObj(const JsonValue& o, const char* k) {
   return it != o.MemberEnd() && it->value.IsObject() ? it->value : kEmpty;
 }
 
-void writeKeyRec(Writer& w, const ApiKeyRecord& r) {
-  w.Key("rec");
-  w.StartObject();
-  putStr(w, "id", r.id);
-  putStr(w, "name", r.name);
-  putStr(w, "hash", r.hash);
-  putBool(w, "enabled", r.enabled);
-  putInt(w, "createdAtMs", r.createdAtMs);
-  putInt(w, "updatedAtMs", r.updatedAtMs);
-  putInt(w, "expiresAtMs", r.expiresAtMs);
-  putStrings(w, "permissions", r.permissions);
-  putInt(w, "concurrencyLimit", r.concurrencyLimit);
-  putInt(w, "rateWindowMinutes", r.rateWindowMinutes);
-  putInt(w, "rateRequests", r.rateRequests);
-  putInt(w, "rateTokens", r.rateTokens);
-  putInt(w, "modelMode", static_cast<int64_t>(r.modelMode));
-  putStrings(w, "models", r.models);
-  w.EndObject();
-}
-
-ApiKeyRecord readKeyRec(const JsonValue& o) {
-  ApiKeyRecord r;
-  r.id = getStr(o, "id");
-  r.name = getStr(o, "name");
-  r.hash = getStr(o, "hash");
-  r.enabled = getBool(o, "enabled", true);
-  r.createdAtMs = getInt(o, "createdAtMs");
-  r.updatedAtMs = getInt(o, "updatedAtMs");
-  r.expiresAtMs = getInt(o, "expiresAtMs");
-  r.permissions = getStrings(o, "permissions");
-  r.concurrencyLimit = getInt(o, "concurrencyLimit");
-  r.rateWindowMinutes = getInt(o, "rateWindowMinutes");
-  r.rateRequests = getInt(o, "rateRequests");
-  r.rateTokens = getInt(o, "rateTokens");
-  int64_t mode = getInt(o, "modelMode");
-  r.modelMode =
-      mode >= 0 && mode <= 2 ? static_cast<ModelFilterMode>(mode) : ModelFilterMode::kNone;
-  r.models = getStrings(o, "models");
-  return r;
-}
-
 void putMap(Writer& w, const char* k, const std::map<std::string, std::string>& m) {
   w.Key(k);
   w.StartObject();
@@ -167,6 +127,49 @@ std::map<std::string, std::string> getMap(const JsonValue& o, const char* k) {
     }
   }
   return out;
+}
+
+void writeKeyRec(Writer& w, const ApiKeyRecord& r) {
+  w.Key("rec");
+  w.StartObject();
+  putStr(w, "id", r.id);
+  putStr(w, "name", r.name);
+  putStr(w, "hash", r.hash);
+  putBool(w, "enabled", r.enabled);
+  putInt(w, "createdAtMs", r.createdAtMs);
+  putInt(w, "updatedAtMs", r.updatedAtMs);
+  putInt(w, "expiresAtMs", r.expiresAtMs);
+  putStrings(w, "permissions", r.permissions);
+  putInt(w, "concurrencyLimit", r.concurrencyLimit);
+  putInt(w, "rateWindowMinutes", r.rateWindowMinutes);
+  putInt(w, "rateRequests", r.rateRequests);
+  putInt(w, "rateTokens", r.rateTokens);
+  putInt(w, "modelMode", static_cast<int64_t>(r.modelMode));
+  putStrings(w, "models", r.models);
+  putMap(w, "bindings", r.bindings);
+  w.EndObject();
+}
+
+ApiKeyRecord readKeyRec(const JsonValue& o) {
+  ApiKeyRecord r;
+  r.id = getStr(o, "id");
+  r.name = getStr(o, "name");
+  r.hash = getStr(o, "hash");
+  r.enabled = getBool(o, "enabled", true);
+  r.createdAtMs = getInt(o, "createdAtMs");
+  r.updatedAtMs = getInt(o, "updatedAtMs");
+  r.expiresAtMs = getInt(o, "expiresAtMs");
+  r.permissions = getStrings(o, "permissions");
+  r.concurrencyLimit = getInt(o, "concurrencyLimit");
+  r.rateWindowMinutes = getInt(o, "rateWindowMinutes");
+  r.rateRequests = getInt(o, "rateRequests");
+  r.rateTokens = getInt(o, "rateTokens");
+  int64_t mode = getInt(o, "modelMode");
+  r.modelMode =
+      mode >= 0 && mode <= 2 ? static_cast<ModelFilterMode>(mode) : ModelFilterMode::kNone;
+  r.models = getStrings(o, "models");
+  r.bindings = getMap(o, "bindings");  // absent in lines written before bindings existed
+  return r;
 }
 
 void writeAcctRec(Writer& w, const AccountRecord& r) {
@@ -227,6 +230,31 @@ AccountRecord readAcctRec(const JsonValue& o) {
   return r;
 }
 
+void writeCooldownRec(Writer& w, const CooldownRecord& r) {
+  w.Key("rec");
+  w.StartObject();
+  putStr(w, "accountId", r.accountId);
+  putStr(w, "scope", r.scope);
+  putInt(w, "untilMs", r.untilMs);
+  putInt(w, "markedAtMs", r.markedAtMs);
+  putStr(w, "errorClass", r.errorClass);
+  putStr(w, "reason", r.reason);
+  putInt(w, "upstreamStatus", r.upstreamStatus);
+  w.EndObject();
+}
+
+CooldownRecord readCooldownRec(const JsonValue& o) {
+  CooldownRecord r;
+  r.accountId = getStr(o, "accountId");
+  r.scope = getStr(o, "scope");
+  r.untilMs = getInt(o, "untilMs");
+  r.markedAtMs = getInt(o, "markedAtMs");
+  r.errorClass = getStr(o, "errorClass");
+  r.reason = getStr(o, "reason");
+  r.upstreamStatus = getInt(o, "upstreamStatus");
+  return r;
+}
+
 // One journal line: {"op":<op>, ...fields written by fill}.
 template <typename Fill>
 std::string makeLine(const char* op, Fill&& fill) {
@@ -251,7 +279,16 @@ struct Window {
   int64_t tokens = 0;
 };
 
-using DayKey = std::pair<std::string, std::string>;  // keyId, day
+using DayKey = std::pair<std::string, std::string>;       // keyId, day
+using CooldownKey = std::pair<std::string, std::string>;  // accountId, scope
+
+struct LockEntry {
+  std::string token;
+  int64_t expiresAtMs = 0;
+};
+
+// Expired sticky mappings that are never read again are swept at most this often (on a write).
+constexpr int64_t kStickySweepIntervalMs = 60'000;
 
 class EmbeddedStore;
 
@@ -314,6 +351,28 @@ class EmbeddedLimits final : public LimitStore {
   EmbeddedStore& s_;
 };
 
+// Cooldowns are durable (journal ops "cd.put"/"cd.del": a CLI process or a restart sees them);
+// sticky mappings and locks live in this process's memory like leases, since only one process
+// serves a data dir.
+class EmbeddedSched final : public SchedStore {
+ public:
+  explicit EmbeddedSched(EmbeddedStore& s) : s_(s) {}
+  Status setCooldown(const CooldownRecord& rec) override;
+  Status clearCooldown(const std::string& accountId,
+                       const std::optional<std::string>& scope) override;
+  StatusOr<std::vector<CooldownRecord>> listCooldowns() override;
+  StatusOr<std::optional<StickyRecord>> getSticky(const std::string& sessionHash) override;
+  Status setSticky(const std::string& sessionHash, const std::string& accountId,
+                   int64_t ttlMs) override;
+  Status deleteSticky(const std::string& sessionHash) override;
+  StatusOr<int64_t> deleteStickyForAccount(const std::string& accountId) override;
+  StatusOr<bool> tryLock(const std::string& name, const std::string& token, int64_t ttlMs) override;
+  StatusOr<bool> unlock(const std::string& name, const std::string& token) override;
+
+ private:
+  EmbeddedStore& s_;
+};
+
 // Settings and plugin KV share the code; `ns` picks the journal ops ("set" or "kv").
 class EmbeddedKv final : public KvStore {
  public:
@@ -338,6 +397,7 @@ class EmbeddedStore final : public Store {
         accounts_(*this),
         usage_(*this),
         limits_(*this),
+        sched_(*this),
         settings_(*this, "set"),
         pluginKv_(*this, "kv") {}
 
@@ -347,6 +407,7 @@ class EmbeddedStore final : public Store {
   AccountStore& accounts() override { return accounts_; }
   UsageStore& usage() override { return usage_; }
   LimitStore& limits() override { return limits_; }
+  SchedStore& sched() override { return sched_; }
   KvStore& settings() override { return settings_; }
   KvStore& pluginKv() override { return pluginKv_; }
   uint64_t errorCount() const override { return errors_.load(); }
@@ -381,6 +442,9 @@ class EmbeddedStore final : public Store {
     return ns == "set" ? settingsMap_ : pluginKvMap_;
   }
   void dropExpiredLeases(std::map<std::string, int64_t>* holders);
+  void eraseCooldowns(const std::string& accountId);  // every scope
+  void eraseSticky(std::map<std::string, StickyRecord>::iterator it);
+  void sweepSticky();
 
   std::map<std::string, ApiKeyRecord> keysById_;
   std::unordered_map<std::string, std::string> keyIdByHash_;
@@ -395,6 +459,11 @@ class EmbeddedStore final : public Store {
   std::map<std::string, KvEntry> pluginKvMap_;
   std::map<std::string, std::map<std::string, int64_t>> leases_;  // scope -> holder -> expiry
   std::map<std::string, Window> windows_;
+  std::map<CooldownKey, CooldownRecord> cooldowns_;  // durable; expired ones dropped on read
+  std::map<std::string, StickyRecord> sticky_;       // session hash -> mapping
+  std::map<std::string, std::set<std::string>> stickyByAccount_;  // accountId -> hashes
+  int64_t nextStickySweepMs_ = 0;
+  std::map<std::string, LockEntry> locks_;
 
  private:
   Status applyLine(const std::string& line);
@@ -414,6 +483,7 @@ class EmbeddedStore final : public Store {
   EmbeddedAccounts accounts_;
   EmbeddedUsage usage_;
   EmbeddedLimits limits_;
+  EmbeddedSched sched_;
   EmbeddedKv settings_;
   EmbeddedKv pluginKv_;
 };
@@ -497,6 +567,7 @@ void EmbeddedStore::resetDurable() {
   bookedOrder_.clear();
   settingsMap_.clear();
   pluginKvMap_.clear();
+  cooldowns_.clear();
 }
 
 Status EmbeddedStore::catchUp() {
@@ -600,6 +671,39 @@ void EmbeddedStore::dropExpiredLeases(std::map<std::string, int64_t>* holders) {
   }
 }
 
+void EmbeddedStore::eraseCooldowns(const std::string& accountId) {
+  auto it = cooldowns_.lower_bound({accountId, std::string()});
+  while (it != cooldowns_.end() && it->first.first == accountId) {
+    it = cooldowns_.erase(it);
+  }
+}
+
+void EmbeddedStore::eraseSticky(std::map<std::string, StickyRecord>::iterator it) {
+  auto acct = stickyByAccount_.find(it->second.accountId);
+  if (acct != stickyByAccount_.end()) {
+    acct->second.erase(it->first);
+    if (acct->second.empty()) {
+      stickyByAccount_.erase(acct);
+    }
+  }
+  sticky_.erase(it);
+}
+
+void EmbeddedStore::sweepSticky() {
+  int64_t t = now();
+  if (t < nextStickySweepMs_) {
+    return;
+  }
+  nextStickySweepMs_ = t + kStickySweepIntervalMs;
+  for (auto it = sticky_.begin(); it != sticky_.end();) {
+    auto next = std::next(it);
+    if (it->second.expiresAtMs <= t) {
+      eraseSticky(it);
+    }
+    it = next;
+  }
+}
+
 Status EmbeddedStore::applyLine(const std::string& line) {
   rapidjson::Document d;
   d.Parse(line.data(), line.size());
@@ -642,6 +746,17 @@ Status EmbeddedStore::applyLine(const std::string& line) {
     m[getStr(d, "k")] = KvEntry{getStr(d, "v"), getInt(d, "exp")};
   } else if (op == "set.del" || op == "kv.del") {
     kvMap(op.substr(0, op.find('.'))).erase(getStr(d, "k"));
+  } else if (op == "cd.put") {
+    CooldownRecord r = readCooldownRec(getObj(d, "rec"));
+    CooldownKey k{r.accountId, r.scope};
+    cooldowns_[std::move(k)] = std::move(r);
+  } else if (op == "cd.del") {
+    std::string acct = getStr(d, "acct");
+    if (getBool(d, "all", false)) {
+      eraseCooldowns(acct);
+    } else {
+      cooldowns_.erase({acct, getStr(d, "scope")});
+    }
   } else if (op == "usage") {
     UsageEvent ev;
     ev.requestId = getStr(d, "rid");
@@ -729,6 +844,11 @@ std::string EmbeddedStore::snapshot() {
         putStr(w, "model", model);
         putCounts(w, "c", c);
       }));
+    }
+  }
+  for (const auto& [k, r] : cooldowns_) {
+    if (r.untilMs > t) {  // expired cooldowns end here
+      add(makeLine("cd.put", [&r = r](Writer& w) { writeCooldownRec(w, r); }));
     }
   }
   for (const auto& [at, rid] : bookedOrder_) {
@@ -1199,6 +1319,180 @@ Status EmbeddedKv::del(const std::string& key) {
   }
   m.erase(it);
   return Status::ok();
+}
+
+// ---- Scheduler state ----------------------------------------------------------------------------
+
+Status EmbeddedSched::setCooldown(const CooldownRecord& rec) {
+  if (rec.accountId.find('|') != std::string::npos) {
+    // Both backends refuse it: the Redis one keys cooldowns by "<accountId>|<scope>".
+    return invalidArgument("an account id may not contain '|'");
+  }
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
+  CooldownKey key{rec.accountId, rec.scope};
+  if (rec.untilMs <= s_.now()) {
+    // Already over: the same as clearing that scope.
+    auto it = s_.cooldowns_.find(key);
+    if (it == s_.cooldowns_.end()) {
+      return Status::ok();
+    }
+    Status st = s_.commit(makeLine("cd.del", [&](Writer& w) {
+      putStr(w, "acct", rec.accountId);
+      putStr(w, "scope", rec.scope);
+    }));
+    if (!st) {
+      return st;
+    }
+    s_.cooldowns_.erase(it);
+    return Status::ok();
+  }
+  Status st = s_.commit(makeLine("cd.put", [&](Writer& w) { writeCooldownRec(w, rec); }));
+  if (!st) {
+    return st;
+  }
+  s_.cooldowns_[key] = rec;
+  return Status::ok();
+}
+
+Status EmbeddedSched::clearCooldown(const std::string& accountId,
+                                    const std::optional<std::string>& scope) {
+  OpGuard lock(s_, Access::kWrite);
+  if (!lock.ok()) {
+    return lock.status();
+  }
+  bool present = false;
+  if (scope) {
+    present = s_.cooldowns_.count({accountId, *scope}) > 0;
+  } else {
+    auto it = s_.cooldowns_.lower_bound({accountId, std::string()});
+    present = it != s_.cooldowns_.end() && it->first.first == accountId;
+  }
+  if (!present) {
+    return Status::ok();  // nothing to journal
+  }
+  Status st = s_.commit(makeLine("cd.del", [&](Writer& w) {
+    putStr(w, "acct", accountId);
+    if (scope) {
+      putStr(w, "scope", *scope);
+    } else {
+      putBool(w, "all", true);
+    }
+  }));
+  if (!st) {
+    return st;
+  }
+  if (scope) {
+    s_.cooldowns_.erase({accountId, *scope});
+  } else {
+    s_.eraseCooldowns(accountId);
+  }
+  return Status::ok();
+}
+
+StatusOr<std::vector<CooldownRecord>> EmbeddedSched::listCooldowns() {
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
+  int64_t t = s_.now();
+  std::vector<CooldownRecord> out;
+  for (auto it = s_.cooldowns_.begin(); it != s_.cooldowns_.end();) {
+    if (it->second.untilMs <= t) {
+      // Gone from memory here and from the file at the next compaction.
+      it = s_.cooldowns_.erase(it);
+      continue;
+    }
+    out.push_back(it->second);  // map order is the contract's: accountId, then scope
+    ++it;
+  }
+  return out;
+}
+
+StatusOr<std::optional<StickyRecord>> EmbeddedSched::getSticky(const std::string& sessionHash) {
+  OpGuard lock(s_, Access::kEphemeral);
+  auto it = s_.sticky_.find(sessionHash);
+  if (it == s_.sticky_.end()) {
+    return std::optional<StickyRecord>();
+  }
+  if (it->second.expiresAtMs <= s_.now()) {
+    s_.eraseSticky(it);
+    return std::optional<StickyRecord>();
+  }
+  return std::optional<StickyRecord>(it->second);
+}
+
+Status EmbeddedSched::setSticky(const std::string& sessionHash, const std::string& accountId,
+                                int64_t ttlMs) {
+  if (ttlMs <= 0) {
+    return invalidArgument("sticky ttl must be positive");
+  }
+  OpGuard lock(s_, Access::kEphemeral);
+  s_.sweepSticky();
+  auto it = s_.sticky_.find(sessionHash);
+  if (it != s_.sticky_.end() && it->second.accountId != accountId) {
+    s_.eraseSticky(it);
+  }
+  s_.sticky_[sessionHash] = StickyRecord{accountId, s_.now() + ttlMs};
+  s_.stickyByAccount_[accountId].insert(sessionHash);
+  return Status::ok();
+}
+
+Status EmbeddedSched::deleteSticky(const std::string& sessionHash) {
+  OpGuard lock(s_, Access::kEphemeral);
+  auto it = s_.sticky_.find(sessionHash);
+  if (it != s_.sticky_.end()) {
+    s_.eraseSticky(it);
+  }
+  return Status::ok();
+}
+
+StatusOr<int64_t> EmbeddedSched::deleteStickyForAccount(const std::string& accountId) {
+  OpGuard lock(s_, Access::kEphemeral);
+  auto acct = s_.stickyByAccount_.find(accountId);
+  if (acct == s_.stickyByAccount_.end()) {
+    return int64_t{0};
+  }
+  int64_t t = s_.now();
+  int64_t n = 0;
+  for (const std::string& hash : acct->second) {
+    auto it = s_.sticky_.find(hash);
+    if (it != s_.sticky_.end()) {
+      n += it->second.expiresAtMs > t ? 1 : 0;  // count only live mappings
+      s_.sticky_.erase(it);
+    }
+  }
+  s_.stickyByAccount_.erase(acct);
+  return n;
+}
+
+StatusOr<bool> EmbeddedSched::tryLock(const std::string& name, const std::string& token,
+                                      int64_t ttlMs) {
+  if (ttlMs <= 0) {
+    return invalidArgument("lock ttl must be positive");
+  }
+  OpGuard lock(s_, Access::kEphemeral);
+  int64_t t = s_.now();
+  auto it = s_.locks_.find(name);
+  if (it != s_.locks_.end() && it->second.expiresAtMs > t) {
+    return false;  // held, also by `token` itself: like SET NX
+  }
+  s_.locks_[name] = LockEntry{token, t + ttlMs};
+  return true;
+}
+
+StatusOr<bool> EmbeddedSched::unlock(const std::string& name, const std::string& token) {
+  OpGuard lock(s_, Access::kEphemeral);
+  auto it = s_.locks_.find(name);
+  if (it == s_.locks_.end() || it->second.token != token) {
+    return false;
+  }
+  // An expired lock is no longer held: drop it, but report that nothing was released.
+  bool live = it->second.expiresAtMs > s_.now();
+  s_.locks_.erase(it);
+  return live;
 }
 
 }  // namespace

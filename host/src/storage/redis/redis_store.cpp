@@ -4,8 +4,10 @@
 // The key layout and the scripts are listed in docs/storage.md.
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <optional>
 
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
@@ -169,6 +171,100 @@ redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[2])
 return 1
 )lua";
 
+// ---- Scheduler state. Time is the Clock's (an argument), as for leases; PX only garbage-collects.
+
+// KEYS: cooldowns hash. ARGV: field prefix "<accountId>|" (account ids never contain '|').
+constexpr const char* kCooldownClearAll = R"lua(
+local n = 0
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(f, 1, #ARGV[1]) == ARGV[1] then
+    redis.call('HDEL', KEYS[1], f)
+    n = n + 1
+  end
+end
+return n
+)lua";
+
+// KEYS: cooldowns hash. ARGV: field/value pairs seen expired. Compare-and-delete, so a record
+// another instance replaced in the meantime stays.
+constexpr const char* kCooldownPrune = R"lua(
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 1
+)lua";
+
+// Sticky mapping key value: "<expiresAtMs>:<accountId>". Reverse index per account: a zset of
+// session hashes scored by expiry, trimmed of expired members on every write so it stays bounded.
+// KEYS: mapping. ARGV: now, ttl, accountId, hash, reverse-index key prefix, expiry (now + ttl,
+// computed by the caller: Lua numbers are doubles and print in exponent form when large).
+constexpr const char* kStickySet = R"lua(
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local old = redis.call('GET', KEYS[1])
+if old then
+  local acct = string.sub(old, string.find(old, ':', 1, true) + 1)
+  if acct ~= ARGV[3] then redis.call('ZREM', ARGV[5] .. acct, ARGV[4]) end
+end
+local exp = ARGV[6]
+redis.call('SET', KEYS[1], exp .. ':' .. ARGV[3], 'PX', ttl)
+local rev = ARGV[5] .. ARGV[3]
+redis.call('ZREMRANGEBYSCORE', rev, '-inf', now)
+redis.call('ZADD', rev, exp, ARGV[4])
+if redis.call('PTTL', rev) < ttl then redis.call('PEXPIRE', rev, ttl) end
+return 1
+)lua";
+
+// KEYS: mapping. ARGV: hash, reverse-index key prefix.
+constexpr const char* kStickyDelete = R"lua(
+local old = redis.call('GET', KEYS[1])
+if not old then return 0 end
+redis.call('ZREM', ARGV[2] .. string.sub(old, string.find(old, ':', 1, true) + 1), ARGV[1])
+redis.call('DEL', KEYS[1])
+return 1
+)lua";
+
+// KEYS: reverse index. ARGV: now, accountId, mapping key prefix. Deletes the mappings that still
+// point to the account; returns how many of them were live.
+constexpr const char* kStickyDeleteForAccount = R"lua(
+local now = tonumber(ARGV[1])
+local n = 0
+for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[3] .. h
+  local v = redis.call('GET', key)
+  if v then
+    local colon = string.find(v, ':', 1, true)
+    if string.sub(v, colon + 1) == ARGV[2] then
+      if tonumber(string.sub(v, 1, colon - 1)) > now then n = n + 1 end
+      redis.call('DEL', key)
+    end
+  end
+end
+redis.call('DEL', KEYS[1])
+return n
+)lua";
+
+// Lock value: "<expiresAtMs>:<token>". KEYS: lock. ARGV: now, ttl, token, expiry (now + ttl).
+constexpr const char* kLockTry = R"lua(
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local v = redis.call('GET', KEYS[1])
+if v and tonumber(string.sub(v, 1, string.find(v, ':', 1, true) - 1)) > now then return 0 end
+redis.call('SET', KEYS[1], ARGV[4] .. ':' .. ARGV[3], 'PX', ttl)
+return 1
+)lua";
+
+// KEYS: lock. ARGV: now, token. Compare-and-delete; 1 only when the token held a live lock.
+constexpr const char* kUnlock = R"lua(
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local colon = string.find(v, ':', 1, true)
+if string.sub(v, colon + 1) ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+if tonumber(string.sub(v, 1, colon - 1)) > tonumber(ARGV[1]) then return 1 end
+return 0
+)lua";
+
 std::string sha1Hex(const std::string& s) {
   unsigned char md[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), md);
@@ -246,58 +342,6 @@ std::vector<std::string> decodeList(const std::string& text) {
   return out;
 }
 
-std::vector<std::string> keyFields(const ApiKeyRecord& r) {
-  return {"id",
-          r.id,
-          "name",
-          r.name,
-          "hash",
-          r.hash,
-          "enabled",
-          r.enabled ? "1" : "0",
-          "createdAtMs",
-          std::to_string(r.createdAtMs),
-          "updatedAtMs",
-          std::to_string(r.updatedAtMs),
-          "expiresAtMs",
-          std::to_string(r.expiresAtMs),
-          "permissions",
-          encodeList(r.permissions),
-          "concurrencyLimit",
-          std::to_string(r.concurrencyLimit),
-          "rateWindowMinutes",
-          std::to_string(r.rateWindowMinutes),
-          "rateRequests",
-          std::to_string(r.rateRequests),
-          "rateTokens",
-          std::to_string(r.rateTokens),
-          "modelMode",
-          std::to_string(static_cast<int>(r.modelMode)),
-          "models",
-          encodeList(r.models)};
-}
-
-ApiKeyRecord keyFromFields(const Fields& f) {
-  ApiKeyRecord r;
-  r.id = field(f, "id");
-  r.name = field(f, "name");
-  r.hash = field(f, "hash");
-  r.enabled = field(f, "enabled") != "0";
-  r.createdAtMs = toInt(field(f, "createdAtMs"));
-  r.updatedAtMs = toInt(field(f, "updatedAtMs"));
-  r.expiresAtMs = toInt(field(f, "expiresAtMs"));
-  r.permissions = decodeList(field(f, "permissions"));
-  r.concurrencyLimit = toInt(field(f, "concurrencyLimit"));
-  r.rateWindowMinutes = toInt(field(f, "rateWindowMinutes"));
-  r.rateRequests = toInt(field(f, "rateRequests"));
-  r.rateTokens = toInt(field(f, "rateTokens"));
-  int64_t mode = toInt(field(f, "modelMode"));
-  r.modelMode =
-      mode >= 0 && mode <= 2 ? static_cast<ModelFilterMode>(mode) : ModelFilterMode::kNone;
-  r.models = decodeList(field(f, "models"));
-  return r;
-}
-
 // A string map as one hash field: a JSON object of strings.
 std::string encodeMap(const std::map<std::string, std::string>& m) {
   rapidjson::StringBuffer sb;
@@ -326,28 +370,104 @@ std::map<std::string, std::string> decodeMap(const std::string& text) {
   return out;
 }
 
+std::vector<std::string> keyFields(const ApiKeyRecord& r) {
+  return {"id",
+          r.id,
+          "name",
+          r.name,
+          "hash",
+          r.hash,
+          "enabled",
+          r.enabled ? "1" : "0",
+          "createdAtMs",
+          std::to_string(r.createdAtMs),
+          "updatedAtMs",
+          std::to_string(r.updatedAtMs),
+          "expiresAtMs",
+          std::to_string(r.expiresAtMs),
+          "permissions",
+          encodeList(r.permissions),
+          "concurrencyLimit",
+          std::to_string(r.concurrencyLimit),
+          "rateWindowMinutes",
+          std::to_string(r.rateWindowMinutes),
+          "rateRequests",
+          std::to_string(r.rateRequests),
+          "rateTokens",
+          std::to_string(r.rateTokens),
+          "modelMode",
+          std::to_string(static_cast<int>(r.modelMode)),
+          "models",
+          encodeList(r.models),
+          "bindings",
+          encodeMap(r.bindings)};
+}
+
+ApiKeyRecord keyFromFields(const Fields& f) {
+  ApiKeyRecord r;
+  r.id = field(f, "id");
+  r.name = field(f, "name");
+  r.hash = field(f, "hash");
+  r.enabled = field(f, "enabled") != "0";
+  r.createdAtMs = toInt(field(f, "createdAtMs"));
+  r.updatedAtMs = toInt(field(f, "updatedAtMs"));
+  r.expiresAtMs = toInt(field(f, "expiresAtMs"));
+  r.permissions = decodeList(field(f, "permissions"));
+  r.concurrencyLimit = toInt(field(f, "concurrencyLimit"));
+  r.rateWindowMinutes = toInt(field(f, "rateWindowMinutes"));
+  r.rateRequests = toInt(field(f, "rateRequests"));
+  r.rateTokens = toInt(field(f, "rateTokens"));
+  int64_t mode = toInt(field(f, "modelMode"));
+  r.modelMode =
+      mode >= 0 && mode <= 2 ? static_cast<ModelFilterMode>(mode) : ModelFilterMode::kNone;
+  r.models = decodeList(field(f, "models"));
+  r.bindings = decodeMap(field(f, "bindings"));  // absent in hashes written before bindings
+  return r;
+}
+
 std::vector<std::string> acctFields(const AccountRecord& r) {
-  return {"id",           r.id,
-          "name",         r.name,
-          "type",         r.type,
-          "baseUrl",      r.baseUrl,
-          "secretSealed", r.secretSealed,
-          "priority",     std::to_string(r.priority),
-          "schedulable",  r.schedulable ? "1" : "0",
-          "status",       r.status,
-          "statusReason", r.statusReason,
-          "createdAtMs",  std::to_string(r.createdAtMs),
-          "updatedAtMs",  std::to_string(r.updatedAtMs),
-          "lastUsedAtMs", std::to_string(r.lastUsedAtMs),
-          "provider",     r.provider,
-          "sharing",      r.sharing,
-          "groups",       encodeList(r.groups),
-          "concurrencyLimit", std::to_string(r.concurrencyLimit),
-          "modelMapping", encodeMap(r.modelMapping),
-          "proxyUrl",     r.proxyUrl,
-          "subscriptionExpiresAtMs", std::to_string(r.subscriptionExpiresAtMs),
-          "settingsJson", r.settingsJson,
-          "secretsSealed", encodeMap(r.secretsSealed)};
+  return {"id",
+          r.id,
+          "name",
+          r.name,
+          "type",
+          r.type,
+          "baseUrl",
+          r.baseUrl,
+          "secretSealed",
+          r.secretSealed,
+          "priority",
+          std::to_string(r.priority),
+          "schedulable",
+          r.schedulable ? "1" : "0",
+          "status",
+          r.status,
+          "statusReason",
+          r.statusReason,
+          "createdAtMs",
+          std::to_string(r.createdAtMs),
+          "updatedAtMs",
+          std::to_string(r.updatedAtMs),
+          "lastUsedAtMs",
+          std::to_string(r.lastUsedAtMs),
+          "provider",
+          r.provider,
+          "sharing",
+          r.sharing,
+          "groups",
+          encodeList(r.groups),
+          "concurrencyLimit",
+          std::to_string(r.concurrencyLimit),
+          "modelMapping",
+          encodeMap(r.modelMapping),
+          "proxyUrl",
+          r.proxyUrl,
+          "subscriptionExpiresAtMs",
+          std::to_string(r.subscriptionExpiresAtMs),
+          "settingsJson",
+          r.settingsJson,
+          "secretsSealed",
+          encodeMap(r.secretsSealed)};
 }
 
 AccountRecord acctFromFields(const Fields& f) {
@@ -456,6 +576,25 @@ class RedisLimits final : public LimitStore {
   RedisStore& s_;
 };
 
+class RedisSched final : public SchedStore {
+ public:
+  explicit RedisSched(RedisStore& s) : s_(s) {}
+  Status setCooldown(const CooldownRecord& rec) override;
+  Status clearCooldown(const std::string& accountId,
+                       const std::optional<std::string>& scope) override;
+  StatusOr<std::vector<CooldownRecord>> listCooldowns() override;
+  StatusOr<std::optional<StickyRecord>> getSticky(const std::string& sessionHash) override;
+  Status setSticky(const std::string& sessionHash, const std::string& accountId,
+                   int64_t ttlMs) override;
+  Status deleteSticky(const std::string& sessionHash) override;
+  StatusOr<int64_t> deleteStickyForAccount(const std::string& accountId) override;
+  StatusOr<bool> tryLock(const std::string& name, const std::string& token, int64_t ttlMs) override;
+  StatusOr<bool> unlock(const std::string& name, const std::string& token) override;
+
+ private:
+  RedisStore& s_;
+};
+
 class RedisKv final : public KvStore {
  public:
   RedisKv(RedisStore& s, std::string ns) : s_(s), ns_(std::move(ns)) {}
@@ -478,6 +617,7 @@ class RedisStore final : public Store {
         accounts_(*this),
         usage_(*this),
         limits_(*this),
+        sched_(*this),
         settings_(*this, "set:"),
         pluginKv_(*this, "kv:") {}
 
@@ -490,6 +630,7 @@ class RedisStore final : public Store {
   AccountStore& accounts() override { return accounts_; }
   UsageStore& usage() override { return usage_; }
   LimitStore& limits() override { return limits_; }
+  SchedStore& sched() override { return sched_; }
   KvStore& settings() override { return settings_; }
   KvStore& pluginKv() override { return pluginKv_; }
   uint64_t errorCount() const override { return errors_.load(); }
@@ -574,6 +715,14 @@ class RedisStore final : public Store {
   Script leaseRenew_{"leaseRenew", kLeaseRenew, sha1Hex(kLeaseRenew)};
   Script windowAdmit_{"windowAdmit", kWindowAdmit, sha1Hex(kWindowAdmit)};
   Script windowAddTokens_{"windowAddTokens", kWindowAddTokens, sha1Hex(kWindowAddTokens)};
+  Script cooldownClearAll_{"cooldownClearAll", kCooldownClearAll, sha1Hex(kCooldownClearAll)};
+  Script cooldownPrune_{"cooldownPrune", kCooldownPrune, sha1Hex(kCooldownPrune)};
+  Script stickySet_{"stickySet", kStickySet, sha1Hex(kStickySet)};
+  Script stickyDelete_{"stickyDelete", kStickyDelete, sha1Hex(kStickyDelete)};
+  Script stickyDeleteForAccount_{"stickyDeleteForAccount", kStickyDeleteForAccount,
+                                 sha1Hex(kStickyDeleteForAccount)};
+  Script lockTry_{"lockTry", kLockTry, sha1Hex(kLockTry)};
+  Script unlock_{"unlock", kUnlock, sha1Hex(kUnlock)};
 
  private:
   storage::RedisClient client_;
@@ -584,6 +733,7 @@ class RedisStore final : public Store {
   RedisAccounts accounts_;
   RedisUsage usage_;
   RedisLimits limits_;
+  RedisSched sched_;
   RedisKv settings_;
   RedisKv pluginKv_;
 };
@@ -886,6 +1036,175 @@ Status RedisLimits::windowAddTokens(const std::string& scope, int64_t tokens) {
   auto r = s_.eval(s_.windowAddTokens_, {s_.k("win:" + scope)},
                    {std::to_string(s_.now()), std::to_string(tokens)});
   return r ? Status::ok() : r.status();
+}
+
+// ---- Scheduler state ----------------------------------------------------------------------------
+
+std::string encodeCooldown(const CooldownRecord& r) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  auto str = [&w](const char* k, const std::string& v) {
+    w.Key(k);
+    w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+  };
+  auto num = [&w](const char* k, int64_t v) {
+    w.Key(k);
+    w.Int64(v);
+  };
+  w.StartObject();
+  str("accountId", r.accountId);
+  str("scope", r.scope);
+  num("untilMs", r.untilMs);
+  num("markedAtMs", r.markedAtMs);
+  str("errorClass", r.errorClass);
+  str("reason", r.reason);
+  num("upstreamStatus", r.upstreamStatus);
+  w.EndObject();
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+std::optional<CooldownRecord> decodeCooldown(const std::string& text) {
+  rapidjson::Document d;
+  d.Parse(text.data(), text.size());
+  if (d.HasParseError() || !d.IsObject()) {
+    return std::nullopt;
+  }
+  auto str = [&d](const char* k) {
+    auto it = d.FindMember(k);
+    return it != d.MemberEnd() && it->value.IsString()
+               ? std::string(it->value.GetString(), it->value.GetStringLength())
+               : std::string();
+  };
+  auto num = [&d](const char* k) {
+    auto it = d.FindMember(k);
+    return it != d.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : int64_t{0};
+  };
+  CooldownRecord r;
+  r.accountId = str("accountId");
+  r.scope = str("scope");
+  r.untilMs = num("untilMs");
+  r.markedAtMs = num("markedAtMs");
+  r.errorClass = str("errorClass");
+  r.reason = str("reason");
+  r.upstreamStatus = num("upstreamStatus");
+  return r;
+}
+
+Status RedisSched::setCooldown(const CooldownRecord& rec) {
+  if (rec.accountId.find('|') != std::string::npos) {
+    return invalidArgument("an account id may not contain '|'");
+  }
+  std::string f = rec.accountId + "|" + rec.scope;
+  auto r = rec.untilMs <= s_.now() ? s_.cmd({"HDEL", s_.k("cooldowns"), f})
+                                   : s_.cmd({"HSET", s_.k("cooldowns"), f, encodeCooldown(rec)});
+  return r ? Status::ok() : r.status();
+}
+
+Status RedisSched::clearCooldown(const std::string& accountId,
+                                 const std::optional<std::string>& scope) {
+  if (scope) {
+    auto r = s_.cmd({"HDEL", s_.k("cooldowns"), accountId + "|" + *scope});
+    return r ? Status::ok() : r.status();
+  }
+  auto r = s_.eval(s_.cooldownClearAll_, {s_.k("cooldowns")}, {accountId + "|"});
+  return r ? Status::ok() : r.status();
+}
+
+StatusOr<std::vector<CooldownRecord>> RedisSched::listCooldowns() {
+  auto r = s_.cmd({"HGETALL", s_.k("cooldowns")});
+  if (!r) {
+    return r.status();
+  }
+  int64_t t = s_.now();
+  std::vector<CooldownRecord> out;
+  std::vector<std::string> expired;  // field/value pairs
+  for (const auto& [f, v] : replyFields(r.value().get())) {
+    std::optional<CooldownRecord> rec = decodeCooldown(v);
+    if (!rec || rec->untilMs <= t) {
+      expired.push_back(f);
+      expired.push_back(v);
+      continue;
+    }
+    out.push_back(std::move(*rec));
+  }
+  if (!expired.empty()) {
+    // A second round trip only when something expired; a failure here changes nothing read.
+    auto p = s_.eval(s_.cooldownPrune_, {s_.k("cooldowns")}, expired);
+    (void)p;
+  }
+  std::sort(out.begin(), out.end(), [](const CooldownRecord& a, const CooldownRecord& b) {
+    return a.accountId != b.accountId ? a.accountId < b.accountId : a.scope < b.scope;
+  });
+  return out;
+}
+
+StatusOr<std::optional<StickyRecord>> RedisSched::getSticky(const std::string& sessionHash) {
+  auto r = s_.cmd({"GET", s_.k("sticky:" + sessionHash)});
+  if (!r) {
+    return r.status();
+  }
+  if (r.value()->type == REDIS_REPLY_NIL) {
+    return std::optional<StickyRecord>();
+  }
+  std::string v = replyStr(r.value().get());
+  size_t colon = v.find(':');
+  if (colon == std::string::npos) {
+    return std::optional<StickyRecord>();
+  }
+  StickyRecord rec{v.substr(colon + 1), toInt(v.substr(0, colon))};
+  if (rec.expiresAtMs <= s_.now()) {
+    return std::optional<StickyRecord>();
+  }
+  return std::optional<StickyRecord>(std::move(rec));
+}
+
+Status RedisSched::setSticky(const std::string& sessionHash, const std::string& accountId,
+                             int64_t ttlMs) {
+  if (ttlMs <= 0) {
+    return invalidArgument("sticky ttl must be positive");
+  }
+  int64_t t = s_.now();
+  auto r = s_.eval(s_.stickySet_, {s_.k("sticky:" + sessionHash)},
+                   {std::to_string(t), std::to_string(ttlMs), accountId, sessionHash,
+                    s_.k("sticky_acct:"), std::to_string(t + ttlMs)});
+  return r ? Status::ok() : r.status();
+}
+
+Status RedisSched::deleteSticky(const std::string& sessionHash) {
+  auto r = s_.eval(s_.stickyDelete_, {s_.k("sticky:" + sessionHash)},
+                   {sessionHash, s_.k("sticky_acct:")});
+  return r ? Status::ok() : r.status();
+}
+
+StatusOr<int64_t> RedisSched::deleteStickyForAccount(const std::string& accountId) {
+  auto r = s_.eval(s_.stickyDeleteForAccount_, {s_.k("sticky_acct:" + accountId)},
+                   {std::to_string(s_.now()), accountId, s_.k("sticky:")});
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get());
+}
+
+StatusOr<bool> RedisSched::tryLock(const std::string& name, const std::string& token,
+                                   int64_t ttlMs) {
+  if (ttlMs <= 0) {
+    return invalidArgument("lock ttl must be positive");
+  }
+  int64_t t = s_.now();
+  auto r = s_.eval(s_.lockTry_, {s_.k("lock:" + name)},
+                   {std::to_string(t), std::to_string(ttlMs), token, std::to_string(t + ttlMs)});
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get()) == 1;
+}
+
+StatusOr<bool> RedisSched::unlock(const std::string& name, const std::string& token) {
+  auto r = s_.eval(s_.unlock_, {s_.k("lock:" + name)}, {std::to_string(s_.now()), token});
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get()) == 1;
 }
 
 // ---- KV -----------------------------------------------------------------------------------------
