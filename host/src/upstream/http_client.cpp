@@ -15,19 +15,23 @@
 #include <Poco/Net/SocketAddress.h>
 #include <Poco/Net/StreamSocket.h>
 
+#include "upstream/proxy_connect.h"
+
 namespace rg {
 
 namespace {
 
 constexpr size_t kMaxHeadBytes = 64 * 1024;
-constexpr size_t kReadChunk = 32 * 1024; // on the stack of a relay thread (256 KiB)
+constexpr size_t kReadChunk = 32 * 1024;  // on the stack of a relay thread (256 KiB)
 
 int64_t nowMs() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
@@ -43,9 +47,8 @@ bool containsToken(std::string_view list, std::string_view token) {
   size_t start = 0;
   while (start <= list.size()) {
     size_t comma = list.find(',', start);
-    std::string_view part =
-        trim(list.substr(start, comma == std::string_view::npos ? std::string_view::npos
-                                                                : comma - start));
+    std::string_view part = trim(list.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start));
     if (iequals(part, token)) {
       return true;
     }
@@ -70,7 +73,7 @@ Poco::Net::Context::Ptr clientContext(bool verify) {
   return verify ? verified : unverified;
 }
 
-} // namespace
+}  // namespace
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) {
@@ -172,7 +175,7 @@ bool ClientWatch::checkGone() {
   } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
     gone_ = true;
   } else if (n > 0) {
-    fd_ = -1; // a live client sent more (pipelining); stop watching, it is not gone
+    fd_ = -1;  // a live client sent more (pipelining); stop watching, it is not gone
   }
   return gone_;
 }
@@ -180,7 +183,7 @@ bool ClientWatch::checkGone() {
 // ---- Connection --------------------------------------------------------------------------------
 
 class Connection {
-public:
+ public:
   Connection(std::string key, std::unique_ptr<Poco::Net::StreamSocket> sock, bool tls)
       : key_(std::move(key)), sock_(std::move(sock)), tls_(tls) {}
   ~Connection() { close(); }
@@ -236,7 +239,9 @@ public:
     if (pending() > 0) {
       return false;
     }
-    struct pollfd p{fd(), POLLIN, 0};
+    struct pollfd p {
+      fd(), POLLIN, 0
+    };
     int r = ::poll(&p, 1, 0);
     return r == 0;
   }
@@ -251,7 +256,7 @@ public:
     }
   }
 
-private:
+ private:
   std::string key_;
   std::unique_ptr<Poco::Net::StreamSocket> sock_;
   bool tls_;
@@ -261,7 +266,10 @@ private:
 
 UpstreamCall::UpstreamCall(UpstreamClient* owner, std::unique_ptr<Connection> conn, bool reused,
                            CallOptions opts, bool headRequest)
-    : owner_(owner), conn_(std::move(conn)), reused_(reused), opts_(opts),
+    : owner_(owner),
+      conn_(std::move(conn)),
+      reused_(reused),
+      opts_(opts),
       headRequest_(headRequest) {}
 
 UpstreamCall::~UpstreamCall() {
@@ -297,8 +305,8 @@ Status UpstreamCall::fill() {
     }
     int64_t left = deadline - nowMs();
     if (left <= 0) {
-      return Status(Code::kDeadlineExceeded, "upstream timed out after " +
-                                                 std::to_string(opts_.ioTimeoutMs) + " ms");
+      return Status(Code::kDeadlineExceeded,
+                    "upstream timed out after " + std::to_string(opts_.ioTimeoutMs) + " ms");
     }
     int r = ::poll(fds, static_cast<nfds_t>(n), static_cast<int>(std::min<int64_t>(left, 60000)));
     if (r < 0) {
@@ -394,13 +402,13 @@ Status UpstreamCall::readHead(UpstreamResponseHead* out) {
       p = e == std::string_view::npos ? head.size() : e + 2;
       size_t colon = line.find(':');
       if (colon == std::string_view::npos || colon == 0) {
-        continue; // tolerate junk lines rather than fail the whole response
+        continue;  // tolerate junk lines rather than fail the whole response
       }
       out->headers.emplace_back(std::string(line.substr(0, colon)),
                                 std::string(trim(line.substr(colon + 1))));
     }
     if (status >= 100 && status < 200 && status != 101) {
-      continue; // 100 Continue and friends: the real head follows
+      continue;  // 100 Continue and friends: the real head follows
     }
     const std::string* conn = findHeader(out->headers, "connection");
     keepAlive_ = http10 ? (conn != nullptr && containsToken(*conn, "keep-alive"))
@@ -436,8 +444,8 @@ StatusOr<size_t> UpstreamCall::takeBody(std::string* out, size_t max) {
   size_t appended = 0;
   // Copies what is buffered of a counted run (Content-Length body or chunk data).
   auto copyCounted = [&](BodyState whenComplete) {
-    size_t n = static_cast<size_t>(
-        std::min<uint64_t>({remaining_, buf_.size() - pos_, max - appended}));
+    size_t n =
+        static_cast<size_t>(std::min<uint64_t>({remaining_, buf_.size() - pos_, max - appended}));
     out->append(buf_, pos_, n);
     pos_ += n;
     appended += n;
@@ -449,79 +457,79 @@ StatusOr<size_t> UpstreamCall::takeBody(std::string* out, size_t max) {
   while (pos_ < buf_.size() && appended < max && state_ != BodyState::kDone) {
     size_t avail = buf_.size() - pos_;
     switch (state_) {
-    case BodyState::kLength:
-      copyCounted(BodyState::kDone);
-      break;
-    case BodyState::kUntilClose: {
-      size_t n = std::min(avail, max - appended);
-      out->append(buf_, pos_, n);
-      pos_ += n;
-      appended += n;
-      break;
-    }
-    case BodyState::kChunkSize: {
-      size_t e = buf_.find("\r\n", pos_);
-      if (e == std::string::npos) {
-        if (avail > 1024) {
-          return unavailable("upstream sent a malformed chunk header");
+      case BodyState::kLength:
+        copyCounted(BodyState::kDone);
+        break;
+      case BodyState::kUntilClose: {
+        size_t n = std::min(avail, max - appended);
+        out->append(buf_, pos_, n);
+        pos_ += n;
+        appended += n;
+        break;
+      }
+      case BodyState::kChunkSize: {
+        size_t e = buf_.find("\r\n", pos_);
+        if (e == std::string::npos) {
+          if (avail > 1024) {
+            return unavailable("upstream sent a malformed chunk header");
+          }
+          return appended;
         }
-        return appended;
-      }
-      uint64_t size = 0;
-      size_t i = pos_;
-      bool any = false;
-      for (; i < e; ++i) {
-        char c = buf_[i];
-        int v = (c >= '0' && c <= '9')   ? c - '0'
-                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
-                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                         : -1;
-        if (v < 0) {
-          break; // chunk extensions (";...") or whitespace end the size
+        uint64_t size = 0;
+        size_t i = pos_;
+        bool any = false;
+        for (; i < e; ++i) {
+          char c = buf_[i];
+          int v = (c >= '0' && c <= '9')   ? c - '0'
+                  : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                  : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                           : -1;
+          if (v < 0) {
+            break;  // chunk extensions (";...") or whitespace end the size
+          }
+          if (size > (UINT64_MAX >> 4)) {
+            return unavailable("upstream chunk size overflows");
+          }
+          size = size * 16 + static_cast<uint64_t>(v);
+          any = true;
         }
-        if (size > (UINT64_MAX >> 4)) {
-          return unavailable("upstream chunk size overflows");
+        if (!any) {
+          return unavailable("upstream sent a malformed chunk size");
         }
-        size = size * 16 + static_cast<uint64_t>(v);
-        any = true;
+        pos_ = e + 2;
+        remaining_ = size;
+        state_ = size == 0 ? BodyState::kTrailers : BodyState::kChunkData;
+        break;
       }
-      if (!any) {
-        return unavailable("upstream sent a malformed chunk size");
+      case BodyState::kChunkData:
+        copyCounted(BodyState::kChunkDataEnd);
+        break;
+      case BodyState::kChunkDataEnd: {
+        if (avail < 2) {
+          return appended;
+        }
+        if (buf_.compare(pos_, 2, "\r\n") != 0) {
+          return unavailable("upstream chunk is not terminated by CRLF");
+        }
+        pos_ += 2;
+        state_ = BodyState::kChunkSize;
+        break;
       }
-      pos_ = e + 2;
-      remaining_ = size;
-      state_ = size == 0 ? BodyState::kTrailers : BodyState::kChunkData;
-      break;
-    }
-    case BodyState::kChunkData:
-      copyCounted(BodyState::kChunkDataEnd);
-      break;
-    case BodyState::kChunkDataEnd: {
-      if (avail < 2) {
-        return appended;
+      case BodyState::kTrailers: {
+        size_t e = buf_.find("\r\n", pos_);
+        if (e == std::string::npos) {
+          return appended;
+        }
+        bool emptyLine = e == pos_;
+        pos_ = e + 2;
+        if (emptyLine) {
+          state_ = BodyState::kDone;
+        }
+        break;
       }
-      if (buf_.compare(pos_, 2, "\r\n") != 0) {
-        return unavailable("upstream chunk is not terminated by CRLF");
-      }
-      pos_ += 2;
-      state_ = BodyState::kChunkSize;
-      break;
-    }
-    case BodyState::kTrailers: {
-      size_t e = buf_.find("\r\n", pos_);
-      if (e == std::string::npos) {
-        return appended;
-      }
-      bool emptyLine = e == pos_;
-      pos_ = e + 2;
-      if (emptyLine) {
-        state_ = BodyState::kDone;
-      }
-      break;
-    }
-    case BodyState::kNone:
-    case BodyState::kDone:
-      break;
+      case BodyState::kNone:
+      case BodyState::kDone:
+        break;
     }
   }
   return appended;
@@ -550,7 +558,7 @@ StatusOr<size_t> UpstreamCall::readSome(std::string* out, size_t max) {
     if (!s) {
       if (state_ == BodyState::kUntilClose && s.code() == Code::kUnavailable &&
           s.message() == "upstream closed the connection") {
-        state_ = BodyState::kDone; // close-delimited body ends at EOF
+        state_ = BodyState::kDone;  // close-delimited body ends at EOF
         conn_.reset();
         return static_cast<size_t>(0);
       }
@@ -568,9 +576,20 @@ UpstreamClient::UpstreamClient() : UpstreamClient(Options{}) {}
 UpstreamClient::UpstreamClient(Options opts) : opts_(opts) {}
 UpstreamClient::~UpstreamClient() = default;
 
-std::unique_ptr<Connection> UpstreamClient::checkout(const ParsedUrl& url) {
+StatusOr<std::string> UpstreamClient::poolKeyFor(const ParsedUrl& url, const CallOptions& opts) {
+  if (opts.proxyUrl.empty()) {
+    return url.poolKey();
+  }
+  auto proxy = parseProxyUrl(opts.proxyUrl, opts.proxyPassword);
+  if (!proxy) {
+    return proxy.status();
+  }
+  return url.poolKey() + " via " + proxy->poolKey;
+}
+
+std::unique_ptr<Connection> UpstreamClient::checkout(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = idle_.find(url.poolKey());
+  auto it = idle_.find(key);
   if (it == idle_.end()) {
     return nullptr;
   }
@@ -606,6 +625,9 @@ size_t UpstreamClient::idleConnectionsForTest() {
 
 StatusOr<std::unique_ptr<Connection>> UpstreamClient::connect(const ParsedUrl& url,
                                                               const CallOptions& opts) {
+  if (!opts.proxyUrl.empty()) {
+    return connectViaProxy(url, opts);
+  }
   try {
     Poco::Net::SocketAddress addr(url.host, url.port);
     Poco::Timespan timeout(static_cast<Poco::Timespan::TimeDiff>(opts.connectTimeoutMs) * 1000);
@@ -636,6 +658,54 @@ StatusOr<std::unique_ptr<Connection>> UpstreamClient::connect(const ParsedUrl& u
   }
 }
 
+StatusOr<std::unique_ptr<Connection>> UpstreamClient::connectViaProxy(const ParsedUrl& url,
+                                                                      const CallOptions& opts) {
+  auto proxy = parseProxyUrl(opts.proxyUrl, opts.proxyPassword);
+  if (!proxy) {
+    return proxy.status();
+  }
+  std::string key = url.poolKey() + " via " + proxy->poolKey;
+  int64_t deadline = proxyClockMs() + opts.connectTimeoutMs;
+  auto tunnel = openProxyTunnel(*proxy, url.host, url.port, deadline);
+  if (!tunnel) {
+    return tunnel.status();
+  }
+  try {
+    std::unique_ptr<Poco::Net::StreamSocket> sock;
+    if (url.tls) {
+      // The TLS handshake runs inside the tunnel, with SNI and certificate checks against the
+      // TARGET host, and within what is left of the connect timeout.
+      Poco::Timespan left(
+          static_cast<Poco::Timespan::TimeDiff>(std::max<int64_t>(deadline - proxyClockMs(), 1)) *
+          1000);
+      tunnel->setReceiveTimeout(left);
+      tunnel->setSendTimeout(left);
+      auto secure = std::make_unique<Poco::Net::SecureStreamSocket>(
+          Poco::Net::SecureStreamSocket::attach(*tunnel, url.host, clientContext(opts_.verifyTls)));
+      secure->completeHandshake();
+      sock = std::move(secure);
+    } else {
+      sock = std::make_unique<Poco::Net::StreamSocket>(std::move(*tunnel));
+    }
+    sock->setNoDelay(true);
+    sock->setKeepAlive(true);
+    sock->setReceiveTimeout(
+        Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(opts.ioTimeoutMs) * 1000));
+    sock->setSendTimeout(
+        Poco::Timespan(static_cast<Poco::Timespan::TimeDiff>(opts.ioTimeoutMs) * 1000));
+    return std::make_unique<Connection>(key, std::move(sock), url.tls);
+  } catch (const Poco::TimeoutException&) {
+    return Status(Code::kDeadlineExceeded, "TLS handshake with " + url.hostHeader() +
+                                               " through proxy " + proxy->display + " timed out");
+  } catch (const Poco::Exception& e) {
+    return unavailable("cannot connect to " + url.hostHeader() + " through proxy " +
+                       proxy->display + ": " + e.displayText());
+  } catch (const std::exception& e) {
+    return unavailable("cannot connect to " + url.hostHeader() + " through proxy " +
+                       proxy->display + ": " + e.what());
+  }
+}
+
 StatusOr<UpstreamCallPtr> UpstreamClient::start(const UpstreamRequest& req,
                                                 const CallOptions& opts) {
   auto url = parseUrl(req.url);
@@ -660,9 +730,13 @@ StatusOr<UpstreamCallPtr> UpstreamClient::start(const UpstreamRequest& req,
   wire.append("Connection: keep-alive\r\n\r\n");
   wire.append(req.body);
   bool head = req.method == "HEAD";
+  auto key = poolKeyFor(*url, opts);
+  if (!key) {
+    return key.status();
+  }
 
   for (int attempt = 0; attempt < 2; ++attempt) {
-    std::unique_ptr<Connection> conn = attempt == 0 ? checkout(*url) : nullptr;
+    std::unique_ptr<Connection> conn = attempt == 0 ? checkout(*key) : nullptr;
     bool reused = conn != nullptr;
     if (!conn) {
       auto c = connect(*url, opts);
@@ -676,7 +750,7 @@ StatusOr<UpstreamCallPtr> UpstreamClient::start(const UpstreamRequest& req,
     Status s = call->sendRequest(wire);
     if (!s) {
       if (reused) {
-        continue; // the pooled connection was dead; one fresh try
+        continue;  // the pooled connection was dead; one fresh try
       }
       return s;
     }
@@ -688,4 +762,4 @@ StatusOr<UpstreamCallPtr> UpstreamClient::start(const UpstreamRequest& req,
   return unavailable("upstream connection failed");
 }
 
-} // namespace rg
+}  // namespace rg

@@ -17,7 +17,7 @@
 
 namespace Poco::Net {
 class StreamSocket;
-} // namespace Poco::Net
+}  // namespace Poco::Net
 
 namespace rg {
 
@@ -31,8 +31,8 @@ struct ParsedUrl {
   bool tls = false;
   std::string host;
   uint16_t port = 0;
-  std::string target; // path + query, at least "/"
-  std::string hostHeader() const; // host[:port] with the port only when not the default
+  std::string target;              // path + query, at least "/"
+  std::string hostHeader() const;  // host[:port] with the port only when not the default
   std::string poolKey() const;
 };
 StatusOr<ParsedUrl> parseUrl(std::string_view url);
@@ -40,7 +40,7 @@ StatusOr<ParsedUrl> parseUrl(std::string_view url);
 struct UpstreamRequest {
   std::string method;
   std::string url;
-  HeaderList headers; // Host, Content-Length and Connection are set by the client
+  HeaderList headers;  // Host, Content-Length and Connection are set by the client
   std::string body;
 };
 
@@ -52,23 +52,31 @@ struct UpstreamResponseHead {
 
 // Watches the downstream client's socket while we wait on upstream. fd < 0 = nothing to watch.
 class ClientWatch {
-public:
+ public:
   explicit ClientWatch(int fd = -1) : fd_(fd) {}
   int fd() const { return gone_ ? -1 : fd_; }
   // Called when the fd is readable: peeks; returns true if the client has closed the connection.
-  // Pipelined data from a live client stops the watch (it will be read later), never counts as gone.
+  // Pipelined data from a live client stops the watch (it will be read later), never counts as
+  // gone.
   bool checkGone();
   bool gone() const { return gone_; }
 
-private:
+ private:
   int fd_;
   bool gone_ = false;
 };
 
 struct CallOptions {
   int connectTimeoutMs = 10000;
-  int ioTimeoutMs = 600000; // for the response head and between body bytes
+  int ioTimeoutMs = 600000;  // for the response head and between body bytes
   ClientWatch* watch = nullptr;
+  // Outbound proxy for this call: "http://[user@]host:port" (HTTP CONNECT, also for http://
+  // targets), "socks5://[user@]host:port" or "socks5h://..." (both resolve the target name at
+  // the proxy: remote DNS). "" = direct. The password is kept apart so URLs can be logged.
+  // Pooled connections are keyed by target and proxy: a proxied call never reuses a direct
+  // connection or one made through another proxy.
+  std::string proxyUrl;
+  std::string proxyPassword;
 };
 
 class Connection;
@@ -76,7 +84,7 @@ class UpstreamClient;
 
 // One request/response exchange. Not thread-safe; used by the request's thread.
 class UpstreamCall {
-public:
+ public:
   ~UpstreamCall();
   UpstreamCall(const UpstreamCall&) = delete;
   UpstreamCall& operator=(const UpstreamCall&) = delete;
@@ -91,13 +99,21 @@ public:
   void abort();
   bool bodyComplete() const { return state_ == BodyState::kDone; }
 
-private:
+ private:
   friend class UpstreamClient;
-  enum class BodyState { kNone, kLength, kChunkSize, kChunkData, kChunkDataEnd, kTrailers,
-                         kUntilClose, kDone };
+  enum class BodyState {
+    kNone,
+    kLength,
+    kChunkSize,
+    kChunkData,
+    kChunkDataEnd,
+    kTrailers,
+    kUntilClose,
+    kDone
+  };
   UpstreamCall(UpstreamClient* owner, std::unique_ptr<Connection> conn, bool reused,
                CallOptions opts, bool headRequest);
-  Status fill();             // reads more bytes into buf_ (waits with poll)
+  Status fill();  // reads more bytes into buf_ (waits with poll)
   Status sendRequest(const std::string& wire);
   StatusOr<size_t> takeBody(std::string* out, size_t max);
 
@@ -118,7 +134,7 @@ private:
 using UpstreamCallPtr = std::unique_ptr<UpstreamCall>;
 
 class UpstreamClient {
-public:
+ public:
   struct Options {
     // As many as the server has request threads (server.worker_threads defaults to 256): with
     // fewer, every request above the cap closes its connection and the next one reconnects.
@@ -136,15 +152,19 @@ public:
 
   size_t idleConnectionsForTest();
 
-private:
+ private:
   friend class UpstreamCall;
-  std::unique_ptr<Connection> checkout(const ParsedUrl& url);
+  // Pool key: the target, plus the proxy (display URL and a password digest) when there is one.
+  static StatusOr<std::string> poolKeyFor(const ParsedUrl& url, const CallOptions& opts);
+  std::unique_ptr<Connection> checkout(const std::string& key);
   void checkin(std::unique_ptr<Connection> conn);
   StatusOr<std::unique_ptr<Connection>> connect(const ParsedUrl& url, const CallOptions& opts);
+  StatusOr<std::unique_ptr<Connection>> connectViaProxy(const ParsedUrl& url,
+                                                        const CallOptions& opts);
 
   Options opts_;
   std::mutex mu_;
   std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;
 };
 
-} // namespace rg
+}  // namespace rg
