@@ -13,8 +13,8 @@ extern "C" int rg_layout_checks_c(int* mismatches);
 namespace rgtest {
 namespace {
 
-#define S(T, size, align)                                                                        \
-  static_assert(sizeof(T) == (size), "sizeof(" #T ")");                                          \
+#define S(T, size, align)                               \
+  static_assert(sizeof(T) == (size), "sizeof(" #T ")"); \
   static_assert(alignof(T) == (align), "alignof(" #T ")");
 #define F(T, field, off) static_assert(offsetof(T, field) == (off), "offsetof(" #T "." #field ")");
 #define E(T, size) static_assert(sizeof(T) == (size), "sizeof(enum " #T ")");
@@ -30,18 +30,18 @@ RG_LAYOUT_VALUES(V)
 
 TEST(AbiLayout, CppMatchesGolden) {
   int checked = 0;
-#define S(T, size, align)                                                                        \
-  ++checked;                                                                                     \
-  EXPECT_EQ(sizeof(T), static_cast<size_t>(size)) << #T;                                         \
+#define S(T, size, align)                                \
+  ++checked;                                             \
+  EXPECT_EQ(sizeof(T), static_cast<size_t>(size)) << #T; \
   EXPECT_EQ(alignof(T), static_cast<size_t>(align)) << #T;
-#define F(T, field, off)                                                                         \
-  ++checked;                                                                                     \
+#define F(T, field, off) \
+  ++checked;             \
   EXPECT_EQ(offsetof(T, field), static_cast<size_t>(off)) << #T "." #field;
   RG_LAYOUT_SIZES(S)
   RG_LAYOUT_FIELDS(F)
 #undef S
 #undef F
-  EXPECT_EQ(checked, 15 + 111);
+  EXPECT_EQ(checked, 15 + 113);
 }
 
 TEST(AbiLayout, CMatchesGolden) {
@@ -49,7 +49,7 @@ TEST(AbiLayout, CMatchesGolden) {
   int checked = rg_layout_checks_c(&mismatches);
   EXPECT_EQ(mismatches, 0);
   // sizes + fields + enums + values + 2 RG_HAS checks: all ran in the C translation unit.
-  EXPECT_EQ(checked, 15 + 111 + 6 + 32 + 2);
+  EXPECT_EQ(checked, 15 + 113 + 6 + 32 + 2);
 }
 
 TEST(AbiLayout, RgHasRespectsStructSizeAndNull) {
@@ -62,11 +62,11 @@ TEST(AbiLayout, RgHasRespectsStructSizeAndNull) {
     return RG_OK;
   };
   EXPECT_TRUE(RG_HAS(&vt, on_response_headers));
-  EXPECT_FALSE(RG_HAS(&vt, on_sse_event)); // set, but beyond the declared size
+  EXPECT_FALSE(RG_HAS(&vt, on_sse_event));  // set, but beyond the declared size
   EXPECT_FALSE(RG_HAS(&vt, on_body_chunk));
   const rg_provider_vtable* none = nullptr;
   EXPECT_FALSE(RG_HAS(none, create));
 }
 
-} // namespace
-} // namespace rgtest
+}  // namespace
+}  // namespace rgtest

@@ -20,10 +20,16 @@ namespace {
 using rg::Code;
 using rg::PluginLoader;
 
-std::string fx(const std::string& name) { return std::string(RG_FX_DIR) + "/librg_" + name + ".so"; }
+std::string fx(const std::string& name) {
+  return std::string(RG_FX_DIR) + "/librg_" + name + ".so";
+}
 
-rg_str s(const std::string& v) { return rg_str{v.data(), v.size()}; }
-std::string str(rg_str v) { return v.len == 0 ? std::string() : std::string(v.ptr, v.len); }
+rg_str s(const std::string& v) {
+  return rg_str{v.data(), v.size()};
+}
+std::string str(rg_str v) {
+  return v.len == 0 ? std::string() : std::string(v.ptr, v.len);
+}
 
 struct HttpSeen {
   std::string url;
@@ -32,7 +38,7 @@ struct HttpSeen {
 };
 
 class LoaderTest : public ::testing::Test {
-protected:
+ protected:
   void SetUp() override {
     rg::EmbeddedOptions eo;
     eo.dataDir = dir_.file("data");
@@ -105,21 +111,23 @@ TEST_F(LoaderTest, NoManifestSymbol) {
 TEST_F(LoaderTest, AbiMajorMismatch) {
   auto p = loader_->loadProvider(fx("fx_abi_major"), "{}");
   ASSERT_FALSE(p.isOk());
-  EXPECT_EQ(p.status().message(), "librg_fx_abi_major.so: abi_major: plugin has 2, host supports 1");
+  EXPECT_EQ(p.status().message(),
+            "librg_fx_abi_major.so: abi_major: plugin has 2, host supports 1");
 }
 
 TEST_F(LoaderTest, MinHostMinorTooNew) {
   auto m = PluginLoader::readManifest(fx("fx_min_minor"));
   ASSERT_FALSE(m.isOk());
   EXPECT_EQ(m.status().message(),
-            "librg_fx_min_minor.so: min_host_minor: plugin needs 9, host has 0");
+            "librg_fx_min_minor.so: min_host_minor: plugin needs 9, host has 1");
 }
 
 TEST_F(LoaderTest, BadName) {
   auto m = PluginLoader::readManifest(fx("fx_bad_name"));
   ASSERT_FALSE(m.isOk());
-  EXPECT_EQ(m.status().message(), "librg_fx_bad_name.so: name: plugin has \"Bad Name!\", host "
-                                  "needs 1-64 characters of [a-z0-9_-]");
+  EXPECT_EQ(m.status().message(),
+            "librg_fx_bad_name.so: name: plugin has \"Bad Name!\", host "
+            "needs 1-64 characters of [a-z0-9_-]");
 }
 
 TEST_F(LoaderTest, MissingRequiredHook) {
@@ -158,7 +166,8 @@ TEST_F(LoaderTest, CreateFailureCarriesSetErrorText) {
 TEST_F(LoaderTest, KindMismatchIsRefused) {
   auto n = loader_->loadNotifier(fx("fx_good"), "{}");
   ASSERT_FALSE(n.isOk());
-  EXPECT_EQ(n.status().message(), "librg_fx_good.so: kind: plugin has 1, host expected 2 (notifier)");
+  EXPECT_EQ(n.status().message(),
+            "librg_fx_good.so: kind: plugin has 1, host expected 2 (notifier)");
   auto p = loader_->loadProvider(fx("fx_notifier"), "{}");
   ASSERT_FALSE(p.isOk());
   EXPECT_EQ(p.status().message(),
@@ -264,9 +273,9 @@ TEST_F(LoaderTest, GoodPluginRequestHooks) {
   EXPECT_FALSE(p.hasResponseHeaders());
   EXPECT_FALSE(p.hasBodyChunk());
   rg_host_sink chunkOut;
-  EXPECT_TRUE(p.onBodyChunk(&st, rg_str{"x", 1}, true, &chunkOut).isOk()); // NULL hook: forward
+  EXPECT_TRUE(p.onBodyChunk(&st, rg_str{"x", 1}, true, &chunkOut).isOk());  // NULL hook: forward
   EXPECT_FALSE(chunkOut.touched);
-  p.streamDone(&st); // frees the plugin's per-stream data
+  p.streamDone(&st);  // frees the plugin's per-stream data
   EXPECT_TRUE(st.doneCalled);
 }
 
@@ -440,8 +449,9 @@ TEST_F(LoaderTest, HostCatchesExceptionsThrownThroughRawCHooks) {
   rg_host_sink up;
   rg::Status t = p.transformRequest(&st, req, acct, &up);
   EXPECT_EQ(t.code(), Code::kInternal);
-  EXPECT_EQ(t.message(), "plugin fx_throw_raw: transform_request: threw an exception: boom "
-                         "through the C boundary");
+  EXPECT_EQ(t.message(),
+            "plugin fx_throw_raw: transform_request: threw an exception: boom "
+            "through the C boundary");
 
   rg_host_sink repl;
   rg::Status e = p.onSseEvent(&st, event("x"), &repl);
@@ -451,7 +461,7 @@ TEST_F(LoaderTest, HostCatchesExceptionsThrownThroughRawCHooks) {
   EXPECT_EQ(p.classifyError(nullptr, 503, nullptr, 0, rg_str{"", 0}).cls, RG_EC_TRANSIENT);
   EXPECT_EQ(p.classifyError(nullptr, 429, nullptr, 0, rg_str{"", 0}).cls, RG_EC_RATE_LIMITED);
 
-  p.streamDone(&st); // throws inside: logged, not propagated
+  p.streamDone(&st);  // throws inside: logged, not propagated
   EXPECT_TRUE(st.doneCalled);
 }
 
@@ -484,7 +494,7 @@ TEST_F(LoaderTest, NotifierLoadsAndReceivesEvents) {
   EXPECT_EQ(http_[0].body, "{\"account\":\"a1\"}");
   EXPECT_EQ(http_[0].headers[1], (std::pair<std::string, std::string>{"x-event-id", "evt-1"}));
   EXPECT_EQ(http_[0].headers[2].second, "account.cooldown");
-  EXPECT_EQ(http_[0].headers[3].second, "{\"u\":1}"); // the config reached create()
+  EXPECT_EQ(http_[0].headers[3].second, "{\"u\":1}");  // the config reached create()
   EXPECT_EQ(counter("relaygate_plugin_fx_notifier_delivered_total"), 1u);
 
   rg::Status f = n.onEvent(makeEvent("fail", "{}"));
@@ -541,11 +551,11 @@ TEST_F(LoaderTest, HostApiTableServices) {
   char buf[16];
   EXPECT_EQ(api->base64_encode(rg_str{"hello!?", 7}, nullptr, 0), 12u);
   std::memset(buf, '#', sizeof(buf));
-  EXPECT_EQ(api->base64_encode(rg_str{"hello!?", 7}, buf, 11), 12u); // too small: untouched
+  EXPECT_EQ(api->base64_encode(rg_str{"hello!?", 7}, buf, 11), 12u);  // too small: untouched
   EXPECT_EQ(buf[0], '#');
   EXPECT_EQ(api->base64_encode(rg_str{"hello!?", 7}, buf, 12), 12u);
   EXPECT_EQ(std::string(buf, 12), "aGVsbG8hPw==");
-  EXPECT_EQ(buf[12], '#'); // no terminator written past the length
+  EXPECT_EQ(buf[12], '#');  // no terminator written past the length
   EXPECT_EQ(api->base64_encode(rg_str{nullptr, 0}, buf, 16), 0u);
 
   rg_host_stream st;
@@ -558,11 +568,11 @@ TEST(ClassifyByStatus, DefaultTable) {
     uint32_t status;
     rg_error_class cls;
   };
-  const Case cases[] = {{200, RG_EC_NONE},        {400, RG_EC_CLIENT},     {404, RG_EC_CLIENT},
-                        {413, RG_EC_CLIENT},      {422, RG_EC_CLIENT},     {418, RG_EC_CLIENT},
-                        {401, RG_EC_AUTH},        {403, RG_EC_AUTH},       {429, RG_EC_RATE_LIMITED},
-                        {529, RG_EC_OVERLOADED},  {500, RG_EC_TRANSIENT},  {502, RG_EC_TRANSIENT},
-                        {503, RG_EC_TRANSIENT},   {504, RG_EC_TRANSIENT},  {599, RG_EC_TRANSIENT}};
+  const Case cases[] = {{200, RG_EC_NONE},       {400, RG_EC_CLIENT},    {404, RG_EC_CLIENT},
+                        {413, RG_EC_CLIENT},     {422, RG_EC_CLIENT},    {418, RG_EC_CLIENT},
+                        {401, RG_EC_AUTH},       {403, RG_EC_AUTH},      {429, RG_EC_RATE_LIMITED},
+                        {529, RG_EC_OVERLOADED}, {500, RG_EC_TRANSIENT}, {502, RG_EC_TRANSIENT},
+                        {503, RG_EC_TRANSIENT},  {504, RG_EC_TRANSIENT}, {599, RG_EC_TRANSIENT}};
   for (const Case& c : cases) {
     rg_error_info i = rg::classifyByStatus(c.status);
     EXPECT_EQ(i.cls, c.cls) << c.status;
@@ -570,7 +580,9 @@ TEST(ClassifyByStatus, DefaultTable) {
   }
 }
 
-TEST(PluginFileName, Convention) { EXPECT_EQ(rg::pluginFileName("claude"), "librg_claude.so"); }
+TEST(PluginFileName, Convention) {
+  EXPECT_EQ(rg::pluginFileName("claude"), "librg_claude.so");
+}
 
-} // namespace
-} // namespace rgtest
+}  // namespace
+}  // namespace rgtest

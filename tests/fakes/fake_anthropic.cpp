@@ -13,6 +13,8 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <functional>
+#include <map>
 #include <optional>
 #include <regex>
 
@@ -166,6 +168,17 @@ struct FakeAnthropic::Impl {
   int peerCloses = 0;
   int peerClosesConsumed = 0;
   int connections = 0;
+  // Per credential.
+  std::map<std::string, std::deque<Script>> queueFor;
+  std::map<std::string, Script> defaultFor;
+  std::map<std::string, int> latencyFor;
+  std::map<std::string, CredentialStats> stats;
+  struct Gate {
+    bool open = false;
+    int permits = 0;
+    int waiters = 0;
+  };
+  std::map<std::string, Gate> gates;
 };
 
 FakeAnthropic::FakeAnthropic() : impl_(std::make_unique<Impl>()) {}
@@ -276,8 +289,137 @@ void FakeAnthropic::release() {
   impl_->cv.notify_all();
 }
 
-Script FakeAnthropic::nextScript() {
+std::string FakeAnthropic::credentialOf(const HeaderList& headers) {
+  for (const auto& h : headers) {
+    if (strcasecmp(h.first.c_str(), "x-api-key") == 0 && !trim(h.second).empty()) {
+      return trim(h.second);
+    }
+  }
+  for (const auto& h : headers) {
+    std::string v = trim(h.second);
+    if (strcasecmp(h.first.c_str(), "authorization") == 0 && v.size() > 7 &&
+        strncasecmp(v.c_str(), "bearer ", 7) == 0) {
+      return trim(v.substr(7));
+    }
+  }
+  return "";
+}
+
+void FakeAnthropic::enqueueFor(const std::string& credential, Script s) {
   std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->queueFor[credential].push_back(std::move(s));
+}
+
+void FakeAnthropic::setDefaultFor(const std::string& credential, Script s) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->defaultFor[credential] = std::move(s);
+}
+
+void FakeAnthropic::clearFor(const std::string& credential) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->queueFor.erase(credential);
+  impl_->defaultFor.erase(credential);
+}
+
+void FakeAnthropic::setLatencyFor(const std::string& credential, int ms) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->latencyFor[credential] = ms;
+}
+
+std::vector<RecordedRequest> FakeAnthropic::requestsFor(const std::string& credential) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::vector<RecordedRequest> out;
+  for (const auto& r : impl_->requests) {
+    if (r.credential == credential) {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+CredentialStats FakeAnthropic::statsFor(const std::string& credential) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->stats.find(credential);
+  return it == impl_->stats.end() ? CredentialStats{} : it->second;
+}
+
+std::map<std::string, CredentialStats> FakeAnthropic::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->stats;
+}
+
+bool FakeAnthropic::waitForRequestsFor(const std::string& credential, size_t n, int timeoutMs) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  return impl_->cv.wait_for(lock, std::chrono::milliseconds(timeoutMs), [&] {
+    auto it = impl_->stats.find(credential);
+    return it != impl_->stats.end() && it->second.requests >= n;
+  });
+}
+
+bool FakeAnthropic::waitForInFlight(const std::string& credential, int n, int timeoutMs) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  return impl_->cv.wait_for(lock, std::chrono::milliseconds(timeoutMs), [&] {
+    auto it = impl_->stats.find(credential);
+    return it != impl_->stats.end() && it->second.inFlight >= n;
+  });
+}
+
+bool FakeAnthropic::waitForIdle(int timeoutMs) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  return impl_->cv.wait_for(lock, std::chrono::milliseconds(timeoutMs), [&] {
+    for (const auto& kv : impl_->stats) {
+      if (kv.second.inFlight != 0) {
+        return false;
+      }
+    }
+    return true;
+  });
+}
+
+void FakeAnthropic::openGate(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->gates[name].open = true;
+  }
+  impl_->cv.notify_all();
+}
+
+void FakeAnthropic::closeGate(const std::string& name) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->gates[name].open = false;
+}
+
+void FakeAnthropic::passGate(const std::string& name, int n) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->gates[name].permits += n;
+  }
+  impl_->cv.notify_all();
+}
+
+int FakeAnthropic::gateWaiters(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->gates.find(name);
+  return it == impl_->gates.end() ? 0 : it->second.waiters;
+}
+
+bool FakeAnthropic::waitForGateWaiters(const std::string& name, int n, int timeoutMs) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  return impl_->cv.wait_for(lock, std::chrono::milliseconds(timeoutMs),
+                            [&] { return impl_->gates[name].waiters >= n; });
+}
+
+Script FakeAnthropic::nextScriptLocked(const std::string& credential) {
+  auto q = impl_->queueFor.find(credential);
+  if (q != impl_->queueFor.end() && !q->second.empty()) {
+    Script s = std::move(q->second.front());
+    q->second.pop_front();
+    return s;
+  }
+  auto d = impl_->defaultFor.find(credential);
+  if (d != impl_->defaultFor.end()) {
+    return d->second;
+  }
   if (!impl_->queue.empty()) {
     impl_->last = std::move(impl_->queue.front());
     impl_->queue.pop_front();
@@ -393,10 +535,10 @@ class Wire {
     return true;
   }
 
-  // Polls once for kPollMs: true when the peer closed (EOF or error). Bytes that arrive are kept.
-  bool peerClosed() {
+  // Polls once for `waitMs`: true when the peer closed (EOF or error). Bytes that arrive are kept.
+  bool peerClosed(int waitMs = kPollMs) {
     try {
-      if (!sock_.poll(Poco::Timespan(0, kPollMs * 1000), Poco::Net::Socket::SELECT_READ)) {
+      if (!sock_.poll(Poco::Timespan(0, waitMs * 1000), Poco::Net::Socket::SELECT_READ)) {
         return false;
       }
     } catch (const Poco::Exception&) {
@@ -489,12 +631,116 @@ void FakeAnthropic::serve(const std::shared_ptr<Connection>& c) {
     if (!readRequest(w, &req, &keepAlive)) {
       break;
     }
-    Script s = nextScript();
+    req.credential = credentialOf(req.headers);
+    req.path = req.uri.substr(0, req.uri.find('?'));
+    req.beta = req.header("anthropic-beta");
+    {
+      static const std::regex kModelValue("\"model\"\\s*:\\s*\"((?:[^\"\\\\]|\\\\.)*)\"");
+      std::smatch m;
+      if (std::regex_search(req.body, m, kModelValue)) {
+        req.model = m[1].str();
+      }
+    }
+    Script s;
+    int latencyMs = 0;
     {
       std::lock_guard<std::mutex> lock(impl_->mu);
+      s = nextScriptLocked(req.credential);
       impl_->requests.push_back(req);
+      CredentialStats& st = impl_->stats[req.credential];
+      ++st.requests;
+      ++st.inFlight;
+      st.maxInFlight = std::max(st.maxInFlight, st.inFlight);
+      ++st.awaiting;
+      st.maxAwaiting = std::max(st.maxAwaiting, st.awaiting);
+      auto lat = impl_->latencyFor.find(req.credential);
+      latencyMs = lat == impl_->latencyFor.end() ? 0 : lat->second;
     }
     impl_->cv.notify_all();
+    // Ends this request's in-flight time however the iteration ends (answered, dropped, stopped).
+    struct InFlight {
+      Impl* impl;
+      std::string credential;
+      bool awaiting = true;
+      void answering() {
+        std::lock_guard<std::mutex> lock(impl->mu);
+        if (awaiting) {
+          awaiting = false;
+          --impl->stats[credential].awaiting;
+        }
+      }
+      ~InFlight() {
+        answering();
+        {
+          std::lock_guard<std::mutex> lock(impl->mu);
+          --impl->stats[credential].inFlight;
+        }
+        impl->cv.notify_all();
+      }
+    } inFlight{impl_.get(), req.credential};
+
+    // Waits until `ready()` (checked under the lock) or `deadline`; false when the fake stops or
+    // the client closes the connection first. Bounded slices keep both noticed promptly.
+    auto waitHere = [&](const std::function<bool()>& ready,
+                        std::chrono::steady_clock::time_point deadline) {
+      for (;;) {
+        {
+          std::unique_lock<std::mutex> lock(impl_->mu);
+          bool ok = false;  // ready() may consume a gate permit: call it until true, not after
+          auto slice = std::min(
+              deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(kPollMs));
+          impl_->cv.wait_until(lock, slice, [&] {
+            if (!ok && !impl_->stopping) {
+              ok = ready();
+            }
+            return ok || impl_->stopping;
+          });
+          if (impl_->stopping) {
+            return false;
+          }
+          if (ok || std::chrono::steady_clock::now() >= deadline) {
+            return true;
+          }
+        }
+        if (w.peerClosed(0)) {
+          return false;
+        }
+      }
+    };
+    if (latencyMs > 0) {
+      auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(latencyMs);
+      if (!waitHere([] { return false; }, until)) {
+        break;
+      }
+    }
+    if (!s.gate.empty()) {
+      {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        ++impl_->gates[s.gate].waiters;
+      }
+      impl_->cv.notify_all();
+      bool passed = waitHere(
+          [&] {  // under the lock
+            Impl::Gate& g = impl_->gates[s.gate];
+            if (g.open) {
+              return true;
+            }
+            if (g.permits > 0) {
+              --g.permits;
+              return true;
+            }
+            return false;
+          },
+          std::chrono::steady_clock::time_point::max());
+      {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        --impl_->gates[s.gate].waiters;
+      }
+      impl_->cv.notify_all();
+      if (!passed) {
+        break;
+      }
+    }
 
     if (s.firstByteDelayMs > 0) {
       std::unique_lock<std::mutex> lock(impl_->mu);
@@ -543,6 +789,7 @@ void FakeAnthropic::serve(const std::shared_ptr<Connection>& c) {
       head += "Connection: close\r\n";
     }
     head += "\r\n";
+    inFlight.answering();
 
     if (!sse) {
       if (!w.send(head + s.body)) {

@@ -17,8 +17,16 @@
 //  - Plain responses carry Content-Length; SSE responses use chunked transfer encoding, one HTTP
 //    chunk per sseChunks element, each flushed separately (elements may split an event or a UTF-8
 //    sequence anywhere; empty elements are skipped, they would end the body).
+//  - Several accounts can share one fake: a request's credential is its x-api-key value, else the
+//    token of "Authorization: Bearer <token>". Per-credential scripts (enqueueFor / setDefaultFor)
+//    take precedence over the global ones; per-credential counters record requests and the
+//    current / highest number of requests in flight (received, not yet fully answered).
+//  - Scripts can hold a request in flight without the test sleeping: a named gate (Script::gate)
+//    that the test opens or passes, or a bounded per-credential latency (setLatencyFor). Both end
+//    early on stop() or when the client closes the connection.
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -35,6 +43,10 @@ struct RecordedRequest {
   std::string uri;  // path + "?" + query, as on the request line
   HeaderList headers;
   std::string body;
+  std::string credential;  // x-api-key value, else the Bearer token, else ""
+  std::string path;        // uri without the query
+  std::string model;       // first "model" string value of the body as written (escapes kept)
+  std::string beta;        // anthropic-beta header value, "" when absent
   // First value of `name`, compared case-insensitively; "" when absent.
   std::string header(const std::string& name) const;
   bool hasHeader(const std::string& name) const;
@@ -54,6 +66,21 @@ struct Script {
   bool holdOpenAfterChunks = false;
   std::vector<std::string> afterRelease;  // SSE chunks sent once release() ends a hold
   bool autoReply = true;                  // see the header comment
+  // Non-empty: before answering (after any latency), wait at the gate of this name until the test
+  // lets the request through (openGate / passGate), stop() or the client closes the connection.
+  std::string gate;
+};
+
+// Per-credential counters.
+struct CredentialStats {
+  size_t requests = 0;  // requests received with this credential
+  int inFlight = 0;     // received and not yet fully answered (or abandoned)
+  int maxInFlight = 0;  // the highest inFlight seen so far
+  // Received and not yet answered (no response byte written, not abandoned). Ends before the
+  // client can see the answer, so a client that limits its own concurrency never sees this
+  // exceed its limit (inFlight ends after the last byte and can lag behind the client).
+  int awaiting = 0;
+  int maxAwaiting = 0;
 };
 
 class FakeAnthropic {
@@ -74,6 +101,34 @@ class FakeAnthropic {
 
   void enqueue(Script s);
   void setDefault(Script s);
+
+  // ---- several accounts on one fake (keyed by credential, see the header comment) -------------
+  // The credential of a request with these headers.
+  static std::string credentialOf(const HeaderList& headers);
+  // Requests with `credential` consume its queue first, then its sticky default, then fall back to
+  // the global queue / default.
+  void enqueueFor(const std::string& credential, Script s);
+  void setDefaultFor(const std::string& credential, Script s);
+  void clearFor(const std::string& credential);  // drops its queue and sticky default
+  // Waits `ms` (bounded) before answering each request with `credential`; 0 = none.
+  void setLatencyFor(const std::string& credential, int ms);
+  std::vector<RecordedRequest> requestsFor(const std::string& credential) const;
+  CredentialStats statsFor(const std::string& credential) const;
+  std::map<std::string, CredentialStats> stats() const;  // every credential seen
+  // True once `credential` has at least `n` requests received / in flight.
+  bool waitForRequestsFor(const std::string& credential, size_t n, int timeoutMs);
+  bool waitForInFlight(const std::string& credential, int n, int timeoutMs);
+  // True once no request of any credential is in flight.
+  bool waitForIdle(int timeoutMs);
+
+  // ---- gates (Script::gate) -------------------------------------------------------------------
+  // Gates start closed. openGate lets every current and future waiter through until closeGate;
+  // passGate lets `n` waiters (current or future) through.
+  void openGate(const std::string& name);
+  void closeGate(const std::string& name);
+  void passGate(const std::string& name, int n = 1);
+  int gateWaiters(const std::string& name) const;  // requests waiting at it now
+  bool waitForGateWaiters(const std::string& name, int n, int timeoutMs);  // >= n waiting
 
   std::vector<RecordedRequest> requests() const;
   size_t requestCount() const;
@@ -115,7 +170,7 @@ class FakeAnthropic {
   struct Connection;
   void acceptLoop();
   void serve(const std::shared_ptr<Connection>& c);
-  Script nextScript();
+  Script nextScriptLocked(const std::string& credential);
 
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -254,6 +256,206 @@ TEST_F(FakeAnthropicTest, FirstByteDelayAndStopInterruptsIt) {
   t0 = std::chrono::steady_clock::now();
   fake_.stop();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+}
+
+// ---- several accounts on one fake ---------------------------------------------------------------
+
+HeaderList apiKey(const std::string& k) {
+  return {{"x-api-key", k}};
+}
+HeaderList bearer(const std::string& t) {
+  return {{"Authorization", "Bearer " + t}};
+}
+
+TEST(FakeAnthropicCredentials, CredentialOfHeaders) {
+  EXPECT_EQ(FakeAnthropic::credentialOf({{"X-Api-Key", " sk-ant-1 "}}), "sk-ant-1");
+  EXPECT_EQ(FakeAnthropic::credentialOf({{"authorization", "bearer tok-2"}}), "tok-2");
+  // x-api-key wins over a Bearer token.
+  EXPECT_EQ(FakeAnthropic::credentialOf({{"Authorization", "Bearer t"}, {"x-api-key", "k"}}), "k");
+  EXPECT_EQ(FakeAnthropic::credentialOf({{"Authorization", "Basic abc"}}), "");
+  EXPECT_EQ(FakeAnthropic::credentialOf({}), "");
+}
+
+TEST_F(FakeAnthropicTest, PerCredentialScriptsRecordsAndCounters) {
+  fake_.enqueueFor("key-a", FakeAnthropic::error(529));  // then the global default
+  fake_.setDefaultFor("tok-b", FakeAnthropic::rateLimited(1700003600, 5));
+  fake_.setDefaultFor("tok-c", FakeAnthropic::error(401));
+  fake_.setDefault(Script{});  // canonical 200 for everyone else
+  const std::string body = R"({"model":"claude-opus-4-1","x":{"model":"nested"}})";
+  HeaderList a = apiKey("key-a");
+  a.emplace_back("anthropic-beta", "claude-code-20250219");
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages?beta=true", a, body).status, 529);
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", a, body).status, 200);
+  auto b = httpRequest(fake_.port(), "POST", "/v1/messages/count_tokens", bearer("tok-b"), body);
+  EXPECT_EQ(b.status, 429);
+  EXPECT_EQ(b.header("anthropic-ratelimit-unified-reset"), "1700003600");
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", bearer("tok-b"), "{}").status, 429);
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", bearer("tok-c"), "{}").status, 401);
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", {}, "{}").status, 200);
+
+  auto ra = fake_.requestsFor("key-a");
+  ASSERT_EQ(ra.size(), 2u);
+  EXPECT_EQ(ra[0].credential, "key-a");
+  EXPECT_EQ(ra[0].path, "/v1/messages");
+  EXPECT_EQ(ra[0].uri, "/v1/messages?beta=true");
+  EXPECT_EQ(ra[0].model, "claude-opus-4-1");
+  EXPECT_EQ(ra[0].beta, "claude-code-20250219");
+  auto rb = fake_.requestsFor("tok-b");
+  ASSERT_EQ(rb.size(), 2u);
+  EXPECT_EQ(rb[0].path, "/v1/messages/count_tokens");
+  EXPECT_EQ(rb[0].beta, "");
+  EXPECT_EQ(rb[1].model, "");
+  EXPECT_EQ(fake_.statsFor("key-a").requests, 2u);
+  EXPECT_EQ(fake_.statsFor("tok-b").requests, 2u);
+  EXPECT_EQ(fake_.statsFor("tok-c").requests, 1u);
+  EXPECT_EQ(fake_.statsFor("").requests, 1u);
+  EXPECT_EQ(fake_.statsFor("never").requests, 0u);
+  EXPECT_FALSE(fake_.waitForRequestsFor("never", 1, 10));
+  EXPECT_FALSE(fake_.waitForInFlight("never", 1, 10));
+  EXPECT_TRUE(fake_.waitForRequestsFor("tok-b", 2, 10));
+  EXPECT_EQ(fake_.stats().size(), 4u);  // waiting on an unseen credential does not add it
+  EXPECT_EQ(fake_.requestCount(), 6u);
+  ASSERT_TRUE(fake_.waitForIdle(5000));
+  for (const auto& kv : fake_.stats()) {
+    EXPECT_EQ(kv.second.inFlight, 0) << kv.first;
+    EXPECT_EQ(kv.second.maxInFlight, 1) << kv.first;  // sequential requests
+  }
+  // Clearing a credential's rules falls back to the global ones.
+  fake_.clearFor("tok-c");
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", bearer("tok-c"), "{}").status, 200);
+}
+
+TEST_F(FakeAnthropicTest, ModelRecordKeepsEscapes) {
+  httpRequest(fake_.port(), "POST", "/v1/messages", apiKey("k"), R"({"model" : "a\"b"})");
+  auto r = fake_.requestsFor("k");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].model, R"(a\"b)");
+}
+
+TEST_F(FakeAnthropicTest, GateHoldsRequestsInFlightUntilPassedOrOpened) {
+  Script held;
+  held.gate = "a-gate";
+  fake_.setDefaultFor("key-a", held);
+  std::vector<std::thread> clients;
+  std::vector<int> statuses(3, -1);
+  for (int i = 0; i < 3; ++i) {
+    clients.emplace_back([&, i] {
+      statuses[static_cast<size_t>(i)] =
+          httpRequest(fake_.port(), "POST", "/v1/messages", apiKey("key-a"), "{}").status;
+    });
+  }
+  ASSERT_TRUE(fake_.waitForGateWaiters("a-gate", 3, 10000));
+  EXPECT_EQ(fake_.statsFor("key-a").inFlight, 3);
+  ASSERT_TRUE(fake_.waitForInFlight("key-a", 3, 100));
+  // Another credential is not held meanwhile.
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", apiKey("key-b"), "{}").status, 200);
+  EXPECT_EQ(fake_.statsFor("key-a").inFlight, 3);
+  fake_.passGate("a-gate", 1);
+  ASSERT_TRUE(waitFor([&] { return fake_.statsFor("key-a").inFlight == 2; }, 10000));
+  EXPECT_EQ(fake_.gateWaiters("a-gate"), 2);
+  fake_.openGate("a-gate");
+  for (auto& t : clients) {
+    t.join();
+  }
+  EXPECT_EQ(statuses, (std::vector<int>{200, 200, 200}));
+  ASSERT_TRUE(fake_.waitForIdle(5000));
+  auto st = fake_.statsFor("key-a");
+  EXPECT_EQ(st.requests, 3u);
+  EXPECT_EQ(st.inFlight, 0);
+  EXPECT_EQ(st.maxInFlight, 3);
+  EXPECT_EQ(fake_.statsFor("key-b").maxInFlight, 1);
+  EXPECT_EQ(fake_.gateWaiters("a-gate"), 0);
+  // An open gate lets later requests straight through; a closed one holds them again.
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", apiKey("key-a"), "{}").status, 200);
+  fake_.closeGate("a-gate");
+  RawClient c(fake_.port());
+  ASSERT_TRUE(
+      c.send("POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: key-a\r\n"
+             "Content-Length: 0\r\n\r\n"));
+  ASSERT_TRUE(fake_.waitForGateWaiters("a-gate", 1, 5000));
+  EXPECT_FALSE(c.readUntil("HTTP/1.1", 50));
+  fake_.passGate("a-gate");
+  EXPECT_TRUE(c.readUntil("\r\n\r\n", 5000));
+}
+
+TEST_F(FakeAnthropicTest, PassBeforeArrivalIsKeptAsAPermit) {
+  Script held;
+  held.gate = "g";
+  fake_.enqueueFor("k", held);
+  fake_.passGate("g", 1);
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", apiKey("k"), "{}").status, 200);
+}
+
+TEST_F(FakeAnthropicTest, ClientCloseAtAGateEndsTheRequest) {
+  Script held;
+  held.gate = "g";
+  fake_.setDefaultFor("k", held);
+  RawClient c(fake_.port());
+  ASSERT_TRUE(
+      c.send("POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\n"
+             "Content-Length: 0\r\n\r\n"));
+  ASSERT_TRUE(fake_.waitForGateWaiters("g", 1, 5000));
+  EXPECT_EQ(fake_.statsFor("k").inFlight, 1);
+  c.close();
+  // The abandoned request no longer counts as in flight (a gateway slot freed by a client abort
+  // must not look like a concurrency overrun later).
+  ASSERT_TRUE(fake_.waitForIdle(5000));
+  EXPECT_EQ(fake_.gateWaiters("g"), 0);
+  EXPECT_EQ(fake_.statsFor("k").maxInFlight, 1);
+}
+
+TEST_F(FakeAnthropicTest, StopEndsAGateWait) {
+  Script held;
+  held.gate = "never";
+  fake_.setDefault(held);
+  RawClient c(fake_.port());
+  ASSERT_TRUE(c.send("POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"));
+  ASSERT_TRUE(fake_.waitForGateWaiters("never", 1, 5000));
+  auto t0 = std::chrono::steady_clock::now();
+  fake_.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(fake_.statsFor("").inFlight, 0);
+}
+
+TEST_F(FakeAnthropicTest, LatencyPerCredentialMakesParallelRequestsOverlap) {
+  fake_.setLatencyFor("slow", 1500);
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::thread> clients;
+  std::vector<int> statuses(2, -1);
+  for (int i = 0; i < 2; ++i) {
+    clients.emplace_back([&, i] {
+      statuses[static_cast<size_t>(i)] =
+          httpRequest(fake_.port(), "POST", "/v1/messages", bearer("slow"), "{}").status;
+    });
+  }
+  EXPECT_TRUE(fake_.waitForInFlight("slow", 2, 10000));
+  // Other credentials are answered without the delay meanwhile.
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", bearer("fast"), "{}").status, 200);
+  EXPECT_EQ(fake_.statsFor("slow").inFlight, 2);
+  for (auto& t : clients) {
+    t.join();
+  }
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1500));
+  EXPECT_EQ(statuses, (std::vector<int>{200, 200}));
+  EXPECT_EQ(fake_.statsFor("slow").maxInFlight, 2);
+  ASSERT_TRUE(fake_.waitForIdle(5000));
+  // Latency composes with the per-credential script; 0 turns it off.
+  fake_.setLatencyFor("slow", 0);
+  fake_.enqueueFor("slow", FakeAnthropic::error(500));
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", bearer("slow"), "{}").status, 500);
+}
+
+TEST_F(FakeAnthropicTest, DropForOneCredentialOnly) {
+  Script drop;
+  drop.closeBeforeResponse = true;
+  fake_.enqueueFor("k", drop);
+  auto r = httpRequest(fake_.port(), "POST", "/v1/messages", apiKey("k"), "{}");
+  EXPECT_FALSE(r.ok);
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", apiKey("other"), "{}").status, 200);
+  EXPECT_EQ(httpRequest(fake_.port(), "POST", "/v1/messages", apiKey("k"), "{}").status, 200);
+  ASSERT_TRUE(fake_.waitForIdle(5000));
+  EXPECT_EQ(fake_.statsFor("k").requests, 2u);
 }
 
 TEST(FakeAnthropicBodies, JsonMessageHasAnthropicShape) {

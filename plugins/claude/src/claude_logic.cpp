@@ -285,22 +285,50 @@ uint64_t releaseDateMs(const std::string& id) {
   return static_cast<uint64_t>(daysFromCivil(y, m, day)) * 86400000ull;
 }
 
-// Parses an HTTP date (IMF-fixdate) or ISO-8601 UTC time to unix ms; 0 on failure.
+// Parses an HTTP date (IMF-fixdate, GMT) or an ISO-8601 time (optional fraction; "Z", "+hh:mm",
+// "+hhmm" or no zone = UTC) to unix ms; 0 on failure.
 uint64_t parseDateMs(std::string_view v) {
   std::string s(v);
   std::tm tm{};
+  int64_t offsetSecs = 0;
+  uint64_t fractionMs = 0;
   const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S", &tm);
   if (end == nullptr) {
     tm = std::tm{};
     end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  }
-  if (end == nullptr) {
-    return 0;
+    if (end == nullptr) {
+      return 0;
+    }
+    if (*end == '.') {
+      uint64_t scale = 100;
+      for (++end; *end >= '0' && *end <= '9'; ++end) {
+        fractionMs += static_cast<uint64_t>(*end - '0') * scale;
+        scale /= 10;
+      }
+    }
+    if (*end == '+' || *end == '-') {
+      int sign = *end == '+' ? 1 : -1;
+      std::string digits;
+      for (const char* p = end + 1; *p != '\0'; ++p) {
+        if (*p >= '0' && *p <= '9') {
+          digits += *p;
+        } else if (*p != ':') {
+          return 0;
+        }
+      }
+      if (digits.size() != 4) {
+        return 0;
+      }
+      int minutes = std::stoi(digits.substr(0, 2)) * 60 + std::stoi(digits.substr(2));
+      offsetSecs = sign * minutes * 60;
+    } else if (*end != '\0' && *end != 'Z' && *end != 'z') {
+      return 0;
+    }
   }
   int64_t days = daysFromCivil(tm.tm_year + 1900, static_cast<unsigned>(tm.tm_mon + 1),
                                static_cast<unsigned>(tm.tm_mday));
-  int64_t secs = days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec;
-  return secs > 0 ? static_cast<uint64_t>(secs) * 1000 : 0;
+  int64_t secs = days * 86400 + tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec - offsetSecs;
+  return secs > 0 ? static_cast<uint64_t>(secs) * 1000 + fractionMs : 0;
 }
 
 bool allDigits(std::string_view s) {
@@ -326,7 +354,202 @@ std::string_view findHeader(const HeaderList& headers, std::string_view name) {
   return {};
 }
 
+// A JSON string literal (with quotes) for `text`, escaped as rapidjson does.
+std::string jsonString(std::string_view text) {
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  w.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+  return std::string(sb.GetString(), sb.GetSize());
+}
+
+// The text of a JSON string literal (with quotes); false when it is not one.
+bool decodeJsonString(std::string_view literal, std::string* out) {
+  if (literal.size() >= 2 && literal.find('\\') == std::string_view::npos) {
+    out->assign(literal.substr(1, literal.size() - 2));
+    return true;
+  }
+  rapidjson::Document d;
+  d.Parse(literal.data(), literal.size());
+  if (d.HasParseError() || !d.IsString()) {
+    return false;
+  }
+  out->assign(d.GetString(), d.GetStringLength());
+  return true;
+}
+
+// Walks JSON text without building it, so callers get byte offsets of the values they look for.
+// It checks structure (strings, nesting, separators), not the grammar of numbers and literals:
+// the body was validated as JSON by parse_request already.
+class JsonScanner {
+ public:
+  explicit JsonScanner(std::string_view s) : s_(s) {}
+  size_t pos() const { return p_; }
+  bool atEnd() const { return p_ >= s_.size(); }
+  char peek() const { return atEnd() ? '\0' : s_[p_]; }
+  void skipWs() {
+    while (!atEnd() && (s_[p_] == ' ' || s_[p_] == '\t' || s_[p_] == '\n' || s_[p_] == '\r')) {
+      ++p_;
+    }
+  }
+  bool consume(char c) {
+    skipWs();
+    if (peek() != c) {
+      return false;
+    }
+    ++p_;
+    return true;
+  }
+  // At a '"': moves past the closing quote.
+  bool skipString() {
+    if (peek() != '"') {
+      return false;
+    }
+    for (++p_; p_ < s_.size(); ++p_) {
+      if (s_[p_] == '\\') {
+        ++p_;  // the escaped character cannot end the string
+      } else if (s_[p_] == '"') {
+        ++p_;
+        return true;
+      }
+    }
+    return false;
+  }
+  bool skipValue() {
+    skipWs();
+    char c = peek();
+    if (c == '"') {
+      return skipString();
+    }
+    if (c == '{' || c == '[') {
+      int depth = 0;
+      while (!atEnd()) {
+        char x = s_[p_];
+        if (x == '"') {
+          if (!skipString()) {
+            return false;
+          }
+          continue;
+        }
+        ++p_;
+        if (x == '{' || x == '[') {
+          ++depth;
+        } else if (x == '}' || x == ']') {
+          if (--depth == 0) {
+            return true;
+          }
+        }
+      }
+      return false;
+    }
+    size_t start = p_;
+    while (!atEnd() && std::strchr(",}] \t\r\n", s_[p_]) == nullptr) {
+      ++p_;
+    }
+    return p_ > start;
+  }
+
+ private:
+  std::string_view s_;
+  size_t p_ = 0;
+};
+
 }  // namespace
+
+std::pair<std::string, std::string> authHeaderFor(std::string_view accountType,
+                                                  std::string_view secret) {
+  if (accountType == kOfficialType) {
+    return {"authorization", "Bearer " + std::string(secret)};
+  }
+  return authHeader(secret);
+}
+
+std::string mergeBetas(const std::vector<std::string_view>& clientValues,
+                       std::string_view required) {
+  std::vector<std::string_view> flags;
+  auto addFlag = [&](std::string_view f) {
+    f = trimmed(f);
+    if (!f.empty() && std::find(flags.begin(), flags.end(), f) == flags.end()) {
+      flags.push_back(f);
+    }
+  };
+  for (std::string_view v : clientValues) {
+    size_t pos = 0;
+    while (pos <= v.size()) {
+      size_t comma = v.find(',', pos);
+      size_t end = comma == std::string_view::npos ? v.size() : comma;
+      addFlag(v.substr(pos, end - pos));
+      pos = end + 1;
+    }
+  }
+  addFlag(required);
+  std::string out;
+  for (std::string_view f : flags) {
+    if (!out.empty()) {
+      out += ',';
+    }
+    out.append(f.data(), f.size());
+  }
+  return out;
+}
+
+bool rewriteTopLevelModel(std::string_view body, std::string_view newModel, std::string* out) {
+  JsonScanner sc(body);
+  if (!sc.consume('{')) {
+    return false;
+  }
+  std::vector<std::pair<size_t, size_t>> spans;  // [begin, end) of each value to replace
+  sc.skipWs();
+  if (sc.peek() == '}') {
+    return false;
+  }
+  for (;;) {
+    sc.skipWs();
+    size_t keyBegin = sc.pos();
+    if (!sc.skipString()) {
+      return false;
+    }
+    std::string_view keyLiteral = body.substr(keyBegin, sc.pos() - keyBegin);
+    if (!sc.consume(':')) {
+      return false;
+    }
+    sc.skipWs();
+    size_t valueBegin = sc.pos();
+    bool isString = sc.peek() == '"';
+    if (!sc.skipValue()) {
+      return false;
+    }
+    std::string key;
+    std::string value;
+    if (isString && decodeJsonString(keyLiteral, &key) && key == "model" &&
+        decodeJsonString(body.substr(valueBegin, sc.pos() - valueBegin), &value) &&
+        value != newModel) {
+      spans.emplace_back(valueBegin, sc.pos());
+    }
+    if (sc.consume(',')) {
+      continue;
+    }
+    if (sc.consume('}')) {
+      break;
+    }
+    return false;
+  }
+  sc.skipWs();
+  if (!sc.atEnd() || spans.empty()) {
+    return false;
+  }
+  std::string quoted = jsonString(newModel);
+  std::string result;
+  result.reserve(body.size() + quoted.size());
+  size_t copied = 0;
+  for (const auto& span : spans) {
+    result.append(body.data() + copied, span.first - copied);
+    result += quoted;
+    copied = span.second;
+  }
+  result.append(body.data() + copied, body.size() - copied);
+  *out = std::move(result);
+  return true;
+}
 
 bool isForwardedHeader(std::string_view name) {
   for (std::string_view allowed : kForwarded) {
@@ -535,11 +758,18 @@ ErrorVerdict classifyError(uint32_t status, const HeaderList& headers, std::stri
     }
     v.cls = ErrorClass::kRateLimited;
     v.reason = "account rate limited until the unified reset";
+    // The family of the model the client asked for (not the account's upstream mapping): the
+    // host keeps per-family limits under the requested name. Unknown family = whole account.
     v.scope = modelFamily(requestModel);
     if (allDigits(reset)) {
-      v.untilUnixMs = reset.size() > 12 ? 0 : std::stoull(std::string(reset)) * 1000;
+      // Unix seconds per the API; a 13-digit value is taken as milliseconds.
+      uint64_t n = reset.size() > 13 ? 0 : std::stoull(std::string(reset));
+      v.untilUnixMs = n >= 100'000'000'000ull ? n : n * 1000;
     } else {
       v.untilUnixMs = parseDateMs(reset);
+    }
+    if (v.untilUnixMs == 0 && v.retryAfterMs != 0) {
+      v.untilUnixMs = nowUnixMs + v.retryAfterMs;  // unreadable reset: Retry-After still bounds it
     }
     return v;
   }

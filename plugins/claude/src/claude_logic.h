@@ -25,6 +25,29 @@ std::string buildUpstreamUrl(std::string_view baseUrl, bool countTokens, std::st
 // "authorization: Bearer <secret>" (access tokens and other Anthropic-compatible upstreams).
 std::pair<std::string, std::string> authHeader(std::string_view secret);
 
+// Account types the relay routes accept.
+inline constexpr std::string_view kOfficialType = "claude-official";  // OAuth access token
+inline constexpr std::string_view kConsoleType = "claude-console";    // API key (or relay key)
+// The beta flag the Messages API requires for OAuth access tokens.
+inline constexpr std::string_view kOAuthBeta = "oauth-2025-04-20";
+
+// The upstream auth header for an account: claude-official always sends
+// "authorization: Bearer <access token>" (never x-api-key); other types follow authHeader().
+std::pair<std::string, std::string> authHeaderFor(std::string_view accountType,
+                                                  std::string_view secret);
+
+// The anthropic-beta value for an OAuth request: every comma-separated flag of the client's
+// anthropic-beta header values in order, trimmed, empty ones and repeats dropped, then `required`
+// appended when it is not among them.
+std::string mergeBetas(const std::vector<std::string_view>& clientValues,
+                       std::string_view required);
+
+// Model mapping without re-serialising the body: replaces the value of every top-level "model"
+// member whose value is a string different from `newModel` with the JSON string of `newModel`,
+// so every other byte stays as the client sent it. Returns false (and leaves *out alone) when there
+// is nothing to replace or the body is not a JSON object.
+bool rewriteTopLevelModel(std::string_view body, std::string_view newModel, std::string* out);
+
 // ---- request parsing ----------------------------------------------------------------------------
 
 // Where the sticky-session key comes from (§4.2). `raw` = use `value` as is (a session id the
@@ -117,7 +140,8 @@ struct ErrorVerdict {
 
 using HeaderList = std::vector<std::pair<std::string_view, std::string_view>>;
 
-// §4.4, simplified for a Console account. `requestModel` may be empty (scope is then "").
+// §4.4 for claude-official and claude-console accounts. `requestModel` is the model the client
+// asked for (before any account mapping); may be empty (scope is then "", the whole account).
 ErrorVerdict classifyError(uint32_t status, const HeaderList& headers, std::string_view body,
                            std::string_view requestModel, uint64_t nowUnixMs);
 

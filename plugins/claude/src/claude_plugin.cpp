@@ -1,4 +1,5 @@
-// The Claude provider plugin: Anthropic Messages relay for claude-console accounts, plus the
+// The Claude provider plugin: Anthropic Messages relay for claude-official (OAuth) and
+// claude-console accounts, plus the
 // LOCAL /v1/models and /v1/me routes Claude Code asks for. Decisions live in claude_logic.cpp;
 // this file only moves data between the SDK and those functions.
 #include <string>
@@ -16,7 +17,8 @@ namespace sdk = ::rg::sdk;
 enum class RouteKind { kMessages, kCountTokens, kModels, kMe };
 
 constexpr size_t kMaxBufferedBody = 8u << 20;  // usage of bigger JSON bodies is not parsed
-constexpr std::string_view kAccountType = "claude-console";
+// The account types the relay routes accept (rg_route.account_types).
+constexpr std::string_view kAccountTypes = "claude-official,claude-console";
 
 struct StreamState {
   std::string requestModel;
@@ -81,7 +83,7 @@ class ClaudeProvider : public sdk::Provider {
       r.kind = local ? RG_ROUTE_LOCAL : RG_ROUTE_RELAY;
       r.shape = RG_SHAPE_ANTHROPIC;
       r.permission = "claude";
-      r.accountTypes = local ? "" : std::string(kAccountType);
+      r.accountTypes = local ? "" : std::string(kAccountTypes);
       r.flags = kind == RouteKind::kCountTokens ? RG_ROUTE_SKIP_CONCURRENCY : 0u;
       out.push_back(std::move(r));
     };
@@ -127,7 +129,8 @@ class ClaudeProvider : public sdk::Provider {
 
   sdk::Status transformRequest(sdk::Stream& /*st*/, const sdk::Request& req,
                                const sdk::Account& acct, sdk::UpstreamWriter& out) override {
-    if (acct.type() != kAccountType) {
+    bool official = acct.type() == kOfficialType;
+    if (!official && acct.type() != kConsoleType) {
       return sdk::unsupported("claude: account type '" + std::string(acct.type()) +
                               "' is not supported");
     }
@@ -135,14 +138,23 @@ class ClaudeProvider : public sdk::Provider {
     out.start("POST", buildUpstreamUrl(acct.baseUrl(), countTokens, req.query()));
     bool hasVersion = false;
     bool hasContentType = false;
+    std::vector<std::string_view> clientBetas;
     for (const rg_header& h : req.headers()) {
       std::string_view name = sdk::sv(h.name);
       if (!isForwardedHeader(name)) {
         continue;
       }
+      if (official && sdk::equalsIgnoreCase(name, "anthropic-beta")) {
+        clientBetas.push_back(sdk::sv(h.value));  // merged below
+        continue;
+      }
       hasVersion = hasVersion || sdk::equalsIgnoreCase(name, "anthropic-version");
       hasContentType = hasContentType || sdk::equalsIgnoreCase(name, "content-type");
       out.header(name, sdk::sv(h.value));
+    }
+    if (official) {
+      // OAuth access tokens are only accepted with the oauth beta flag.
+      out.header("anthropic-beta", mergeBetas(clientBetas, kOAuthBeta));
     }
     if (!hasVersion) {
       out.header("anthropic-version", config_.anthropicVersion);
@@ -152,9 +164,17 @@ class ClaudeProvider : public sdk::Provider {
     }
     // Compressed upstream bodies broke streams in the reference (issue #1030); ask for none.
     out.header("accept-encoding", "identity");
-    auto auth = authHeader(acct.secret());
+    auto auth = authHeaderFor(acct.type(), acct.secret());
     out.header(auth.first, auth.second);
-    out.body(req.body());  // byte-for-byte: never re-serialised
+    // Byte-for-byte, never re-serialised; an account model mapping replaces only the top-level
+    // "model" value. Usage and limits stay booked under the requested name (parse_request).
+    std::string mapped;
+    std::string_view model = acct.upstreamModel();
+    if (!model.empty() && rewriteTopLevelModel(req.body(), model, &mapped)) {
+      out.body(mapped);
+    } else {
+      out.body(req.body());
+    }
     return sdk::Status::ok();
   }
 
@@ -198,9 +218,8 @@ class ClaudeProvider : public sdk::Provider {
       hs.emplace_back(sdk::sv(h.name), sdk::sv(h.value));
     }
     // The request's model (from parse_request) gives the family a 429 limit applies to.
-    ErrorVerdict v = ::rg::claude::classifyError(status, hs, body,
-                                                 st.state<StreamState>().requestModel,
-                                                 host().nowUnixMs());
+    ErrorVerdict v = ::rg::claude::classifyError(
+        status, hs, body, st.state<StreamState>().requestModel, host().nowUnixMs());
     sdk::ErrorInfo out;
     out.cls = toAbi(v.cls);
     out.retryAfterMs = v.retryAfterMs;

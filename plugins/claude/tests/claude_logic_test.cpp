@@ -57,6 +57,110 @@ TEST(AuthHeader, ApiKeyOrBearer) {
             (std::pair<std::string, std::string>{"authorization", "Bearer sk-other"}));
 }
 
+TEST(AuthHeader, OfficialAccountsAlwaysSendBearer) {
+  using Pair = std::pair<std::string, std::string>;
+  // Even a token that looks like an API key: OAuth accounts never send x-api-key.
+  EXPECT_EQ(authHeaderFor("claude-official", "sk-ant-oat01-tok"),
+            (Pair{"authorization", "Bearer sk-ant-oat01-tok"}));
+  EXPECT_EQ(authHeaderFor("claude-official", "opaque"), (Pair{"authorization", "Bearer opaque"}));
+  // Console keeps the key-shape rule.
+  EXPECT_EQ(authHeaderFor("claude-console", "sk-ant-api03-abc"),
+            (Pair{"x-api-key", "sk-ant-api03-abc"}));
+  EXPECT_EQ(authHeaderFor("claude-console", "cr_relay"),
+            (Pair{"authorization", "Bearer cr_relay"}));
+}
+
+TEST(BetaMerge, AddsOAuthFlagKeepsOrderDropsRepeats) {
+  EXPECT_EQ(mergeBetas({}, kOAuthBeta), "oauth-2025-04-20");
+  EXPECT_EQ(mergeBetas({""}, kOAuthBeta), "oauth-2025-04-20");
+  EXPECT_EQ(mergeBetas({"claude-code-20250219,interleaved-thinking-2025-05-14"}, kOAuthBeta),
+            "claude-code-20250219,interleaved-thinking-2025-05-14,oauth-2025-04-20");
+  // Already present: kept where the client put it, not added twice.
+  EXPECT_EQ(mergeBetas({"claude-code-20250219, oauth-2025-04-20 ,fine-grained-tool-streaming"},
+                       kOAuthBeta),
+            "claude-code-20250219,oauth-2025-04-20,fine-grained-tool-streaming");
+  // Repeats within and across header lines, blanks and stray commas.
+  EXPECT_EQ(mergeBetas({"a,b,,a", " b , c", "oauth-2025-04-20,a,"}, kOAuthBeta),
+            "a,b,c,oauth-2025-04-20");
+  // Flags are compared exactly: a different version is a different flag.
+  EXPECT_EQ(mergeBetas({"oauth-2024-01-01"}, kOAuthBeta), "oauth-2024-01-01,oauth-2025-04-20");
+}
+
+// ---- model mapping ------------------------------------------------------------------------------
+
+// Checks that `out` is `in` with exactly the byte range [begin, end) replaced by `with`.
+void expectSurgical(const std::string& in, const std::string& out, size_t begin, size_t end,
+                    const std::string& with) {
+  ASSERT_EQ(out.size(), in.size() - (end - begin) + with.size());
+  EXPECT_EQ(out.substr(0, begin), in.substr(0, begin));
+  EXPECT_EQ(out.substr(begin, with.size()), with);
+  EXPECT_EQ(out.substr(begin + with.size()), in.substr(end));
+}
+
+TEST(ModelRewrite, ReplacesOnlyTheTopLevelValueBytes) {
+  std::string prefix =
+      "{ \"max_tokens\" : 10,\n  \"metadata\":{\"model\":\"keep-me\"},\"model\" :\t";
+  std::string oldValue = "\"claude-sonnet-4-5\"";
+  std::string suffix =
+      " ,\"messages\":[{\"role\":\"user\",\"content\":\"model \\\"x\\\" \\u00e9 {[\"}],"
+      "\"tools\":[{\"name\":\"model\",\"input_schema\":{\"model\":\"no\"}}],\"n\":1.5e3 }\n";
+  std::string body = prefix + oldValue + suffix;
+  std::string out;
+  ASSERT_TRUE(rewriteTopLevelModel(body, "claude-opus-4-1-20250805", &out));
+  expectSurgical(body, out, prefix.size(), prefix.size() + oldValue.size(),
+                 "\"claude-opus-4-1-20250805\"");
+  // The result is still valid JSON with the new model and the nested ones untouched.
+  ParsedRequest p = parseRequestBody(out);
+  EXPECT_TRUE(p.validJson);
+  EXPECT_EQ(p.model, "claude-opus-4-1-20250805");
+  EXPECT_NE(out.find("\"model\":\"keep-me\""), std::string::npos);
+}
+
+TEST(ModelRewrite, EscapesTheNewName) {
+  std::string body = R"({"model":"a","x":1})";
+  std::string out;
+  ASSERT_TRUE(rewriteTopLevelModel(body, "we\"ird\\name\n\x01", &out));
+  EXPECT_EQ(out, R"({"model":"we\"ird\\name\n\u0001","x":1})");
+  EXPECT_EQ(parseRequestBody(out).model, "we\"ird\\name\n\x01");
+  // Non-ASCII passes through as UTF-8.
+  ASSERT_TRUE(rewriteTopLevelModel(body, "mod\xc3\xa9le", &out));
+  EXPECT_EQ(out, "{\"model\":\"mod\xc3\xa9le\",\"x\":1}");
+}
+
+TEST(ModelRewrite, EscapedKeysAndValuesAreDecodedBeforeComparing) {
+  std::string out;
+  // "\u006dodel" is "model".
+  ASSERT_TRUE(rewriteTopLevelModel(R"({"\u006dodel":"x"})", "y", &out));
+  EXPECT_EQ(out, R"({"\u006dodel":"y"})");
+  // The value already names the target (escaped): nothing to do.
+  EXPECT_FALSE(rewriteTopLevelModel(R"({"model":"\u0079"})", "y", &out));
+  // A value with an escaped quote is skipped as one string.
+  ASSERT_TRUE(rewriteTopLevelModel(R"({"model":"a\"b","k":"v"})", "c", &out));
+  EXPECT_EQ(out, R"({"model":"c","k":"v"})");
+}
+
+TEST(ModelRewrite, NothingToDo) {
+  std::string out = "untouched";
+  EXPECT_FALSE(rewriteTopLevelModel(R"({"model":"same"})", "same", &out));
+  EXPECT_FALSE(rewriteTopLevelModel(R"({"messages":[{"model":"nested"}]})", "x", &out));
+  EXPECT_FALSE(rewriteTopLevelModel(R"({"model":null})", "x", &out));
+  EXPECT_FALSE(rewriteTopLevelModel(R"({"model":["a"]})", "x", &out));
+  EXPECT_FALSE(rewriteTopLevelModel("{}", "x", &out));
+  EXPECT_FALSE(rewriteTopLevelModel("", "x", &out));
+  EXPECT_FALSE(rewriteTopLevelModel(R"(["model","a"])", "x", &out));
+  EXPECT_FALSE(rewriteTopLevelModel(R"({"model":"a")", "x", &out));  // unterminated
+  EXPECT_FALSE(rewriteTopLevelModel(R"({"model":"a"} trailing)", "x", &out));
+  EXPECT_FALSE(rewriteTopLevelModel(R"({"model" "a"})", "x", &out));  // no colon
+  EXPECT_EQ(out, "untouched");
+}
+
+TEST(ModelRewrite, EveryTopLevelDuplicateIsMapped) {
+  // Parsers disagree on which duplicate wins; mapping both leaves no way to reach the other model.
+  std::string out;
+  ASSERT_TRUE(rewriteTopLevelModel(R"({"model":"a","x":{"model":"n"},"model":"b"})", "z", &out));
+  EXPECT_EQ(out, R"({"model":"z","x":{"model":"n"},"model":"z"})");
+}
+
 // ---- request parsing and session source ---------------------------------------------------------
 
 TEST(ParseRequest, ModelAndStreamFlag) {
@@ -371,6 +475,68 @@ TEST(ClassifyError, RateLimitCarriesResetAndFamily) {
   ErrorVerdict iso = classifyError(
       429, {{"anthropic-ratelimit-unified-reset", "2023-11-14T23:13:20Z"}}, "{}", "", now);
   EXPECT_EQ(iso.untilUnixMs, 1'700'003'600'000ull);
+}
+
+TEST(ClassifyError, OAuthReferenceTable) {
+  // §4.4 row by row, for an OAuth (claude-official) account.
+  const uint64_t now = 1'700'000'000'000ull;
+  const HeaderList reset = {{"anthropic-ratelimit-unified-reset", "1700003600"}};
+  EXPECT_EQ(classifyError(401, {}, "{}", "claude-opus-4-1", now).cls, ErrorClass::kAuth);
+  EXPECT_EQ(classifyError(400, {}, "This organization has been disabled.", "", now).cls,
+            ErrorClass::kBlocked);
+  EXPECT_EQ(classifyError(403, {}, "this ORGANIZATION HAS BEEN DISABLED", "", now).cls,
+            ErrorClass::kBlocked);
+  EXPECT_EQ(classifyError(400, {}, "OAuth authentication is currently not allowed", "", now).cls,
+            ErrorClass::kBlocked);
+  EXPECT_EQ(classifyError(403, {}, R"({"error":{"message":"Request not allowed"}})", "", now).cls,
+            ErrorClass::kAuth);
+  // 401 stays auth whatever the body says (blocking needs 400/403).
+  EXPECT_EQ(classifyError(401, {}, "This organization has been disabled.", "", now).cls,
+            ErrorClass::kAuth);
+  for (const char* m : {"claude-opus-4-1", "claude-sonnet-4-5-20250929", "claude-haiku-4-5"}) {
+    ErrorVerdict v = classifyError(429, reset, "{}", m, now);
+    EXPECT_EQ(v.cls, ErrorClass::kRateLimited) << m;
+    EXPECT_STREQ(v.scope, modelFamily(m)) << m;
+    EXPECT_NE(std::string(v.scope), "") << m;
+    EXPECT_EQ(v.untilUnixMs, 1'700'003'600'000ull) << m;
+  }
+  ErrorVerdict unknown = classifyError(429, reset, "{}", "my-custom-model", now);
+  EXPECT_EQ(unknown.cls, ErrorClass::kRateLimited);
+  EXPECT_STREQ(unknown.scope, "");  // whole account
+  EXPECT_EQ(classifyError(429, reset, R"({"error":{"message":"Extra usage is required"}})",
+                          "claude-opus-4-1", now)
+                .cls,
+            ErrorClass::kClient);
+  ErrorVerdict noReset = classifyError(429, {{"retry-after", "9"}}, "{}", "claude-opus-4-1", now);
+  EXPECT_EQ(noReset.cls, ErrorClass::kClient);
+  EXPECT_EQ(noReset.retryAfterMs, 9'000u);
+  EXPECT_EQ(classifyError(529, {}, "{}", "", now).cls, ErrorClass::kOverloaded);
+  for (uint32_t s : {500u, 502u, 503u, 504u, 599u}) {
+    EXPECT_EQ(classifyError(s, {}, "", "", now).cls, ErrorClass::kTransient) << s;
+  }
+  EXPECT_EQ(classifyError(200, {}, "", "", now).cls, ErrorClass::kNone);
+}
+
+TEST(ClassifyError, ResetHeaderForms) {
+  const uint64_t now = 1'700'000'000'000ull;  // 2023-11-14T22:13:20Z
+  auto until = [&](const char* v, const HeaderList& extra = {}) {
+    HeaderList hs = extra;
+    hs.emplace_back("anthropic-ratelimit-unified-reset", v);
+    ErrorVerdict r = classifyError(429, hs, "{}", "claude-sonnet-4-5", now);
+    EXPECT_EQ(r.cls, ErrorClass::kRateLimited) << v;
+    return r.untilUnixMs;
+  };
+  EXPECT_EQ(until("1700003600"), 1'700'003'600'000ull);
+  EXPECT_EQ(until(" 1700003600 "), 1'700'003'600'000ull);
+  EXPECT_EQ(until("1700003600123"), 1'700'003'600'123ull);  // milliseconds
+  EXPECT_EQ(until("2023-11-14T23:13:20Z"), 1'700'003'600'000ull);
+  EXPECT_EQ(until("2023-11-14T23:13:20"), 1'700'003'600'000ull);
+  EXPECT_EQ(until("2023-11-14T23:13:20.250Z"), 1'700'003'600'250ull);
+  EXPECT_EQ(until("2023-11-15T00:13:20+01:00"), 1'700'003'600'000ull);
+  EXPECT_EQ(until("2023-11-14T22:13:20-0100"), 1'700'003'600'000ull);
+  // Unreadable reset: still an account limit, bounded by Retry-After when given.
+  EXPECT_EQ(until("soon", {{"retry-after", "30"}}), now + 30'000);
+  EXPECT_EQ(until("2023-11-14T23:13:20 garbage"), 0u);
 }
 
 TEST(ClassifyError, RetryAfterSecondsOrHttpDate) {

@@ -75,7 +75,7 @@ TEST_F(ClaudePlugin, DeclaresAllRoutes) {
     EXPECT_EQ(r->kind, RG_ROUTE_RELAY);
     EXPECT_EQ(r->shape, RG_SHAPE_ANTHROPIC);
     EXPECT_EQ(r->permission, "claude");
-    EXPECT_EQ(r->accountTypes, "claude-console");
+    EXPECT_EQ(r->accountTypes, "claude-official,claude-console");
     EXPECT_EQ(r->flags, 0u);
   }
   for (const char* p : {"/api/v1/messages/count_tokens", "/claude/v1/messages/count_tokens",
@@ -83,6 +83,7 @@ TEST_F(ClaudePlugin, DeclaresAllRoutes) {
     const auto* r = route("POST", p);
     ASSERT_NE(r, nullptr) << p;
     EXPECT_EQ(r->kind, RG_ROUTE_RELAY);
+    EXPECT_EQ(r->accountTypes, "claude-official,claude-console");
     EXPECT_EQ(r->flags, RG_ROUTE_SKIP_CONCURRENCY);
   }
   for (const char* p : {"/api/v1/models", "/claude/v1/models", "/v1/models", "/api/v1/me", "/v1/me",
@@ -253,6 +254,131 @@ TEST_F(ClaudePlugin, UnsupportedAccountType) {
   EXPECT_EQ(up.status, RG_E_UNSUPPORTED);
   EXPECT_NE(up.error.find("claude-oauth"), std::string::npos);
   EXPECT_EQ(up.error.find("SECRET"), std::string::npos);
+}
+
+TEST_F(ClaudePlugin, OfficialAccountSendsBearerAndMergedOAuthBeta) {
+  TestAccount a;
+  a.type = "claude-official";
+  a.baseUrl = "https://api.anthropic.com";
+  a.secret = "sk-ant-oat01-ACCESS";  // looks like an API key: must still go as Bearer
+  TestRequest req = request("/v1/messages", kBody);
+  req.query = "beta=true";
+  req.withHeader("X-Api-Key", "cr_gatewaykey")
+      .withHeader("Anthropic-Beta", "claude-code-20250219,interleaved-thinking-2025-05-14")
+      .withHeader("anthropic-beta", "claude-code-20250219, fine-grained-tool-streaming-2025-05-14")
+      .withHeader("User-Agent", "claude-cli/2.0.1 (external, cli)");
+  auto up = h_->transform(req, a);
+  ASSERT_TRUE(up.ok()) << up.error;
+  EXPECT_EQ(up.url, "https://api.anthropic.com/v1/messages?beta=true");
+  EXPECT_EQ(up.header("authorization"), "Bearer sk-ant-oat01-ACCESS");
+  EXPECT_FALSE(up.header("x-api-key").has_value());
+  int betas = 0;
+  for (const auto& hd : up.headers) {
+    betas += rg::sdk::equalsIgnoreCase(hd.first, "anthropic-beta") ? 1 : 0;
+  }
+  EXPECT_EQ(betas, 1);
+  EXPECT_EQ(up.header("anthropic-beta"),
+            "claude-code-20250219,interleaved-thinking-2025-05-14,"
+            "fine-grained-tool-streaming-2025-05-14,oauth-2025-04-20");
+  EXPECT_EQ(up.header("user-agent"), "claude-cli/2.0.1 (external, cli)");
+  EXPECT_EQ(up.header("anthropic-version"), "2023-06-01");
+  EXPECT_EQ(up.header("accept-encoding"), "identity");
+  EXPECT_EQ(up.body, kBody);
+  h_->done();
+
+  // No client betas: just the OAuth one. Client already sent it: not repeated.
+  auto bare = h_->transform(request("/v1/messages/count_tokens", kBody), a);
+  ASSERT_TRUE(bare.ok()) << bare.error;
+  EXPECT_EQ(bare.url, "https://api.anthropic.com/v1/messages/count_tokens");
+  EXPECT_EQ(bare.header("anthropic-beta"), "oauth-2025-04-20");
+  EXPECT_EQ(bare.header("authorization"), "Bearer sk-ant-oat01-ACCESS");
+  h_->done();
+  TestRequest dup = request("/v1/messages", kBody);
+  dup.withHeader("anthropic-beta", "oauth-2025-04-20,claude-code-20250219,oauth-2025-04-20");
+  EXPECT_EQ(h_->transform(dup, a).header("anthropic-beta"),
+            "oauth-2025-04-20,claude-code-20250219");
+}
+
+TEST_F(ClaudePlugin, ConsoleBetaIsForwardedAsSent) {
+  TestRequest req = request("/v1/messages", kBody);
+  req.withHeader("anthropic-beta", "claude-code-20250219");
+  auto up = h_->transform(req, console());
+  EXPECT_EQ(up.header("anthropic-beta"), "claude-code-20250219");  // no oauth flag added
+  EXPECT_EQ(up.header("x-api-key"), "sk-ant-api03-SECRET");
+  h_->done();
+  auto none = h_->transform(request("/v1/messages", kBody), console());
+  EXPECT_FALSE(none.header("anthropic-beta").has_value());
+}
+
+TEST_F(ClaudePlugin, UpstreamModelRewritesOnlyTheModelValue) {
+  const std::string prefix = "{\"model\": ";
+  const std::string oldValue = "\"claude-sonnet-4-5-20250929\"";
+  const std::string suffix =
+      " , \"max_tokens\":64,\"metadata\":{\"model\":\"x\"},"
+      "\"messages\":[{\"role\":\"user\",\"content\":\"\\u00e9 \\\"model\\\"\"}]}";
+  const std::string body = prefix + oldValue + suffix;
+  ASSERT_TRUE(h_->parse(request("/v1/messages", body)).ok());
+  TestAccount a = console();
+  a.upstreamModel = "claude-opus-4-1-20250805";
+  auto up = h_->transform(request("/v1/messages", body), a);
+  ASSERT_TRUE(up.ok()) << up.error;
+  const std::string want = "\"claude-opus-4-1-20250805\"";
+  ASSERT_EQ(up.body.size(), body.size() - oldValue.size() + want.size());
+  EXPECT_EQ(up.body.substr(0, prefix.size()), prefix);
+  EXPECT_EQ(up.body.substr(prefix.size(), want.size()), want);
+  EXPECT_EQ(up.body.substr(prefix.size() + want.size()), suffix);
+  // Usage falls back to the requested name when upstream names no model; upstream's name wins
+  // when it does (the host books usage under the requested model itself).
+  h_->bodyChunk(R"({"usage":{"input_tokens":3,"output_tokens":4}})", true);
+  EXPECT_EQ(h_->usage().model, "claude-sonnet-4-5-20250929");
+  h_->done();
+
+  // count_tokens too; the name is JSON-escaped.
+  a.upstreamModel = "odd\"name";
+  auto ct = h_->transform(request("/v1/messages/count_tokens", kBody), a);
+  ASSERT_TRUE(ct.ok()) << ct.error;
+  std::string expected = kBody;
+  expected.replace(expected.find("\"claude-sonnet-4-5-20250929\""),
+                   std::string("\"claude-sonnet-4-5-20250929\"").size(), "\"odd\\\"name\"");
+  EXPECT_EQ(ct.body, expected);
+  h_->done();
+
+  // Same name or no mapping: body untouched.
+  a.upstreamModel = "claude-sonnet-4-5-20250929";
+  EXPECT_EQ(h_->transform(request("/v1/messages", kBody), a).body, kBody);
+  h_->done();
+  a.upstreamModel = "";
+  EXPECT_EQ(h_->transform(request("/v1/messages", kBody), a).body, kBody);
+}
+
+TEST_F(ClaudePlugin, MinorZeroHostFieldsAreNotRead) {
+  // A host built against ABI minor 0 hands a shorter rg_account: the plugin must not read past it.
+  TestAccount a = console();
+  a.upstreamModel = "claude-opus-4-1-20250805";  // the fake poisons it when the size excludes it
+  a.structSize = static_cast<uint32_t>(offsetof(rg_account, upstream_model));
+  auto up = h_->transform(request("/v1/messages", kBody), a);
+  ASSERT_TRUE(up.ok()) << up.error;
+  EXPECT_EQ(up.body, kBody);
+}
+
+TEST_F(ClaudePlugin, ClassifyScopesRateLimitToTheRequestedFamily) {
+  // The account maps sonnet to opus; the limit is booked on the family the client asked for.
+  ASSERT_TRUE(h_->parse(request("/v1/messages", kBody)).ok());
+  TestAccount a = console();
+  a.upstreamModel = "claude-opus-4-1-20250805";
+  ASSERT_TRUE(h_->transform(request("/v1/messages", kBody), a).ok());
+  auto rl = h_->classify(429, {{"anthropic-ratelimit-unified-reset", "2023-11-14T23:13:20Z"}},
+                         R"({"type":"error","error":{"type":"rate_limit_error"}})");
+  EXPECT_EQ(rl.cls, RG_EC_RATE_LIMITED);
+  EXPECT_EQ(rl.scope, "sonnet");
+  EXPECT_EQ(rl.untilUnixMs, 1'700'003'600'000ull);
+  EXPECT_EQ(h_->classify(429, {{"anthropic-ratelimit-unified-reset", "1700003600"}},
+                         "You have run out of extra usage")
+                .cls,
+            RG_EC_CLIENT);
+  EXPECT_EQ(h_->classify(403, {}, "OAuth authentication is currently not allowed").cls,
+            RG_EC_BLOCKED);
+  EXPECT_EQ(h_->classify(403, {}, "{}").cls, RG_EC_AUTH);
 }
 
 TEST_F(ClaudePlugin, StreamUsageIsReportedAndEventsForwardedRaw) {

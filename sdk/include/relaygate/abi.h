@@ -4,14 +4,14 @@
  * Pure C99, <stddef.h> and <stdint.h> only. No C++ type, exception or allocator crosses this line.
  * See docs/plugin-abi.md for the full specification; the rules in short:
  *
- *  - A plugin exports exactly one symbol, the DATA object `rg_plugin_manifest_v1`. The host reads it
- *    with dlsym() and checks it before calling any plugin function.
- *  - Every struct that may grow starts with `uint32_t struct_size` (= sizeof as compiled by the side
- *    that filled it). Structs and tables only grow at the end; a new behaviour is a new slot.
+ *  - A plugin exports exactly one symbol, the DATA object `rg_plugin_manifest_v1`. The host reads
+ * it with dlsym() and checks it before calling any plugin function.
+ *  - Every struct that may grow starts with `uint32_t struct_size` (= sizeof as compiled by the
+ * side that filled it). Structs and tables only grow at the end; a new behaviour is a new slot.
  *    Minor version bump = appended slots / fields / enum values. Major bump = anything else.
  *  - Optional hooks are NULL. Use RG_HAS() to test a slot of a table filled by the other side.
- *  - rg_str is a borrowed (pointer, length) view, NOT NUL-terminated, valid only for the duration of
- *    the call it was passed to unless stated otherwise. Copy what you keep.
+ *  - rg_str is a borrowed (pointer, length) view, NOT NUL-terminated, valid only for the duration
+ * of the call it was passed to unless stated otherwise. Copy what you keep.
  *  - Outputs go to host-owned sinks through the host API; the host copies what is written.
  *  - Every hook returns a status (or void for notifications); on failure a plugin may attach a
  *    message with host->set_error() before returning.
@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define RG_ABI_MAJOR 1 /* bump = breaking change; the host rejects plugins of another major */
-#define RG_ABI_MINOR 0 /* bump = appended slots/fields/enum values only */
+#define RG_ABI_MINOR 1 /* bump = appended slots/fields/enum values only */
 
 #if defined(_WIN32)
 #define RG_EXPORT __declspec(dllexport)
@@ -36,12 +36,18 @@ extern "C" {
 #define RG_EXPORT __attribute__((visibility("default")))
 #endif
 
-/* True when the table `tbl` (filled by the other side, struct_size first) has slot `field` and it is
- * not NULL. Use it for every slot added after minor 0. */
-#define RG_HAS(tbl, field)                                                                        \
-  ((tbl) != NULL &&                                                                               \
-   (size_t)(tbl)->struct_size >= offsetof(__typeof__(*(tbl)), field) + sizeof((tbl)->field) &&  \
+/* True when the table `tbl` (filled by the other side, struct_size first) has slot `field` and it
+ * is not NULL. Use it for every slot added after minor 0. */
+#define RG_HAS(tbl, field)                                                                     \
+  ((tbl) != NULL &&                                                                            \
+   (size_t)(tbl)->struct_size >= offsetof(__typeof__(*(tbl)), field) + sizeof((tbl)->field) && \
    (tbl)->field != NULL)
+
+/** Like RG_HAS for a data field (not a function slot) appended after minor 0: true when the struct
+ * the other side filled is large enough to contain it. */
+#define RG_HAS_FIELD(tbl, field) \
+  ((tbl) != NULL &&              \
+   (size_t)(tbl)->struct_size >= offsetof(__typeof__(*(tbl)), field) + sizeof((tbl)->field))
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Basic types                                                                                    */
@@ -60,8 +66,9 @@ typedef struct rg_header {
 
 /** Opaque host objects. OWNERSHIP: host. */
 typedef struct rg_host_plugin rg_host_plugin; /* one per loaded plugin; valid until destroy */
-typedef struct rg_host_stream rg_host_stream; /* one per request; valid until on_stream_done returns */
-typedef struct rg_host_sink rg_host_sink;     /* an output buffer; valid for the hook call only */
+typedef struct rg_host_stream
+    rg_host_stream;                       /* one per request; valid until on_stream_done returns */
+typedef struct rg_host_sink rg_host_sink; /* an output buffer; valid for the hook call only */
 
 /** Plugin instance. OWNERSHIP: plugin; created by create(), freed by destroy(). */
 typedef void* rg_instance;
@@ -165,6 +172,11 @@ typedef struct rg_account {
   rg_str type;     /* "claude-console", ... */
   rg_str base_url; /* e.g. "https://api.anthropic.com" (no trailing slash) */
   rg_str secret;   /* API key or access token */
+  /* minor 1+ (test with RG_HAS): */
+  rg_str upstream_model; /* the model name to send upstream (the account's mapping of the
+                            requested model); empty = send the requested name unchanged */
+  rg_str settings_json;  /* the account's type-specific non-secret settings as a JSON object,
+                            e.g. {"region":"us-east-1"}; "{}" when none */
 } rg_account;
 
 /** Token usage of one request, as totals so far. The host replaces, never adds. */
@@ -211,10 +223,10 @@ typedef struct rg_http_request {
 /** An internal event (account state change, security alert, ...) delivered to notifiers. */
 typedef struct rg_event {
   uint32_t struct_size;
-  rg_str type;       /* "account.cooldown", "key.limit_warning", "test", ... */
-  rg_str json;       /* event payload, a JSON object */
-  uint64_t unix_ms;  /* when it happened */
-  rg_str id;         /* unique event id (idempotency key for deliveries) */
+  rg_str type;      /* "account.cooldown", "key.limit_warning", "test", ... */
+  rg_str json;      /* event payload, a JSON object */
+  uint64_t unix_ms; /* when it happened */
+  rg_str id;        /* unique event id (idempotency key for deliveries) */
 } rg_event;
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -245,7 +257,8 @@ typedef struct rg_host_api {
 
   /* Per-request state. THREADING: only from hooks of that stream. */
   void (*report_usage)(rg_host_stream* st, const rg_usage* usage);
-  void (*stream_set_data)(rg_host_stream* st, void* data); /* plugin-owned; free in on_stream_done */
+  void (*stream_set_data)(rg_host_stream* st,
+                          void* data); /* plugin-owned; free in on_stream_done */
   void* (*stream_get_data)(rg_host_stream* st);
 
   /* Plugin key-value state in the gateway's storage, namespaced per plugin. `on_value` runs inline,
@@ -351,7 +364,7 @@ typedef struct rg_plugin_manifest {
   const char* name;        /* [a-z0-9_-]+, unique among loaded plugins */
   const char* version;     /* the plugin's own version, free form ("1.2.0") */
   const char* description; /* one line */
-  const void* vtable; /* const rg_provider_vtable* or const rg_notifier_vtable* per `kind` */
+  const void* vtable;      /* const rg_provider_vtable* or const rg_notifier_vtable* per `kind` */
 } rg_plugin_manifest;
 
 /* The one exported symbol name. A plugin defines:

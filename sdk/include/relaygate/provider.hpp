@@ -46,7 +46,9 @@ namespace sdk {
 inline std::string_view sv(rg_str s) noexcept {
   return s.len == 0 ? std::string_view() : std::string_view(s.ptr, s.len);
 }
-inline rg_str str(std::string_view v) noexcept { return rg_str{v.data(), v.size()}; }
+inline rg_str str(std::string_view v) noexcept {
+  return rg_str{v.data(), v.size()};
+}
 
 inline bool equalsIgnoreCase(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) {
@@ -77,21 +79,35 @@ inline std::string jsonQuote(std::string_view s) {
   out.push_back('"');
   for (char c : s) {
     switch (c) {
-    case '"': out += "\\\""; break;
-    case '\\': out += "\\\\"; break;
-    case '\n': out += "\\n"; break;
-    case '\r': out += "\\r"; break;
-    case '\t': out += "\\t"; break;
-    case '\b': out += "\\b"; break;
-    case '\f': out += "\\f"; break;
-    default:
-      if (static_cast<unsigned char>(c) < 0x20) {
-        out += "\\u00";
-        out.push_back(kHex[(static_cast<unsigned char>(c) >> 4) & 0xf]);
-        out.push_back(kHex[static_cast<unsigned char>(c) & 0xf]);
-      } else {
-        out.push_back(c);
-      }
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[(static_cast<unsigned char>(c) >> 4) & 0xf]);
+          out.push_back(kHex[static_cast<unsigned char>(c) & 0xf]);
+        } else {
+          out.push_back(c);
+        }
     }
   }
   out.push_back('"');
@@ -113,7 +129,7 @@ inline std::string toHex(const uint8_t* data, size_t n) {
 
 // What a hook returns. A non-empty message on failure is passed to host->set_error().
 class Status {
-public:
+ public:
   Status() = default;
   Status(rg_status code, std::string message) : code_(code), message_(std::move(message)) {}
 
@@ -123,36 +139,53 @@ public:
   rg_status code() const { return code_; }
   const std::string& message() const { return message_; }
 
-private:
+ private:
   rg_status code_ = RG_OK;
   std::string message_;
 };
 
-inline Status invalidArg(std::string m) { return Status(RG_E_INVALID_ARG, std::move(m)); }
-inline Status notFound(std::string m) { return Status(RG_E_NOT_FOUND, std::move(m)); }
-inline Status unsupported(std::string m) { return Status(RG_E_UNSUPPORTED, std::move(m)); }
-inline Status internal(std::string m) { return Status(RG_E_INTERNAL, std::move(m)); }
-inline Status unavailable(std::string m) { return Status(RG_E_UNAVAILABLE, std::move(m)); }
+inline Status invalidArg(std::string m) {
+  return Status(RG_E_INVALID_ARG, std::move(m));
+}
+inline Status notFound(std::string m) {
+  return Status(RG_E_NOT_FOUND, std::move(m));
+}
+inline Status unsupported(std::string m) {
+  return Status(RG_E_UNSUPPORTED, std::move(m));
+}
+inline Status internal(std::string m) {
+  return Status(RG_E_INTERNAL, std::move(m));
+}
+inline Status unavailable(std::string m) {
+  return Status(RG_E_UNAVAILABLE, std::move(m));
+}
 
 // Throw this (e.g. from a constructor on bad config) to fail a hook with a specific status.
 class Error : public std::runtime_error {
-public:
+ public:
   Error(rg_status code, const std::string& message) : std::runtime_error(message), code_(code) {}
   rg_status code() const { return code_; }
 
-private:
+ private:
   rg_status code_;
 };
 
 inline const char* statusName(rg_status s) {
   switch (s) {
-  case RG_OK: return "OK";
-  case RG_E_INVALID_ARG: return "INVALID_ARG";
-  case RG_E_NOT_FOUND: return "NOT_FOUND";
-  case RG_E_UNSUPPORTED: return "UNSUPPORTED";
-  case RG_E_CAS_MISMATCH: return "CAS_MISMATCH";
-  case RG_E_INTERNAL: return "INTERNAL";
-  case RG_E_UNAVAILABLE: return "UNAVAILABLE";
+    case RG_OK:
+      return "OK";
+    case RG_E_INVALID_ARG:
+      return "INVALID_ARG";
+    case RG_E_NOT_FOUND:
+      return "NOT_FOUND";
+    case RG_E_UNSUPPORTED:
+      return "UNSUPPORTED";
+    case RG_E_CAS_MISMATCH:
+      return "CAS_MISMATCH";
+    case RG_E_INTERNAL:
+      return "INTERNAL";
+    case RG_E_UNAVAILABLE:
+      return "UNAVAILABLE";
   }
   return "UNKNOWN";
 }
@@ -161,7 +194,7 @@ inline const char* statusName(rg_status s) {
 
 // The headers of a request or response (borrowed; valid for the hook call).
 class Headers {
-public:
+ public:
   Headers() = default;
   Headers(const rg_header* h, size_t n) : h_(h), n_(n) {}
   size_t size() const { return n_; }
@@ -179,14 +212,14 @@ public:
     return std::nullopt;
   }
 
-private:
+ private:
   const rg_header* h_ = nullptr;
   size_t n_ = 0;
 };
 
 // An inbound client request (borrowed; valid for the hook call).
 class Request {
-public:
+ public:
   explicit Request(const rg_request* r) : r_(r) {}
   uint32_t routeId() const { return r_->route_id; }
   std::string_view method() const { return sv(r_->method); }
@@ -202,45 +235,58 @@ public:
   std::string_view keyName() const { return sv(r_->key_name); }
   const rg_request* raw() const { return r_; }
 
-private:
+ private:
   const rg_request* r_;
 };
 
 // The upstream account chosen for a RELAY request. secret(): never log it, never keep it.
 class Account {
-public:
+ public:
   explicit Account(const rg_account* a) : a_(a) {}
   std::string_view id() const { return sv(a_->id); }
   std::string_view name() const { return sv(a_->name); }
   std::string_view type() const { return sv(a_->type); }
   std::string_view baseUrl() const { return sv(a_->base_url); }
   std::string_view secret() const { return sv(a_->secret); }
+  // ABI minor 1 fields; a minor-0 host does not fill them (its struct is shorter), so they read as
+  // "no mapping" and "no settings" there.
+  // The model name to send upstream; empty = send the requested name unchanged.
+  std::string_view upstreamModel() const {
+    return RG_HAS_FIELD(a_, upstream_model) ? sv(a_->upstream_model) : std::string_view();
+  }
+  // The account's non-secret type-specific settings, a JSON object; "{}" when none.
+  std::string_view settingsJson() const {
+    if (RG_HAS_FIELD(a_, settings_json) && a_->settings_json.len != 0) {
+      return sv(a_->settings_json);
+    }
+    return "{}";
+  }
   const rg_account* raw() const { return a_; }
 
-private:
+ private:
   const rg_account* a_;
 };
 
 class SseEvent {
-public:
+ public:
   explicit SseEvent(const rg_sse_event* e) : e_(e) {}
   std::string_view raw() const { return sv(e_->raw); }
   std::string_view event() const { return sv(e_->event); }
   std::string_view data() const { return sv(e_->data); }
 
-private:
+ private:
   const rg_sse_event* e_;
 };
 
 class Event {
-public:
+ public:
   explicit Event(const rg_event* e) : e_(e) {}
   std::string_view type() const { return sv(e_->type); }
   std::string_view json() const { return sv(e_->json); }
   uint64_t unixMs() const { return e_->unix_ms; }
   std::string_view id() const { return sv(e_->id); }
 
-private:
+ private:
   const rg_event* e_;
 };
 
@@ -252,9 +298,9 @@ struct Route {
   uint32_t id = 0;
   rg_route_kind kind = RG_ROUTE_RELAY;
   rg_error_shape shape = RG_SHAPE_ANTHROPIC;
-  std::string permission;   // e.g. "claude"; empty = none
-  std::string accountTypes; // RELAY: comma-separated, e.g. "claude-console,claude-oauth"
-  uint32_t flags = 0;       // RG_ROUTE_*
+  std::string permission;    // e.g. "claude"; empty = none
+  std::string accountTypes;  // RELAY: comma-separated, e.g. "claude-console,claude-oauth"
+  uint32_t flags = 0;        // RG_ROUTE_*
 };
 
 struct RequestMeta {
@@ -267,8 +313,8 @@ struct ErrorInfo {
   rg_error_class cls = RG_EC_NONE;
   uint64_t retryAfterMs = 0;
   uint64_t untilUnixMs = 0;
-  std::string scope;  // "" = whole account, else e.g. a model family
-  std::string reason; // short, human-readable
+  std::string scope;   // "" = whole account, else e.g. a model family
+  std::string reason;  // short, human-readable
 };
 
 struct Usage {
@@ -285,7 +331,7 @@ struct HttpRequest {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  uint32_t timeoutMs = 0; // 0 = host default
+  uint32_t timeoutMs = 0;  // 0 = host default
 };
 
 struct HttpResponse {
@@ -298,7 +344,7 @@ struct HttpResponse {
 
 // Cheap to copy; valid from create() until destroy(). Callable from any hook on any thread.
 class Host {
-public:
+ public:
   Host() = default;
   Host(rg_host_plugin* p, const rg_host_api* api) : p_(p), api_(api) {}
 
@@ -381,24 +427,22 @@ public:
     r.header_count = hs.size();
     r.body = str(req.body);
     r.timeout_ms = req.timeoutMs;
-    return api_->http_call(p_, &r, out,
-                           [](void* user, uint32_t status, const rg_header* h, size_t n,
-                              rg_str body) {
-                             auto* resp = static_cast<HttpResponse*>(user);
-                             if (resp == nullptr) {
-                               return;
-                             }
-                             resp->status = status;
-                             resp->headers.clear();
-                             for (size_t i = 0; i < n; ++i) {
-                               resp->headers.emplace_back(std::string(sv(h[i].name)),
-                                                          std::string(sv(h[i].value)));
-                             }
-                             resp->body.assign(sv(body));
-                           });
+    return api_->http_call(
+        p_, &r, out, [](void* user, uint32_t status, const rg_header* h, size_t n, rg_str body) {
+          auto* resp = static_cast<HttpResponse*>(user);
+          if (resp == nullptr) {
+            return;
+          }
+          resp->status = status;
+          resp->headers.clear();
+          for (size_t i = 0; i < n; ++i) {
+            resp->headers.emplace_back(std::string(sv(h[i].name)), std::string(sv(h[i].value)));
+          }
+          resp->body.assign(sv(body));
+        });
   }
 
-private:
+ private:
   rg_host_plugin* p_ = nullptr;
   const rg_host_api* api_ = nullptr;
 };
@@ -411,11 +455,11 @@ struct StreamBox {
   void* obj = nullptr;
   void (*deleter)(void*) = nullptr;
 };
-} // namespace detail
+}  // namespace detail
 
 // One client request. THREADING: use only from hooks of that stream.
 class Stream {
-public:
+ public:
   Stream(const rg_host_api* api, rg_host_stream* st) : api_(api), st_(st) {}
 
   // Totals so far; the host replaces, never adds.
@@ -433,7 +477,8 @@ public:
 
   // A per-stream object of type T, default-constructed on first use and destroyed after
   // onStreamDone(). All hooks of a plugin must use the same T.
-  template <typename T> T& state() {
+  template <typename T>
+  T& state() {
     auto* box = static_cast<detail::StreamBox*>(api_->stream_get_data(st_));
     if (box == nullptr) {
       box = new detail::StreamBox();
@@ -445,14 +490,15 @@ public:
     }
     return *static_cast<T*>(box->obj);
   }
-  template <typename T> T* stateIfAny() const {
+  template <typename T>
+  T* stateIfAny() const {
     auto* box = static_cast<detail::StreamBox*>(api_->stream_get_data(st_));
     return box == nullptr ? nullptr : static_cast<T*>(box->obj);
   }
 
   rg_host_stream* raw() const { return st_; }
 
-private:
+ private:
   const rg_host_api* api_;
   rg_host_stream* st_;
 };
@@ -461,7 +507,7 @@ private:
 
 // The upstream request of transform_request.
 class UpstreamWriter {
-public:
+ public:
   UpstreamWriter(const rg_host_api* api, rg_host_sink* s) : api_(api), s_(s) {}
   void start(std::string_view method, std::string_view url) {
     api_->sink_start(s_, 0, str(method), str(url));
@@ -471,14 +517,14 @@ public:
   }
   void body(std::string_view bytes) { api_->sink_append(s_, str(bytes)); }
 
-private:
+ private:
   const rg_host_api* api_;
   rg_host_sink* s_;
 };
 
 // The client response of on_response_headers / handle_local.
 class ResponseWriter {
-public:
+ public:
   ResponseWriter(const rg_host_api* api, rg_host_sink* s) : api_(api), s_(s) {}
   void status(uint32_t code) { api_->sink_start(s_, code, rg_str{nullptr, 0}, rg_str{nullptr, 0}); }
   void header(std::string_view name, std::string_view value) {
@@ -492,14 +538,14 @@ public:
     body(jsonBody);
   }
 
-private:
+ private:
   const rg_host_api* api_;
   rg_host_sink* s_;
 };
 
 // The replacement sink of on_sse_event / on_body_chunk. Writing nothing forwards the original.
 class Replacement {
-public:
+ public:
   Replacement(const rg_host_api* api, rg_host_sink* s) : api_(api), s_(s) {}
   // Append bytes sent instead of the original (call several times to build it up).
   void replace(std::string_view bytes) {
@@ -513,7 +559,7 @@ public:
   bool replaced() const { return replaced_; }
   bool dropped() const { return dropped_; }
 
-private:
+ private:
   const rg_host_api* api_;
   rg_host_sink* s_;
   bool replaced_ = false;
@@ -532,7 +578,7 @@ constexpr uint32_t kHookHandleLocal = 1u << 5;
 // ---- The provider base class ------------------------------------------------------------------
 
 class Provider {
-public:
+ public:
   explicit Provider(Host host) : host_(host) {}
   virtual ~Provider() = default;
   Provider(const Provider&) = delete;
@@ -579,12 +625,12 @@ public:
 
   const Host& host() const { return host_; }
 
-private:
+ private:
   Host host_;
 };
 
 class Notifier {
-public:
+ public:
   explicit Notifier(Host host) : host_(host) {}
   virtual ~Notifier() = default;
   Notifier(const Notifier&) = delete;
@@ -595,7 +641,7 @@ public:
 
   const Host& host() const { return host_; }
 
-private:
+ private:
   Host host_;
 };
 
@@ -631,22 +677,24 @@ inline rg_status report(const Host& h, const Status& s) noexcept {
 
 // True when `Class` (or a base between it and Provider) declares member `M`: the type of
 // &Class::M names the class that declared the function.
-template <typename Ptr, typename Base> struct DeclaredIn : std::false_type {};
+template <typename Ptr, typename Base>
+struct DeclaredIn : std::false_type {};
 template <typename R, typename C, typename... A, typename Base>
 struct DeclaredIn<R (C::*)(A...), Base> : std::is_same<C, Base> {};
 
-template <typename C, typename = void> struct HasHookFlags : std::false_type {};
+template <typename C, typename = void>
+struct HasHookFlags : std::false_type {};
 template <typename C>
 struct HasHookFlags<C, std::void_t<decltype(C::kHooks)>> : std::true_type {};
 
-template <typename C> constexpr uint32_t hooksOf() {
+template <typename C>
+constexpr uint32_t hooksOf() {
   if constexpr (HasHookFlags<C>::value) {
     return static_cast<uint32_t>(C::kHooks);
   } else {
     uint32_t f = 0;
     f |= DeclaredIn<decltype(&C::parseRequest), Provider>::value ? 0u : kHookParseRequest;
-    f |= DeclaredIn<decltype(&C::onResponseHeaders), Provider>::value ? 0u
-                                                                       : kHookResponseHeaders;
+    f |= DeclaredIn<decltype(&C::onResponseHeaders), Provider>::value ? 0u : kHookResponseHeaders;
     f |= DeclaredIn<decltype(&C::onSseEvent), Provider>::value ? 0u : kHookSseEvent;
     f |= DeclaredIn<decltype(&C::onBodyChunk), Provider>::value ? 0u : kHookBodyChunk;
     f |= DeclaredIn<decltype(&C::classifyError), Provider>::value ? 0u : kHookClassifyError;
@@ -674,9 +722,11 @@ inline ErrorInfo& errorScratch() {
   return e;
 }
 
-template <typename C> struct ProviderGlue {
-  static_assert(std::is_base_of<Provider, C>::value, "RG_DECLARE_PROVIDER: Class must derive "
-                                                     "from rg::sdk::Provider");
+template <typename C>
+struct ProviderGlue {
+  static_assert(std::is_base_of<Provider, C>::value,
+                "RG_DECLARE_PROVIDER: Class must derive "
+                "from rg::sdk::Provider");
   static_assert(std::is_constructible<C, Host, std::string_view>::value,
                 "RG_DECLARE_PROVIDER: Class needs a constructor (rg::sdk::Host, std::string_view)");
 
@@ -698,7 +748,7 @@ template <typename C> struct ProviderGlue {
   static void destroy(rg_instance inst) noexcept {
     try {
       delete box(inst);
-    } catch (...) { // a throwing destructor terminates anyway; nothing to report to
+    } catch (...) {  // a throwing destructor terminates anyway; nothing to report to
     }
   }
   static rg_status declareRoutes(rg_instance inst, const rg_route** out, size_t* count) noexcept {
@@ -851,12 +901,19 @@ template <typename C> struct ProviderGlue {
   };
 };
 
-} // namespace detail
-} // namespace sdk
-} // namespace rg
+}  // namespace detail
+}  // namespace sdk
+}  // namespace rg
 
 // Defines the plugin's manifest. Use once, at global scope, in one source file of the plugin.
-#define RG_DECLARE_PROVIDER(name, version, description, Class)                                   \
-  extern "C" RG_EXPORT const rg_plugin_manifest rg_plugin_manifest_v1 = {                        \
-      sizeof(rg_plugin_manifest), RG_ABI_MAJOR, RG_ABI_MINOR, 0, RG_KIND_PROVIDER, (name),        \
-      (version), (description), &::rg::sdk::detail::ProviderGlue<Class>::kVtable};
+#define RG_DECLARE_PROVIDER(name, version, description, Class)            \
+  extern "C" RG_EXPORT const rg_plugin_manifest rg_plugin_manifest_v1 = { \
+      sizeof(rg_plugin_manifest),                                         \
+      RG_ABI_MAJOR,                                                       \
+      RG_ABI_MINOR,                                                       \
+      0,                                                                  \
+      RG_KIND_PROVIDER,                                                   \
+      (name),                                                             \
+      (version),                                                          \
+      (description),                                                      \
+      &::rg::sdk::detail::ProviderGlue<Class>::kVtable};

@@ -35,9 +35,9 @@ namespace rg {
 namespace sdk {
 namespace testing {
 class FakeHost;
-} // namespace testing
-} // namespace sdk
-} // namespace rg
+}  // namespace testing
+}  // namespace sdk
+}  // namespace rg
 
 // ---- The fake's definitions of the opaque host objects ----------------------------------------
 
@@ -75,7 +75,7 @@ namespace testing {
 namespace detail {
 
 class Sha256 {
-public:
+ public:
   Sha256() { reset(); }
   void reset() {
     static const uint32_t kInit[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -116,7 +116,7 @@ public:
     }
   }
 
-private:
+ private:
   static uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
   void block(const uint8_t* p) {
     static const uint32_t k[64] = {
@@ -140,8 +140,7 @@ private:
       uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
       w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
-    uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4], f = h_[5], g = h_[6],
-             h = h_[7];
+    uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4], f = h_[5], g = h_[6], h = h_[7];
     for (int i = 0; i < 64; ++i) {
       uint32_t s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
       uint32_t ch = (e & f) ^ (~e & g);
@@ -245,7 +244,7 @@ inline std::string& lastError() {
   return e;
 }
 
-} // namespace detail
+}  // namespace detail
 
 // ---- Inputs and results ------------------------------------------------------------------------
 
@@ -283,11 +282,16 @@ struct TestAccount {
   std::string type;
   std::string baseUrl = "https://upstream.test";
   std::string secret = "sk-test-secret";
+  std::string upstreamModel;        // rg_account.upstream_model (minor 1)
+  std::string settingsJson = "{}";  // rg_account.settings_json (minor 1)
+  // struct_size the fake host reports; 0 = sizeof(rg_account). Set it to
+  // offsetof(rg_account, upstream_model) to act as a minor-0 host that knows no minor-1 field.
+  uint32_t structSize = 0;
 };
 
 struct HookResult {
   rg_status status = RG_OK;
-  std::string error; // set_error() text
+  std::string error;  // set_error() text
   bool ok() const { return status == RG_OK; }
 };
 
@@ -302,9 +306,9 @@ struct ParseResult : HookResult {
 struct SinkResult : HookResult {
   bool hookPresent = false;
   bool started = false;
-  uint32_t httpStatus = 0; // response sinks
-  std::string method;      // upstream sinks
-  std::string url;         // upstream sinks
+  uint32_t httpStatus = 0;  // response sinks
+  std::string method;       // upstream sinks
+  std::string url;          // upstream sinks
   HeaderList headers;
   std::string body;
   std::optional<std::string> header(std::string_view name) const {
@@ -317,7 +321,7 @@ enum class SseAction { kForwarded, kReplaced, kDropped };
 struct ReplacementResult : HookResult {
   bool hookPresent = false;
   SseAction action = SseAction::kForwarded;
-  std::string bytes; // what the client receives for this event / chunk
+  std::string bytes;  // what the client receives for this event / chunk
 };
 
 struct ClassifyResult {
@@ -344,7 +348,7 @@ struct HttpCallRecord {
 };
 
 struct CannedHttpResponse {
-  rg_status result = RG_OK; // != RG_OK: no response (on_response not called)
+  rg_status result = RG_OK;  // != RG_OK: no response (on_response not called)
   uint32_t status = 200;
   HeaderList headers;
   std::string body;
@@ -353,11 +357,15 @@ struct CannedHttpResponse {
 // The host's default classification by HTTP status (mirrors the real host).
 inline rg_error_class defaultErrorClass(uint32_t status) {
   switch (status) {
-  case 401:
-  case 403: return RG_EC_AUTH;
-  case 429: return RG_EC_RATE_LIMITED;
-  case 529: return RG_EC_OVERLOADED;
-  default: break;
+    case 401:
+    case 403:
+      return RG_EC_AUTH;
+    case 429:
+      return RG_EC_RATE_LIMITED;
+    case 529:
+      return RG_EC_OVERLOADED;
+    default:
+      break;
   }
   if (status >= 500) {
     return RG_EC_TRANSIENT;
@@ -383,8 +391,8 @@ inline void parseSse(std::string_view raw, std::string* event, std::string* data
     }
     size_t colon = line.find(':');
     std::string_view field = line.substr(0, colon);
-    std::string_view value = colon == std::string_view::npos ? std::string_view()
-                                                             : line.substr(colon + 1);
+    std::string_view value =
+        colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
     if (!value.empty() && value.front() == ' ') {
       value.remove_prefix(1);
     }
@@ -405,7 +413,7 @@ inline void parseSse(std::string_view raw, std::string* event, std::string* data
 // Owns one provider instance created through its vtable (exactly as the host does) and one
 // current stream. Hooks that the plugin leaves NULL get the host's default behaviour.
 class ProviderHarness {
-public:
+ public:
   ProviderHarness(FakeHost& host, const rg_provider_vtable* vt, std::string_view configJson);
   ~ProviderHarness() { close(); }
   ProviderHarness(ProviderHarness&& o) noexcept { *this = std::move(o); }
@@ -463,6 +471,20 @@ public:
     a.type = str(acct.type);
     a.base_url = str(acct.baseUrl);
     a.secret = str(acct.secret);
+    a.upstream_model = str(acct.upstreamModel);
+    a.settings_json = str(acct.settingsJson);
+    if (acct.structSize != 0) {
+      a.struct_size = acct.structSize;
+      // What a minor-0 host leaves past its struct is not there to read: poison it so a plugin
+      // that ignores struct_size fails loudly in tests.
+      static constexpr std::string_view kGarbage = "<not filled by this host>";
+      if (acct.structSize <= offsetof(rg_account, upstream_model)) {
+        a.upstream_model = str(kGarbage);
+      }
+      if (acct.structSize <= offsetof(rg_account, settings_json)) {
+        a.settings_json = str(kGarbage);
+      }
+    }
     rg_host_sink sink;
     begin();
     r.status = vt_->transform_request(inst_, stream_.get(), &b.req, &a, &sink);
@@ -474,7 +496,7 @@ public:
   SinkResult responseHeaders(uint32_t status, const HeaderList& headers) {
     SinkResult r;
     r.hookPresent = vt_->on_response_headers != nullptr;
-    if (!r.hookPresent) { // host default: forward unchanged
+    if (!r.hookPresent) {  // host default: forward unchanged
       r.started = true;
       r.httpStatus = status;
       r.headers = headers;
@@ -533,7 +555,7 @@ public:
     r.hookPresent = vt_->classify_error != nullptr;
     rg_error_info info{};
     info.struct_size = sizeof(info);
-    info.cls = defaultErrorClass(status); // what the host pre-fills
+    info.cls = defaultErrorClass(status);  // what the host pre-fills
     if (r.hookPresent) {
       std::vector<rg_header> hs = toRaw(headers);
       detail::lastError().clear();
@@ -581,7 +603,7 @@ public:
   rg_host_stream* stream() { return stream_.get(); }
   void* streamData() const { return stream_->data; }
 
-private:
+ private:
   // An rg_request whose views point into a TestRequest.
   struct Built {
     explicit Built(const TestRequest& t) {
@@ -652,7 +674,7 @@ private:
 };
 
 class NotifierHarness {
-public:
+ public:
   NotifierHarness(FakeHost& host, const rg_notifier_vtable* vt, std::string_view configJson);
   ~NotifierHarness() { close(); }
   NotifierHarness(NotifierHarness&& o) noexcept { *this = std::move(o); }
@@ -684,7 +706,7 @@ public:
     return r;
   }
 
-private:
+ private:
   void close() {
     if (inst_ != nullptr) {
       vt_->destroy(inst_);
@@ -699,7 +721,7 @@ private:
 // ---- The fake host -----------------------------------------------------------------------------
 
 class FakeHost {
-public:
+ public:
   explicit FakeHost(std::string pluginName = "test") {
     plugin_.host = this;
     plugin_.name = std::move(pluginName);
@@ -761,7 +783,7 @@ public:
         }
         value = it->second.value;
       }
-      onValue(user, str(value)); // outside the lock: the callback may call back into the host
+      onValue(user, str(value));  // outside the lock: the callback may call back into the host
       return RG_OK;
     };
     api_.kv_set = [](rg_host_plugin* p, rg_str key, rg_str value, uint64_t ttlMs) -> rg_status {
@@ -798,9 +820,9 @@ public:
       }
       return b.size();
     };
-    api_.http_call = [](rg_host_plugin* p, const rg_http_request* req, void* user,
-                        void (*onResponse)(void*, uint32_t, const rg_header*, size_t,
-                                           rg_str)) -> rg_status {
+    api_.http_call =
+        [](rg_host_plugin* p, const rg_http_request* req, void* user,
+           void (*onResponse)(void*, uint32_t, const rg_header*, size_t, rg_str)) -> rg_status {
       FakeHost* h = p->host;
       HttpCallRecord rec;
       rec.method.assign(sv(req->method));
@@ -841,10 +863,12 @@ public:
   FakeHost& operator=(const FakeHost&) = delete;
 
   // ---- Plugins under test ----
-  template <typename C> ProviderHarness createProvider(std::string_view configJson = "{}") {
+  template <typename C>
+  ProviderHarness createProvider(std::string_view configJson = "{}") {
     return ProviderHarness(*this, &sdk::detail::ProviderGlue<C>::kVtable, configJson);
   }
-  template <typename C> NotifierHarness createNotifier(std::string_view configJson = "{}") {
+  template <typename C>
+  NotifierHarness createNotifier(std::string_view configJson = "{}") {
     return NotifierHarness(*this, &sdk::detail::NotifierGlue<C>::kVtable, configJson);
   }
   // From a manifest, e.g. `extern "C" const rg_plugin_manifest rg_plugin_manifest_v1;` of a
@@ -949,7 +973,7 @@ public:
     return out;
   }
 
-private:
+ private:
   struct KvEntry {
     std::string value;
     uint64_t expiresMs = 0;
@@ -1012,6 +1036,6 @@ inline NotifierHarness::NotifierHarness(FakeHost& host, const rg_notifier_vtable
   }
 }
 
-} // namespace testing
-} // namespace sdk
-} // namespace rg
+}  // namespace testing
+}  // namespace sdk
+}  // namespace rg
