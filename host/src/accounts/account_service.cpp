@@ -19,29 +19,53 @@ namespace {
 struct TypeSpec {
   const char* type;
   const char* provider;
-  const char* defaultBaseUrl; // "" = the type has no default (bedrock derives it from the region)
-  const char* primarySecret;  // the credential kept in secretSealed
+  const char* defaultBaseUrl;  // "" = the type has no default (bedrock derives it from the region)
+  const char* primarySecret;   // the credential kept in secretSealed
   std::vector<std::string> required;
   std::vector<std::string> optional;
 };
 
 const std::vector<TypeSpec>& typeSpecs() {
   static const std::vector<TypeSpec> specs = {
-      {"claude-official", "claude", "https://api.anthropic.com", "access_token",
-       {"access-token"}, {"refresh-token", "base-url"}},
+      {"claude-official",
+       "claude",
+       "https://api.anthropic.com",
+       "access_token",
+       {"access-token"},
+       {"refresh-token", "base-url", "token-expires-at", "oauth-scopes"}},
       {"claude-console", "claude", "", "api_key", {"base-url", "api-key"}, {}},
       // Bedrock takes AWS keys or a bearer token; checked apart (see checkComplete).
-      {"bedrock", "bedrock", "", "aws_secret_access_key", {"region"},
+      {"bedrock",
+       "bedrock",
+       "",
+       "aws_secret_access_key",
+       {"region"},
        {"aws-access-key-id", "aws-secret-access-key", "aws-session-token", "bearer-token"}},
-      {"gemini", "gemini", "https://cloudcode-pa.googleapis.com", "access_token",
-       {"access-token"}, {"refresh-token", "project-id", "base-url"}},
-      {"gemini-api", "gemini", "https://generativelanguage.googleapis.com", "api_key",
-       {"api-key"}, {"base-url"}},
-      {"openai", "openai", "https://chatgpt.com/backend-api/codex", "access_token",
-       {"access-token", "chatgpt-account-id"}, {"refresh-token", "base-url"}},
+      {"gemini",
+       "gemini",
+       "https://cloudcode-pa.googleapis.com",
+       "access_token",
+       {"access-token"},
+       {"refresh-token", "project-id", "base-url", "token-expires-at", "oauth-scopes"}},
+      {"gemini-api",
+       "gemini",
+       "https://generativelanguage.googleapis.com",
+       "api_key",
+       {"api-key"},
+       {"base-url"}},
+      {"openai",
+       "openai",
+       "https://chatgpt.com/backend-api/codex",
+       "access_token",
+       {"access-token", "chatgpt-account-id"},
+       {"refresh-token", "base-url", "token-expires-at", "oauth-scopes"}},
       {"openai-responses", "openai", "", "api_key", {"base-url", "api-key"}, {}},
-      {"azure-openai", "openai", "", "api_key",
-       {"endpoint", "deployment", "api-version", "api-key"}, {}},
+      {"azure-openai",
+       "openai",
+       "",
+       "api_key",
+       {"endpoint", "deployment", "api-version", "api-key"},
+       {}},
   };
   return specs;
 }
@@ -78,6 +102,8 @@ const std::map<std::string, std::string>& settingFlags() {
       {"chatgpt-account-id", "chatgptAccountId"},
       {"deployment", "deployment"},
       {"api-version", "apiVersion"},
+      {"token-expires-at", "tokenExpiresAt"},
+      {"oauth-scopes", "scopes"},
   };
   return m;
 }
@@ -121,8 +147,10 @@ Status checkProxy(const std::string& url) {
   size_t sep = url.find("://");
   std::string scheme = sep == std::string::npos ? "" : url.substr(0, sep);
   if (scheme != "socks5" && scheme != "socks5h" && scheme != "http" && scheme != "https") {
-    return invalidArgument("--proxy: expected a socks5://, socks5h://, http:// or https:// URL, "
-                           "got \"" + url + "\"");
+    return invalidArgument(
+        "--proxy: expected a socks5://, socks5h://, http:// or https:// URL, "
+        "got \"" +
+        url + "\"");
   }
   std::string rest = url.substr(sep + 3);
   while (!rest.empty() && rest.back() == '/') {
@@ -180,6 +208,15 @@ Status checkSetting(const std::string& flag, const std::string& v) {
     if (v.size() < 4 || v.size() > 64 || !allOf(v, "-:.")) {
       return invalidArgument("--project-id: not a valid Google Cloud project id: \"" + v + "\"");
     }
+  } else if (flag == "token-expires-at") {
+    // Unix milliseconds, as written by the OAuth exchange and refresh.
+    if (v.empty() || v.size() > 15 || !isDigits(v, 0, v.size())) {
+      return invalidArgument("--token-expires-at: expected unix milliseconds, got \"" + v + "\"");
+    }
+  } else if (flag == "oauth-scopes") {
+    if (v.size() > 1000 || hasControl(v)) {
+      return invalidArgument("--oauth-scopes: at most 1000 printable characters");
+    }
   } else if (v.empty() || v.size() > 200 || hasControl(v)) {
     return invalidArgument("--" + flag + ": must be 1..200 printable characters");
   }
@@ -234,8 +271,9 @@ Status checkComplete(const AccountRecord& r, const TypeSpec& spec) {
           "account type bedrock takes either --bearer-token or AWS keys, not both");
     }
     if (!bearer && !(hasSecret(r, "aws_access_key_id") && hasSecret(r, "aws_secret_access_key"))) {
-      return invalidArgument("account type bedrock needs --aws-access-key-id and "
-                             "--aws-secret-access-key, or --bearer-token");
+      return invalidArgument(
+          "account type bedrock needs --aws-access-key-id and "
+          "--aws-secret-access-key, or --bearer-token");
     }
   }
   if (r.proxyUrl.empty() && r.secretsSealed.count("proxy_password") != 0) {
@@ -244,15 +282,15 @@ Status checkComplete(const AccountRecord& r, const TypeSpec& spec) {
   return Status::ok();
 }
 
-} // namespace
+}  // namespace
 
 StatusOr<std::map<std::string, std::string>> parseModelMapping(const std::string& text) {
   std::map<std::string, std::string> out;
   size_t pos = 0;
   while (pos <= text.size()) {
     size_t comma = text.find(',', pos);
-    std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos
-                                                                    : comma - pos);
+    std::string item =
+        text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     pos = comma == std::string::npos ? text.size() + 1 : comma + 1;
     auto trim = [](std::string s) {
       size_t b = s.find_first_not_of(" \t");
@@ -268,8 +306,10 @@ StatusOr<std::map<std::string, std::string>> parseModelMapping(const std::string
     std::string to = eq == std::string::npos ? from : trim(item.substr(eq + 1));
     if (from.empty() || to.empty() || hasControl(from) || hasControl(to) ||
         to.find('=') != std::string::npos) {
-      return invalidArgument("model mapping: expected requested=upstream pairs separated by "
-                             "commas, got \"" + item + "\"");
+      return invalidArgument(
+          "model mapping: expected requested=upstream pairs separated by "
+          "commas, got \"" +
+          item + "\"");
     }
     if (!out.emplace(from, to).second) {
       return invalidArgument("model mapping: \"" + from + "\" is mapped twice");
@@ -373,8 +413,10 @@ Status AccountService::apply(AccountRecord& r, const AccountChanges& c, bool cre
     std::set<std::string> seen;
     for (const auto& g : *c.groups) {
       if (g.empty() || g.size() > 64 || !allOf(g, "-_.")) {
-        return invalidArgument("--groups: group names are 1..64 letters, digits, '-', '_' or '.'"
-                               ", got \"" + g + "\"");
+        return invalidArgument(
+            "--groups: group names are 1..64 letters, digits, '-', '_' or '.'"
+            ", got \"" +
+            g + "\"");
       }
       seen.insert(g);
     }
@@ -409,10 +451,10 @@ Status AccountService::apply(AccountRecord& r, const AccountChanges& c, bool cre
   const bool bedrockBearer = r.type == "bedrock" && c.fields.count("bearer-token") != 0;
   for (const auto& [flag, value] : c.fields) {
     bool common = flag == "proxy-password";
-    bool allowed = common || std::find(spec->required.begin(), spec->required.end(), flag) !=
-                                 spec->required.end() ||
-                   std::find(spec->optional.begin(), spec->optional.end(), flag) !=
-                       spec->optional.end();
+    bool allowed =
+        common ||
+        std::find(spec->required.begin(), spec->required.end(), flag) != spec->required.end() ||
+        std::find(spec->optional.begin(), spec->optional.end(), flag) != spec->optional.end();
     if (!allowed) {
       auto flags = typeFlags(r.type);
       std::string list;
@@ -437,8 +479,8 @@ Status AccountService::apply(AccountRecord& r, const AccountChanges& c, bool cre
       }
       if (r.type == "bedrock" && !creating) {
         // Switching between AWS keys and a bearer token means re-adding the account.
-        bool wasBearer = settings.count("credentialType") != 0 &&
-                         settings.at("credentialType") == "bearer";
+        bool wasBearer =
+            settings.count("credentialType") != 0 && settings.at("credentialType") == "bearer";
         bool isBearerFlag = flag == "bearer-token";
         if (flag != "proxy-password" && wasBearer != isBearerFlag) {
           return invalidArgument("--" + flag + ": this bedrock account uses " +
@@ -536,7 +578,7 @@ StatusOr<AccountRecord> AccountService::get(const std::string& id) {
   }
   AccountRecord r = std::move(**got);
   if (r.provider.empty()) {
-    r.provider = providerOf(r.type); // written before the field existed
+    r.provider = providerOf(r.type);  // written before the field existed
   }
   return r;
 }
@@ -582,6 +624,58 @@ Status AccountService::disable(const std::string& id, const std::string& reason)
   got->statusReason = reason.empty() ? "disabled by an operator" : reason;
   got->updatedAtMs = clock_.nowUnixMs();
   return store(*got, /*creating=*/false);
+}
+
+Status AccountService::setStatus(const std::string& id, const std::string& status,
+                                 const std::string& reason) {
+  if (status != "active" && status != "error" && status != "blocked" && status != "disabled") {
+    return invalidArgument("account status must be active, error, blocked or disabled, got \"" +
+                           status + "\"");
+  }
+  if (hasControl(reason) || reason.size() > 500) {
+    return invalidArgument("status reason: at most 500 printable characters");
+  }
+  auto got = get(id);
+  if (!got) {
+    return got.status();
+  }
+  if (got->status == status && got->statusReason == reason) {
+    return Status::ok();
+  }
+  got->status = status;
+  got->statusReason = status == "active" ? std::string() : reason;
+  got->updatedAtMs = clock_.nowUnixMs();
+  return store(*got, /*creating=*/false);
+}
+
+void AccountService::invalidateCache() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cachedUntilMs_ = 0;
+}
+
+StatusOr<std::string> AccountService::openPrimaryCached(const AccountRecord& rec) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = openedSecrets_.find(rec.secretSealed);
+    if (it != openedSecrets_.end()) {
+      return it->second;
+    }
+  }
+  auto secret = box_.open(rec.secretSealed);
+  if (!secret) {
+    return Status(Code::kInternal, "account " + rec.id + ": cannot open its secret (" +
+                                       secret.status().message() + ")");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (openedSecrets_.size() >= 4096) {
+    // Bounded: secrets of records that left the snapshot are dropped wholesale.
+    for (auto& kv : openedSecrets_) {
+      std::fill(kv.second.begin(), kv.second.end(), '\0');
+    }
+    openedSecrets_.clear();
+  }
+  openedSecrets_.emplace(rec.secretSealed, *secret);
+  return secret;
 }
 
 Status AccountService::setSchedulable(const std::string& id, bool schedulable) {
@@ -681,11 +775,13 @@ StatusOr<ChosenAccount> AccountService::pick(const std::vector<std::string>& typ
     for (const auto& t : types) {
       list += (list.empty() ? "" : ", ") + t;
     }
-    return Status(Code::kUnavailable, "No upstream account is available for this route "
-                                      "(no active account of type " + list + ")");
+    return Status(Code::kUnavailable,
+                  "No upstream account is available for this route "
+                  "(no active account of type " +
+                      list + ")");
   }
   if (persist) {
-    (void)store_.accounts().touchLastUsed(best->id, now); // best effort: for display only
+    (void)store_.accounts().touchLastUsed(best->id, now);  // best effort: for display only
   }
   // Opening a secret costs an AES-GCM decryption: keep it for the snapshot's life (<= 1 s).
   {
@@ -746,4 +842,4 @@ StatusOr<std::string> AccountService::openSecret(const AccountRecord& rec,
   return box_.open(it->second);
 }
 
-} // namespace rg
+}  // namespace rg

@@ -30,16 +30,16 @@ using AccountFields = std::map<std::string, std::string>;
 struct NewAccountOptions {
   std::string type;
   std::string name;
-  std::string baseUrl; // same as fields["base-url"]
-  std::string apiKey;  // same as fields["api-key"]
+  std::string baseUrl;  // same as fields["base-url"]
+  std::string apiKey;   // same as fields["api-key"]
   int64_t priority = 50;
   AccountFields fields;
   int64_t concurrencyLimit = 0;
-  std::map<std::string, std::string> modelMapping; // empty = every model
+  std::map<std::string, std::string> modelMapping;  // empty = every model
   std::string proxyUrl;
   std::vector<std::string> groups;
   bool dedicated = false;
-  int64_t subscriptionExpiresAtMs = 0; // 0 = never
+  int64_t subscriptionExpiresAtMs = 0;  // 0 = never
 };
 
 // A partial update: only the fields that are set change.
@@ -48,17 +48,17 @@ struct AccountChanges {
   std::optional<int64_t> priority;
   std::optional<int64_t> concurrencyLimit;
   std::optional<std::map<std::string, std::string>> modelMapping;
-  std::optional<std::string> proxyUrl; // "" removes the proxy and its password
+  std::optional<std::string> proxyUrl;  // "" removes the proxy and its password
   std::optional<std::vector<std::string>> groups;
   std::optional<bool> dedicated;
-  std::optional<int64_t> subscriptionExpiresAtMs; // 0 = never
+  std::optional<int64_t> subscriptionExpiresAtMs;  // 0 = never
   std::optional<bool> schedulable;
-  AccountFields fields; // set or replace
+  AccountFields fields;  // set or replace
 };
 
 // One secret of an account for display.
 struct MaskedSecret {
-  std::string name; // "api_key", "refresh_token", ...
+  std::string name;  // "api_key", "refresh_token", ...
   std::string masked;
 };
 
@@ -73,7 +73,7 @@ struct ChosenAccount {
 StatusOr<std::map<std::string, std::string>> parseModelMapping(const std::string& text);
 
 class AccountService {
-public:
+ public:
   AccountService(Store& store, const Clock& clock, const crypto::SecretBox& box,
                  int64_t cacheTtlMs = 1000);
 
@@ -94,6 +94,16 @@ public:
   Status enable(const std::string& id);
   Status disable(const std::string& id, const std::string& reason);
   Status setSchedulable(const std::string& id, bool schedulable);
+  // Sets status ("active" | "error" | "blocked" | "disabled") and its reason (cleared for
+  // active). No write when nothing changes.
+  Status setStatus(const std::string& id, const std::string& status, const std::string& reason);
+  // Every account, from a cache refreshed at most every cacheTtlMs (the request path's view).
+  StatusOr<std::shared_ptr<const std::vector<AccountRecord>>> snapshot();
+  // The next snapshot() reads storage again (after a change made in this process).
+  void invalidateCache();
+  // The plaintext primary credential, opened once and kept in a bounded in-memory map keyed by
+  // the sealed form (a changed secret has a new sealed form, so it is never served stale).
+  StatusOr<std::string> openPrimaryCached(const AccountRecord& rec);
   // kUnavailable with a client-facing reason when no account can serve.
   StatusOr<ChosenAccount> pick(const std::vector<std::string>& types);
   // Masked form of a sealed secret for display: "sk-a****wxyz" style; never the secret.
@@ -105,10 +115,9 @@ public:
   // The name of the record's primary credential (the one in secretSealed).
   static std::string primarySecretName(const AccountRecord& rec);
 
-private:
+ private:
   Status apply(AccountRecord& rec, const AccountChanges& c, bool creating) const;
   Status store(const AccountRecord& rec, bool creating);
-  StatusOr<std::shared_ptr<const std::vector<AccountRecord>>> snapshot();
   Store& store_;
   const Clock& clock_;
   const crypto::SecretBox& box_;
@@ -124,4 +133,4 @@ private:
   std::unordered_map<std::string, std::string> openedSecrets_;
 };
 
-} // namespace rg
+}  // namespace rg

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "accounts/account_service.h"
 #include "crypto/crypto.h"
 
 namespace rg {
@@ -27,14 +28,29 @@ std::string_view stripVendor(std::string_view m) {
   if (comma != std::string_view::npos) {
     m.remove_prefix(comma + 1);
   }
-  for (std::string_view p : {"us.anthropic.", "eu.anthropic.", "apac.anthropic.",
-                             "global.anthropic.", "anthropic."}) {
+  for (std::string_view p :
+       {"us.anthropic.", "eu.anthropic.", "apac.anthropic.", "global.anthropic.", "anthropic."}) {
     if (m.substr(0, p.size()) == p) {
       m.remove_prefix(p.size());
       break;
     }
   }
   return m;
+}
+
+bool isUuid(const std::string& s) {
+  if (s.size() != 36) {
+    return false;
+  }
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (dash ? c != '-' : !hex) {
+      return false;
+    }
+  }
+  return true;
 }
 
 bool entryMatches(const std::string& entry, std::string_view model) {
@@ -49,10 +65,9 @@ bool entryMatches(const std::string& entry, std::string_view model) {
   return e == m || e == bare || lowerCopy(stripVendor(e)) == bare;
 }
 
-} // namespace
+}  // namespace
 
-KeyService::KeyService(Store& store, const Clock& clock, std::string hashSecret,
-                       int64_t cacheTtlMs)
+KeyService::KeyService(Store& store, const Clock& clock, std::string hashSecret, int64_t cacheTtlMs)
     : store_(store), clock_(clock), hashSecret_(std::move(hashSecret)), cacheTtlMs_(cacheTtlMs) {}
 
 std::string KeyService::hashKey(std::string_view plainKey) const {
@@ -69,8 +84,7 @@ Status KeyService::validateOptions(const NewKeyOptions& o) {
                              "\" (expected claude, gemini, openai, bedrock)");
     }
   }
-  if (o.concurrencyLimit < 0 || o.rateWindowMinutes < 0 || o.rateRequests < 0 ||
-      o.rateTokens < 0) {
+  if (o.concurrencyLimit < 0 || o.rateWindowMinutes < 0 || o.rateRequests < 0 || o.rateTokens < 0) {
     return invalidArgument("limits must not be negative");
   }
   if ((o.rateRequests > 0 || o.rateTokens > 0) && o.rateWindowMinutes == 0) {
@@ -82,8 +96,68 @@ Status KeyService::validateOptions(const NewKeyOptions& o) {
   return Status::ok();
 }
 
+Status KeyService::validateBindings(const std::map<std::string, std::string>& bindings) {
+  static const std::string kGroup = "group:";
+  for (const auto& [provider, target] : bindings) {
+    if (provider != "claude" && provider != "gemini" && provider != "openai" &&
+        provider != "bedrock") {
+      return invalidArgument("unknown binding provider \"" + provider +
+                             "\" (expected claude, gemini, openai, bedrock)");
+    }
+    if (target.compare(0, kGroup.size(), kGroup) == 0) {
+      std::string group = target.substr(kGroup.size());
+      bool ok = !group.empty() && group.size() <= 64 &&
+                std::all_of(group.begin(), group.end(), [](char c) {
+                  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                         (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+                });
+      if (!ok) {
+        return invalidArgument("binding " + provider +
+                               ": group name must be 1..64 characters "
+                               "of A-Z a-z 0-9 _ . -, got \"" +
+                               group + "\"");
+      }
+    } else if (!isUuid(target)) {
+      return invalidArgument("binding " + provider +
+                             ": expected an account id or group:<name>, got \"" + target + "\"");
+    }
+  }
+  return Status::ok();
+}
+
+Status KeyService::checkBindings(const std::map<std::string, std::string>& bindings) {
+  Status v = validateBindings(bindings);
+  if (!v) {
+    return v;
+  }
+  for (const auto& [provider, target] : bindings) {
+    if (target.rfind("group:", 0) == 0) {
+      continue;  // a group may be filled later; an empty group simply has no account to offer
+    }
+    auto acct = store_.accounts().get(target);
+    if (!acct) {
+      return acct.status();
+    }
+    if (!acct->has_value()) {
+      return invalidArgument("binding " + provider + ": no account with id " + target);
+    }
+    const AccountRecord& a = **acct;
+    std::string accountProvider =
+        a.provider.empty() ? AccountService::providerOf(a.type) : a.provider;
+    if (accountProvider != provider) {
+      return invalidArgument("binding " + provider + ": account " + target + " (" + a.name +
+                             ") is a " + a.type + " account of provider " + accountProvider);
+    }
+  }
+  return Status::ok();
+}
+
 StatusOr<CreatedKey> KeyService::create(const NewKeyOptions& opts) {
   Status v = validateOptions(opts);
+  if (!v) {
+    return v;
+  }
+  v = checkBindings(opts.bindings);
   if (!v) {
     return v;
   }
@@ -104,6 +178,7 @@ StatusOr<CreatedKey> KeyService::create(const NewKeyOptions& opts) {
   r.rateTokens = opts.rateTokens;
   r.modelMode = opts.modelMode;
   r.models = opts.models;
+  r.bindings = opts.bindings;
   Status s = store_.keys().create(r);
   if (!s) {
     return s;
@@ -158,7 +233,9 @@ void KeyService::invalidate(const std::string& hash) {
   cache_.erase(hash);
 }
 
-StatusOr<std::vector<ApiKeyRecord>> KeyService::list() { return store_.keys().list(); }
+StatusOr<std::vector<ApiKeyRecord>> KeyService::list() {
+  return store_.keys().list();
+}
 
 StatusOr<ApiKeyRecord> KeyService::get(const std::string& id) {
   auto r = store_.keys().getById(id);
@@ -181,6 +258,26 @@ Status KeyService::setEnabled(const std::string& id, bool enabled) {
   Status s = store_.keys().update(*r);
   invalidate(r->hash);
   return s;
+}
+
+StatusOr<ApiKeyRecord> KeyService::setBindings(const std::string& id,
+                                               const std::map<std::string, std::string>& bindings) {
+  Status v = checkBindings(bindings);
+  if (!v) {
+    return v;
+  }
+  auto r = get(id);
+  if (!r) {
+    return r.status();
+  }
+  r->bindings = bindings;
+  r->updatedAtMs = clock_.nowUnixMs();
+  Status s = store_.keys().update(*r);
+  invalidate(r->hash);
+  if (!s) {
+    return s;
+  }
+  return std::move(*r);
 }
 
 Status KeyService::remove(const std::string& id) {
@@ -278,4 +375,4 @@ bool modelAllowed(const ApiKeyRecord& rec, std::string_view model) {
   return rec.modelMode == ModelFilterMode::kAllow ? listed : !listed;
 }
 
-} // namespace rg
+}  // namespace rg

@@ -2,6 +2,7 @@
 // Gateway keys: creation (shown once), keyed-hash storage, authentication with a short-lived
 // in-process cache, and the per-key checks (expiry, permission, model filter).
 
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,17 +30,19 @@ struct NewKeyOptions {
   int64_t rateTokens = 0;
   ModelFilterMode modelMode = ModelFilterMode::kNone;
   std::vector<std::string> models;
+  // provider (claude | gemini | openai | bedrock) -> an account id or "group:<name>".
+  std::map<std::string, std::string> bindings;
 };
 
 struct CreatedKey {
   ApiKeyRecord record;
-  std::string plainKey; // shown once, never stored
+  std::string plainKey;  // shown once, never stored
 };
 
 using KeyRecordPtr = std::shared_ptr<const ApiKeyRecord>;
 
 class KeyService {
-public:
+ public:
   // `hashSecret` is derived from the master key; cacheTtlMs bounds how long a change made by
   // another process (the CLI) can take to be seen by a running gateway.
   KeyService(Store& store, const Clock& clock, std::string hashSecret, int64_t cacheTtlMs = 5000);
@@ -54,9 +57,16 @@ public:
   StatusOr<std::vector<ApiKeyRecord>> list();
   StatusOr<ApiKeyRecord> get(const std::string& id);
   Status setEnabled(const std::string& id, bool enabled);
+  // Replaces the key's bindings (empty = the shared pool for every provider) after checkBindings.
+  StatusOr<ApiKeyRecord> setBindings(const std::string& id,
+                                     const std::map<std::string, std::string>& bindings);
+  // Format (see validateBindings) plus: a bound account exists and serves that provider.
+  Status checkBindings(const std::map<std::string, std::string>& bindings);
+  // Format only: a known provider; "group:<name>" with name [A-Za-z0-9_.-]{1,64}, or a UUID.
+  static Status validateBindings(const std::map<std::string, std::string>& bindings);
   Status remove(const std::string& id);
 
-private:
+ private:
   void invalidate(const std::string& hash);
   struct CacheEntry {
     KeyRecordPtr rec;
@@ -84,4 +94,4 @@ bool hasPermission(const ApiKeyRecord& rec, std::string_view permission);
 // ("anthropic/", "us.anthropic."), or as a prefix when they end in '*'.
 bool modelAllowed(const ApiKeyRecord& rec, std::string_view model);
 
-} // namespace rg
+}  // namespace rg

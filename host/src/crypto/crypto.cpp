@@ -311,8 +311,20 @@ std::string SecretBox::seal(std::string_view plaintext) const {
   return std::string(kSealVersion) + ":" + keyId_ + ":" + base64Encode(blob);
 }
 
-StatusOr<std::string> SecretBox::open(std::string_view sealed) const {
-  // Error messages never include the sealed text or any part of a plaintext.
+void SecretBox::addDecryptionKey(std::string key32, std::string keyId) {
+  if (key32.size() != kKeyLen) {
+    fatal("SecretBox::addDecryptionKey: key must be 32 bytes");
+  }
+  if (keyId.empty() || keyId.find(':') != std::string::npos) {
+    fatal("SecretBox::addDecryptionKey: key id must be non-empty and contain no ':'");
+  }
+  if (keyId == keyId_) {
+    return;  // the primary key already opens it
+  }
+  decryptionKeys_[std::move(keyId)] = std::move(key32);
+}
+
+StatusOr<std::string> sealedKeyId(std::string_view sealed) {
   size_t first = sealed.find(':');
   size_t second = first == std::string_view::npos ? first : sealed.find(':', first + 1);
   if (second == std::string_view::npos) {
@@ -321,12 +333,30 @@ StatusOr<std::string> SecretBox::open(std::string_view sealed) const {
   if (sealed.substr(0, first) != kSealVersion) {
     return invalidArgument("sealed secret: unsupported version");
   }
-  std::string_view keyId = sealed.substr(first + 1, second - first - 1);
-  if (keyId != keyId_) {
-    return failedPrecondition("sealed secret: sealed under key id \"" + std::string(keyId) +
+  return std::string(sealed.substr(first + 1, second - first - 1));
+}
+
+StatusOr<std::string> SecretBox::open(std::string_view sealed) const {
+  // Error messages never include the sealed text or any part of a plaintext.
+  auto keyId = sealedKeyId(sealed);
+  if (!keyId) {
+    return keyId.status();
+  }
+  std::string_view data = sealed.substr(std::string_view(kSealVersion).size() + 2 + keyId->size());
+  if (*keyId == keyId_) {
+    return openWith(key_, keyId_, data);
+  }
+  auto it = decryptionKeys_.find(*keyId);
+  if (it == decryptionKeys_.end()) {
+    return failedPrecondition("sealed secret: sealed under key id \"" + *keyId +
                               "\", this key is \"" + keyId_ + "\"");
   }
-  auto blob = base64Decode(sealed.substr(second + 1));
+  return openWith(it->second, it->first, data);
+}
+
+StatusOr<std::string> SecretBox::openWith(const std::string& key, const std::string& keyId,
+                                          std::string_view data) const {
+  auto blob = base64Decode(data);
   if (!blob) {
     return invalidArgument("sealed secret: bad encoding");
   }
@@ -337,13 +367,13 @@ StatusOr<std::string> SecretBox::open(std::string_view sealed) const {
   unsigned char* nonce = bytesOf(*blob);
   unsigned char* ct = nonce + kNonceLen;
   unsigned char* tag = ct + ctLen;
-  std::string aad = associatedData(keyId_);
+  std::string aad = associatedData(keyId);
   std::string plain(ctLen, '\0');
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int len = 0;
   if (!ctx || EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kNonceLen, nullptr) != 1 ||
-      EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, bytesOf(key_), nonce) != 1 ||
+      EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, bytesOf(std::string_view(key)), nonce) != 1 ||
       EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytesOf(aad), static_cast<int>(aad.size())) !=
           1 ||
       EVP_DecryptUpdate(ctx.get(), bytesOf(plain), &len, ct, static_cast<int>(ctLen)) != 1 ||
