@@ -6,14 +6,19 @@
 #include <ctime>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <optional>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 
+#include "accounts/account_tester.h"
 #include "app/app.h"
+#include "app/master_key_rotation.h"
 #include "config/config.h"
+#include "oauth/claude_oauth.h"
 #include "observability/logging.h"
+#include "upstream/http_client.h"
 
 namespace rg {
 
@@ -27,9 +32,13 @@ commands:
   keys create --name NAME [--permissions claude,gemini,openai] [--expires-at ISO8601]
               [--concurrency N] [--rate-window-min M --rate-requests R --rate-tokens T]
               [--deny-models a,b | --allow-models a,b]
+              [--bind PROVIDER=ACCOUNT_ID|group:NAME ...]
                                 create a gateway key; the key is printed once, alone on the
                                 last line of stdout
   keys list | keys show ID | keys disable ID | keys enable ID | keys delete ID
+  keys bind ID --bind claude=group:team-a [--bind openai=ACCOUNT_ID ...]
+  keys unbind ID --provider claude
+                                a bound provider is served only by that account or group
   accounts add --type TYPE --name NAME [type flags] [--priority 1..100] [--concurrency N]
                [--models a,b | --model-map a=b,c=d] [--proxy URL [--proxy-password P]]
                [--groups g1,g2] [--sharing shared|dedicated] [--expires-at ISO8601]
@@ -47,6 +56,16 @@ commands:
   accounts update ID [same flags but --type] | accounts disable ID [--reason TEXT]
   accounts list | accounts show ID | accounts enable ID | accounts remove ID
                                 secrets are sealed at rest and only ever shown masked
+  accounts reset ID             clear cooldowns and sticky sessions, status active
+  accounts cooldowns            live cooldowns (account, scope, until, class, reason)
+  accounts test ID [--model M]  send one tiny request through the account
+  accounts oauth-url --type claude-official [--setup-token] [--proxy URL --proxy-password P]
+                                start a Claude OAuth authorization: prints URL and session
+  accounts oauth-exchange --session S --code CODE --name NAME [common account flags]
+                                finish it: adds the claude-official account
+  rotate-master-key [--new-key-file PATH]
+                                re-seal every secret under a new master key (stop the server
+                                first); gateway keys keep working
   plugins list                  loaded plugins with name, version, ABI version and routes
   version
 
@@ -55,7 +74,8 @@ commands:
 
 struct Args {
   std::vector<std::string> positional;
-  std::map<std::string, std::string> flags;
+  std::map<std::string, std::string> flags;             // the last value of each flag
+  std::map<std::string, std::vector<std::string>> all;  // every value, for repeatable flags
 };
 
 StatusOr<Args> parseArgs(int argc, char** argv) {
@@ -69,8 +89,8 @@ StatusOr<Args> parseArgs(int argc, char** argv) {
       if (eq != std::string::npos) {
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
-      } else if (name == "help") {
-        value = "1";
+      } else if (name == "help" || name == "setup-token") {
+        value = "1";  // switches without a value
       } else {
         if (i + 1 >= argc) {
           return invalidArgument("--" + name + " needs a value");
@@ -78,6 +98,7 @@ StatusOr<Args> parseArgs(int argc, char** argv) {
         value = argv[++i];
       }
       a.flags[name] = value;
+      a.all[name].push_back(value);
     } else if (s == "-h") {
       a.flags["help"] = "1";
     } else {
@@ -134,6 +155,34 @@ std::string joinList(const std::vector<std::string>& v, const char* empty) {
   return s;
 }
 
+std::string bindingsText(const std::map<std::string, std::string>& b) {
+  if (b.empty()) {
+    return "none (shared pool)";
+  }
+  std::string s;
+  for (const auto& [provider, target] : b) {
+    s += (s.empty() ? "" : ",") + provider + "=" + target;
+  }
+  return s;
+}
+
+// Every --bind PROVIDER=TARGET into `out` (a later one for the same provider wins).
+Status readBindFlags(const Args& a, std::map<std::string, std::string>* out) {
+  auto it = a.all.find("bind");
+  if (it == a.all.end()) {
+    return Status::ok();
+  }
+  for (const auto& v : it->second) {
+    size_t eq = v.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == v.size()) {
+      return invalidArgument("--bind: expected PROVIDER=ACCOUNT_ID or PROVIDER=group:NAME, got \"" +
+                             v + "\"");
+    }
+    (*out)[v.substr(0, eq)] = v.substr(eq + 1);
+  }
+  return Status::ok();
+}
+
 void printKey(const ApiKeyRecord& k) {
   std::printf("id:           %s\n", k.id.c_str());
   std::printf("name:         %s\n", k.name.c_str());
@@ -145,8 +194,8 @@ void printKey(const ApiKeyRecord& k) {
               k.concurrencyLimit > 0 ? std::to_string(k.concurrencyLimit).c_str() : "unlimited");
   if (k.rateWindowMinutes > 0) {
     std::printf("rate window:  %lld min, %lld requests, %lld tokens (0 = no cap)\n",
-                static_cast<long long>(k.rateWindowMinutes),
-                static_cast<long long>(k.rateRequests), static_cast<long long>(k.rateTokens));
+                static_cast<long long>(k.rateWindowMinutes), static_cast<long long>(k.rateRequests),
+                static_cast<long long>(k.rateTokens));
   } else {
     std::printf("rate window:  none\n");
   }
@@ -154,6 +203,7 @@ void printKey(const ApiKeyRecord& k) {
                      : k.modelMode == ModelFilterMode::kDeny ? "deny "
                                                              : "";
   std::printf("models:       %s%s\n", mode, joinList(k.models, "all").c_str());
+  std::printf("bindings:     %s\n", bindingsText(k.bindings).c_str());
 }
 
 int fail(const Status& s) {
@@ -210,6 +260,10 @@ int cmdKeys(Services& s, const Args& a) {
       o.modelMode = ModelFilterMode::kAllow;
       o.models = splitList(flag("allow-models"));
     }
+    Status bs = readBindFlags(a, &o.bindings);
+    if (!bs) {
+      return fail(bs);
+    }
     auto created = s.keys->create(o);
     if (!created) {
       return fail(created.status());
@@ -224,17 +278,53 @@ int cmdKeys(Services& s, const Args& a) {
     if (!keys) {
       return fail(keys.status());
     }
-    std::printf("%-36s  %-24s  %-8s  %-20s  %s\n", "ID", "NAME", "ENABLED", "EXPIRES",
-                "PERMISSIONS");
+    std::printf("%-36s  %-24s  %-8s  %-20s  %-16s  %s\n", "ID", "NAME", "ENABLED", "EXPIRES",
+                "PERMISSIONS", "BINDINGS");
     for (const auto& k : *keys) {
-      std::printf("%-36s  %-24s  %-8s  %-20s  %s\n", k.id.c_str(), k.name.c_str(),
+      std::printf("%-36s  %-24s  %-8s  %-20s  %-16s  %s\n", k.id.c_str(), k.name.c_str(),
                   k.enabled ? "yes" : "no",
                   k.expiresAtMs > 0 ? isoTime(k.expiresAtMs).c_str() : "never",
-                  joinList(k.permissions, "all").c_str());
+                  joinList(k.permissions, "all").c_str(),
+                  k.bindings.empty() ? "-" : bindingsText(k.bindings).c_str());
     }
     return 0;
   }
   const std::string id = a.positional.size() > 2 ? a.positional[2] : "";
+  if (verb == "bind" || verb == "unbind") {
+    if (id.empty()) {
+      return fail(invalidArgument("keys " + verb + " needs a key ID"));
+    }
+    auto k = s.keys->get(id);
+    if (!k) {
+      return fail(k.status());
+    }
+    std::map<std::string, std::string> b = k->bindings;
+    if (verb == "bind") {
+      if (a.all.count("bind") == 0) {
+        return fail(invalidArgument("keys bind needs --bind PROVIDER=ACCOUNT_ID|group:NAME"));
+      }
+      Status bs = readBindFlags(a, &b);
+      if (!bs) {
+        return fail(bs);
+      }
+    } else {
+      auto it = a.all.find("provider");
+      if (it == a.all.end()) {
+        return fail(invalidArgument("keys unbind needs --provider PROVIDER"));
+      }
+      for (const auto& p : it->second) {
+        if (b.erase(p) == 0) {
+          return fail(notFound("key " + id + " has no binding for " + p));
+        }
+      }
+    }
+    auto updated = s.keys->setBindings(id, b);
+    if (!updated) {
+      return fail(updated.status());
+    }
+    std::printf("key %s bindings: %s\n", id.c_str(), bindingsText(updated->bindings).c_str());
+    return 0;
+  }
   if (verb == "show" || verb == "disable" || verb == "enable" || verb == "delete") {
     if (id.empty()) {
       return fail(invalidArgument("keys " + verb + " needs a key ID"));
@@ -252,20 +342,22 @@ int cmdKeys(Services& s, const Args& a) {
       return fail(st);
     }
     std::printf("key %s %s\n", id.c_str(),
-                verb == "delete" ? "deleted" : verb == "enable" ? "enabled" : "disabled");
+                verb == "delete"   ? "deleted"
+                : verb == "enable" ? "enabled"
+                                   : "disabled");
     return 0;
   }
   return fail(invalidArgument("unknown keys command \"" + verb +
-                              "\" (create, list, show, disable, enable, delete)"));
+                              "\" (create, list, show, disable, enable, delete, bind, unbind)"));
 }
 
 // Flags that carry type-specific fields and credentials, passed to the account service as is.
 const std::vector<std::string>& accountFieldFlags() {
   static const std::vector<std::string> flags = {
-      "base-url",      "endpoint",          "api-key",           "access-token",
-      "refresh-token", "region",            "aws-access-key-id", "aws-secret-access-key",
-      "aws-session-token", "bearer-token",  "project-id",        "chatgpt-account-id",
-      "deployment",    "api-version",       "proxy-password"};
+      "base-url",          "endpoint",     "api-key",           "access-token",
+      "refresh-token",     "region",       "aws-access-key-id", "aws-secret-access-key",
+      "aws-session-token", "bearer-token", "project-id",        "chatgpt-account-id",
+      "deployment",        "api-version",  "proxy-password"};
   return flags;
 }
 
@@ -273,8 +365,8 @@ const std::vector<std::string>& accountFieldFlags() {
 // typo is not silently ignored.
 Status readAccountFlags(const Args& a, const Clock& clock, bool adding, AccountChanges& c) {
   static const std::vector<std::string> common = {
-      "config", "type", "name", "priority", "concurrency", "models", "model-map", "proxy",
-      "groups", "sharing", "expires-at", "schedulable"};
+      "config",    "type",  "name",   "priority", "concurrency", "models",
+      "model-map", "proxy", "groups", "sharing",  "expires-at",  "schedulable"};
   const auto& fieldFlags = accountFieldFlags();
   for (const auto& [name, value] : a.flags) {
     bool known = std::find(common.begin(), common.end(), name) != common.end() ||
@@ -380,8 +472,7 @@ void printAccount(AccountService& svc, const AccountRecord& r) {
   }
   std::printf("proxy:        %s\n", r.proxyUrl.empty() ? "none" : r.proxyUrl.c_str());
   std::printf("expires:      %s\n",
-              r.subscriptionExpiresAtMs > 0 ? isoTime(r.subscriptionExpiresAtMs).c_str()
-                                            : "never");
+              r.subscriptionExpiresAtMs > 0 ? isoTime(r.subscriptionExpiresAtMs).c_str() : "never");
   std::printf("created:      %s\n", isoTime(r.createdAtMs).c_str());
   std::printf("updated:      %s\n", isoTime(r.updatedAtMs).c_str());
   std::printf("last used:    %s\n", isoTime(r.lastUsedAtMs).c_str());
@@ -393,6 +484,244 @@ void printAccount(AccountService& svc, const AccountRecord& r) {
   for (const auto& m : *secrets) {
     std::printf("secret %-20s %s\n", (m.name + ":").c_str(), m.masked.c_str());
   }
+}
+
+NewAccountOptions newAccountFrom(const std::string& type, const AccountChanges& c) {
+  NewAccountOptions o;
+  o.type = type;
+  o.name = c.name.value_or("");
+  o.priority = c.priority.value_or(o.priority);
+  o.fields = c.fields;
+  o.concurrencyLimit = c.concurrencyLimit.value_or(0);
+  o.modelMapping = c.modelMapping.value_or(std::map<std::string, std::string>());
+  o.proxyUrl = c.proxyUrl.value_or("");
+  o.groups = c.groups.value_or(std::vector<std::string>());
+  o.dedicated = c.dedicated.value_or(false);
+  o.subscriptionExpiresAtMs = c.subscriptionExpiresAtMs.value_or(0);
+  return o;
+}
+
+// Adds the account and applies --schedulable no; prints the result (the id alone last).
+int addAccount(Services& s, const NewAccountOptions& o, const AccountChanges& c) {
+  auto r = s.accounts->add(o);
+  if (!r) {
+    return fail(r.status());
+  }
+  if (c.schedulable && !*c.schedulable) {
+    Status sc = s.accounts->setSchedulable(r->id, false);
+    if (!sc) {
+      return fail(sc);
+    }
+  }
+  std::printf("account %s added (%s, %s, priority %lld)\n%s\n", r->name.c_str(), r->type.c_str(),
+              r->baseUrl.c_str(), static_cast<long long>(r->priority), r->id.c_str());
+  return 0;
+}
+
+// The one place the CLI builds its Claude OAuth client: oauth.claude from the config, with the
+// endpoints overridable by environment (RG_CLAUDE_OAUTH_TOKEN_URL / _AUTHORIZE_URL).
+std::unique_ptr<ClaudeOAuth> makeClaudeOAuth(Services& s, UpstreamClient& http) {
+  const ClaudeOAuthConfig& c = s.config.oauth.claude;
+  ClaudeOAuthOptions o;
+  o.authorizeUrl = c.authorizeUrl;
+  o.tokenUrl = c.tokenUrl;
+  o.clientId = c.clientId;
+  o.redirectUri = c.redirectUri;
+  o.scopes = c.scopes;
+  o.setupScopes = c.setupScopes;
+  if (const char* v = std::getenv("RG_CLAUDE_OAUTH_TOKEN_URL"); v != nullptr && *v != '\0') {
+    o.tokenUrl = v;
+  }
+  if (const char* v = std::getenv("RG_CLAUDE_OAUTH_AUTHORIZE_URL"); v != nullptr && *v != '\0') {
+    o.authorizeUrl = v;
+  }
+  return std::make_unique<ClaudeOAuth>(o, http, s.store->settings(), *s.clock);
+}
+
+int cmdOAuthUrl(Services& s, const Args& a) {
+  static const std::vector<std::string> known = {"config", "type", "setup-token", "proxy",
+                                                 "proxy-password"};
+  for (const auto& kv : a.flags) {
+    if (std::find(known.begin(), known.end(), kv.first) == known.end()) {
+      return fail(invalidArgument("unknown flag --" + kv.first + " for accounts oauth-url"));
+    }
+  }
+  auto type = a.flags.find("type");
+  if (type == a.flags.end() || type->second != "claude-official") {
+    return fail(
+        invalidArgument("accounts oauth-url needs --type claude-official (the only "
+                        "type with an OAuth flow here)"));
+  }
+  auto flag = [&](const char* n) {
+    auto it = a.flags.find(n);
+    return it == a.flags.end() ? std::string() : it->second;
+  };
+  bool setup = a.flags.count("setup-token") != 0 && flag("setup-token") != "no" &&
+               flag("setup-token") != "false";
+  if (!flag("proxy-password").empty() && flag("proxy").empty()) {
+    return fail(invalidArgument("--proxy-password needs --proxy"));
+  }
+  UpstreamClient http;
+  auto oauth = makeClaudeOAuth(s, http);
+  auto st = oauth->start(setup, flag("proxy"), flag("proxy-password"));
+  if (!st) {
+    return fail(st.status());
+  }
+  std::printf("session:  %s\n", st->sessionId.c_str());
+  std::printf("kind:     %s\n",
+              st->setupToken ? "setup token (inference only, 1 year)" : "full OAuth (refreshable)");
+  std::printf("expires:  %s\n", isoTime(st->expiresAtMs).c_str());
+  std::printf("url:      %s\n", st->url.c_str());
+  std::printf(
+      "\nOpen the URL, authorize, copy the code shown, then run:\n"
+      "  relaygate accounts oauth-exchange --session %s --code CODE --name NAME\n",
+      st->sessionId.c_str());
+  return 0;
+}
+
+int cmdOAuthExchange(Services& s, const Args& a) {
+  auto flag = [&](const char* n) {
+    auto it = a.flags.find(n);
+    return it == a.flags.end() ? std::string() : it->second;
+  };
+  if (flag("session").empty() || flag("code").empty() || flag("name").empty()) {
+    return fail(
+        invalidArgument("accounts oauth-exchange needs --session S --code CODE "
+                        "--name NAME"));
+  }
+  if (!flag("type").empty() && flag("type") != "claude-official") {
+    return fail(invalidArgument("accounts oauth-exchange creates claude-official accounts only"));
+  }
+  // The remaining flags are the common account flags of `accounts add`.
+  Args rest = a;
+  for (const char* n : {"session", "code", "type"}) {
+    rest.flags.erase(n);
+  }
+  for (const char* n : {"access-token", "refresh-token", "token-expires-at", "oauth-scopes"}) {
+    if (rest.flags.count(n) != 0) {
+      return fail(invalidArgument("--" + std::string(n) + " comes from the OAuth exchange"));
+    }
+  }
+  AccountChanges c;
+  Status st = readAccountFlags(rest, *s.clock, /*adding=*/true, c);
+  if (!st) {
+    return fail(st);
+  }
+  // The exchange goes through the proxy given to oauth-url (kept in the session); --proxy and
+  // --proxy-password here configure the new account.
+  UpstreamClient http;
+  auto oauth = makeClaudeOAuth(s, http);
+  auto tokens = oauth->exchange(flag("session"), flag("code"));
+  if (!tokens) {
+    return fail(tokens.status());
+  }
+  c.fields["access-token"] = tokens->accessToken;
+  if (!tokens->refreshToken.empty()) {
+    c.fields["refresh-token"] = tokens->refreshToken;
+  }
+  if (tokens->expiresAtMs > 0) {
+    c.fields["token-expires-at"] = std::to_string(tokens->expiresAtMs);
+  }
+  if (!tokens->scopes.empty()) {
+    c.fields["oauth-scopes"] = tokens->scopes;
+  }
+  NewAccountOptions o = newAccountFrom("claude-official", c);
+  std::fill(tokens->accessToken.begin(), tokens->accessToken.end(), '\0');
+  std::fill(tokens->refreshToken.begin(), tokens->refreshToken.end(), '\0');
+  if (!tokens->accountEmail.empty()) {
+    std::printf("authorized: %s%s\n", tokens->accountEmail.c_str(),
+                tokens->organization.empty() ? "" : (" (" + tokens->organization + ")").c_str());
+  }
+  std::printf("scopes:     %s\n", tokens->scopes.empty() ? "-" : tokens->scopes.c_str());
+  std::printf("expires:    %s\n",
+              tokens->expiresAtMs > 0 ? isoTime(tokens->expiresAtMs).c_str() : "unknown");
+  return addAccount(s, o, c);
+}
+
+int cmdAccountTest(Services& s, const std::string& id, const Args& a) {
+  auto rec = s.accounts->get(id);
+  if (!rec) {
+    return fail(rec.status());
+  }
+  MetricsRegistry metrics;
+  HostServices hs;
+  hs.clock = s.clock;
+  hs.store = s.store.get();
+  hs.metrics = &metrics;
+  auto plugins = loadPlugins(s.config, hs);
+  if (!plugins) {
+    return fail(plugins.status());
+  }
+  UpstreamClient http;
+  AccountTesterDeps deps;
+  deps.accounts = s.accounts.get();
+  deps.upstream = &http;
+  for (auto& p : plugins->providers) {
+    deps.providers.push_back(p.get());
+  }
+  deps.timeoutMs = s.config.server.upstreamTimeoutMs > 0
+                       ? std::min(s.config.server.upstreamTimeoutMs, 120000)
+                       : 60000;
+  std::unique_ptr<ClaudeOAuth> oauth;
+  std::unique_ptr<TokenManager> tokens;
+  if (rec->type == "claude-official") {
+    oauth = makeClaudeOAuth(s, http);
+    TokenManagerOptions to;
+    to.refreshLeadMs = s.config.oauth.claude.refreshLeadMs;
+    to.backgroundIntervalMs = 0;
+    tokens = std::make_unique<TokenManager>(*oauth, *s.accounts, s.store->sched(), *s.clock,
+                                            nullptr, to);
+    deps.tokens = tokens.get();
+  }
+  auto it = a.flags.find("model");
+  auto r = testAccount(deps, *rec, it == a.flags.end() ? std::string() : it->second);
+  if (!r) {
+    return fail(r.status());
+  }
+  if (r->ok) {
+    std::printf("ok %d in %lld ms (model %s)\n", r->status, static_cast<long long>(r->latencyMs),
+                r->model.c_str());
+    return 0;
+  }
+  if (r->status == 0) {
+    std::printf("failed in %lld ms (model %s): %s\n", static_cast<long long>(r->latencyMs),
+                r->model.c_str(), r->detail.c_str());
+  } else {
+    std::printf("failed %d in %lld ms (model %s): %s\n", r->status,
+                static_cast<long long>(r->latencyMs), r->model.c_str(), r->detail.c_str());
+  }
+  return 1;
+}
+
+int cmdCooldowns(Services& s) {
+  auto cds = s.store->sched().listCooldowns();
+  if (!cds) {
+    return fail(cds.status());
+  }
+  std::map<std::string, std::string> names;
+  if (auto all = s.accounts->list()) {
+    for (const auto& r : *all) {
+      names[r.id] = r.name;
+    }
+  }
+  if (cds->empty()) {
+    std::printf("no account is cooling down\n");
+    return 0;
+  }
+  std::printf("%-36s  %-20s  %-8s  %-20s  %-14s  %s\n", "ACCOUNT", "NAME", "SCOPE", "UNTIL",
+              "CLASS", "REASON");
+  for (const auto& c : *cds) {
+    auto n = names.find(c.accountId);
+    std::string reason = c.reason;
+    if (c.upstreamStatus > 0) {
+      reason = "[" + std::to_string(c.upstreamStatus) + "] " + reason;
+    }
+    std::printf("%-36s  %-20s  %-8s  %-20s  %-14s  %s\n", c.accountId.c_str(),
+                n == names.end() ? "(removed)" : n->second.c_str(),
+                c.scope.empty() ? "all" : c.scope.c_str(), isoTime(c.untilMs).c_str(),
+                c.errorClass.empty() ? "-" : c.errorClass.c_str(), reason.c_str());
+  }
+  return 0;
 }
 
 int cmdAccounts(Services& s, const Args& a) {
@@ -411,31 +740,16 @@ int cmdAccounts(Services& s, const Args& a) {
     if (!st) {
       return fail(st);
     }
-    NewAccountOptions o;
-    o.type = flag("type");
-    o.name = *c.name;
-    o.priority = c.priority.value_or(o.priority);
-    o.fields = c.fields;
-    o.concurrencyLimit = c.concurrencyLimit.value_or(0);
-    o.modelMapping = c.modelMapping.value_or(std::map<std::string, std::string>());
-    o.proxyUrl = c.proxyUrl.value_or("");
-    o.groups = c.groups.value_or(std::vector<std::string>());
-    o.dedicated = c.dedicated.value_or(false);
-    o.subscriptionExpiresAtMs = c.subscriptionExpiresAtMs.value_or(0);
-    auto r = s.accounts->add(o);
-    if (!r) {
-      return fail(r.status());
-    }
-    if (c.schedulable && !*c.schedulable) {
-      Status sc = s.accounts->setSchedulable(r->id, false);
-      if (!sc) {
-        return fail(sc);
-      }
-    }
-    std::printf("account %s added (%s, %s, priority %lld)\n%s\n", r->name.c_str(),
-                r->type.c_str(), r->baseUrl.c_str(), static_cast<long long>(r->priority),
-                r->id.c_str());
-    return 0;
+    return addAccount(s, newAccountFrom(flag("type"), c), c);
+  }
+  if (verb == "cooldowns") {
+    return cmdCooldowns(s);
+  }
+  if (verb == "oauth-url") {
+    return cmdOAuthUrl(s, a);
+  }
+  if (verb == "oauth-exchange") {
+    return cmdOAuthExchange(s, a);
   }
   if (verb == "list") {
     auto all = s.accounts->list();
@@ -452,8 +766,8 @@ int cmdAccounts(Services& s, const Args& a) {
     }
     return 0;
   }
-  static const std::vector<std::string> idVerbs = {"show", "update", "enable", "disable",
-                                                   "remove"};
+  static const std::vector<std::string> idVerbs = {"show",   "update", "enable", "disable",
+                                                   "remove", "reset",  "test"};
   if (std::find(idVerbs.begin(), idVerbs.end(), verb) != idVerbs.end()) {
     if (a.positional.size() < 3) {
       return fail(invalidArgument("accounts " + verb + " needs an account ID"));
@@ -465,6 +779,32 @@ int cmdAccounts(Services& s, const Args& a) {
         return fail(r.status());
       }
       printAccount(*s.accounts, *r);
+      return 0;
+    }
+    if (verb == "test") {
+      return cmdAccountTest(s, id, a);
+    }
+    if (verb == "reset") {
+      auto r = s.accounts->get(id);
+      if (!r) {
+        return fail(r.status());
+      }
+      Status st = s.store->sched().clearCooldown(id, std::nullopt);
+      if (!st) {
+        return fail(st);
+      }
+      auto dropped = s.store->sched().deleteStickyForAccount(id);
+      if (!dropped) {
+        return fail(dropped.status());
+      }
+      st = s.accounts->setStatus(id, "active", "");
+      if (!st) {
+        return fail(st);
+      }
+      std::printf(
+          "account %s reset: cooldowns cleared, %lld sticky session(s) dropped, status "
+          "active (was %s)\n",
+          id.c_str(), static_cast<long long>(*dropped), r->status.c_str());
       return 0;
     }
     if (verb == "update") {
@@ -487,11 +827,14 @@ int cmdAccounts(Services& s, const Args& a) {
       return fail(st);
     }
     std::printf("account %s %s\n", id.c_str(),
-                verb == "remove" ? "removed" : verb == "enable" ? "enabled" : "disabled");
+                verb == "remove"   ? "removed"
+                : verb == "enable" ? "enabled"
+                                   : "disabled");
     return 0;
   }
   return fail(invalidArgument("unknown accounts command \"" + verb +
-                              "\" (add, list, show, update, enable, disable, remove)"));
+                              "\" (add, list, show, update, enable, disable, remove, reset, "
+                              "cooldowns, test, oauth-url, oauth-exchange)"));
 }
 
 int cmdPlugins(const Config& cfg) {
@@ -522,7 +865,48 @@ int cmdPlugins(const Config& cfg) {
   return 0;
 }
 
-} // namespace
+int cmdRotate(const Config& cfg, const Args& a) {
+  for (const auto& kv : a.flags) {
+    if (kv.first != "config" && kv.first != "new-key-file") {
+      return fail(invalidArgument("unknown flag --" + kv.first + " for rotate-master-key"));
+    }
+  }
+  RotationOptions opts;
+  if (auto it = a.flags.find("new-key-file"); it != a.flags.end()) {
+    opts.newKeyFile = it->second;
+  }
+  auto r = rotateMasterKey(cfg, opts);
+  if (!r) {
+    return fail(r.status());
+  }
+  std::printf(
+      "master key rotated%s: key id %s -> %s; %d secret(s) of %d account(s) re-sealed; "
+      "gateway keys keep working\n",
+      r->resumed ? " (an interrupted rotation was completed)" : "", r->oldKeyId.c_str(),
+      r->newKeyId.c_str(), r->counts.secrets, r->counts.accounts);
+  if (r->fromConfig) {
+    std::string where = cfg.sourcePath.empty() ? "your config" : cfg.sourcePath;
+    std::printf(
+        "\nThe master key comes from security.master_key: replace it in %s with the new "
+        "key below NOW,\nbefore relaygate runs again (it is shown only this once and "
+        "stored nowhere else):\n%s\n",
+        where.c_str(), r->newMaster.c_str());
+  } else {
+    std::printf(
+        "new key in %s/master.key; the previous one is kept in %s/master.key.old "
+        "(mode 0600): delete it once your backups hold the new key\n",
+        cfg.storage.dataDir.c_str(), cfg.storage.dataDir.c_str());
+  }
+  if (r->backend == "redis") {
+    std::fprintf(stderr,
+                 "warning: storage is redis: every relaygate instance sharing it must be "
+                 "restarted with the new master key now (old-key instances can no longer "
+                 "open the re-sealed secrets)\n");
+  }
+  return 0;
+}
+
+}  // namespace
 
 StatusOr<int64_t> parseIso8601(const std::string& text) {
   // YYYY-MM-DD[THH:MM[:SS][.fff]][Z|+HH:MM|-HH:MM]
@@ -578,8 +962,7 @@ StatusOr<int64_t> parseIso8601(const std::string& text) {
       }
     }
   }
-  if (pos != text.size() || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-      se > 60) {
+  if (pos != text.size() || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) {
     return invalidArgument("not a valid ISO-8601 time: \"" + text + "\"");
   }
   std::tm tm{};
@@ -600,8 +983,8 @@ int runCli(int argc, char** argv) {
     return 2;
   }
   if (args->positional.empty() || args->flags.count("help") != 0) {
-    std::fputs(kUsage, args->positional.empty() && args->flags.count("help") == 0 ? stderr
-                                                                                   : stdout);
+    std::fputs(kUsage,
+               args->positional.empty() && args->flags.count("help") == 0 ? stderr : stdout);
     return args->positional.empty() && args->flags.count("help") == 0 ? 2 : 0;
   }
   const std::string cmd = args->positional[0];
@@ -624,7 +1007,7 @@ int runCli(int argc, char** argv) {
   }
   LoggingConfig lc = cfg->logging;
   if (cmd != "serve") {
-    lc.level = "warn"; // CLI verbs print results, not logs
+    lc.level = "warn";  // CLI verbs print results, not logs
   }
   Status ls = setupLogging(lc);
   if (!ls) {
@@ -645,6 +1028,9 @@ int runCli(int argc, char** argv) {
     }
     return cmdPlugins(*cfg);
   }
+  if (cmd == "rotate-master-key") {
+    return cmdRotate(*cfg, *args);
+  }
   if (cmd == "keys" || cmd == "accounts") {
     auto svc = openServices(*cfg);
     if (!svc) {
@@ -656,4 +1042,4 @@ int runCli(int argc, char** argv) {
   return 2;
 }
 
-} // namespace rg
+}  // namespace rg
