@@ -8,8 +8,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 
-#include <memory>
 #include <chrono>
+#include <memory>
 #include <regex>
 #include <string>
 #include <thread>
@@ -32,9 +32,8 @@ const std::string kPluginDir = RG_TEST_PLUGIN_DIR;
 const std::string kMasterKey = "integration-master-key-0123456789abcdef";
 const std::string kUpstreamKey = "sk-ant-api03-UPSTREAMSECRET-0123456789abcdefghij";
 
-const std::string kRequest =
-    R"({"model":"claude-sonnet-4-5-20250929","max_tokens":64,)"
-    R"("messages":[{"role":"user","content":"Hello"}]})";
+const std::string kRequest = R"({"model":"claude-sonnet-4-5-20250929","max_tokens":64,)"
+                             R"("messages":[{"role":"user","content":"Hello"}]})";
 const std::string kStreamRequest =
     R"({"model":"claude-sonnet-4-5-20250929","max_tokens":64,"stream":true,)"
     R"("messages":[{"role":"user","content":"Hello"}]})";
@@ -55,7 +54,7 @@ struct Options {
 
 // One gateway with one claude-console account pointing at a fake upstream, and one key.
 class E2E : public ::testing::TestWithParam<std::string> {
-protected:
+ protected:
   void SetUp() override { upstream_.start(); }
 
   void TearDown() override {
@@ -87,9 +86,9 @@ protected:
   bool redis() const { return GetParam() == "redis"; }
 
   std::string writeConfig(const Options& o) {
-    std::string prefix = "it" + std::to_string(::getpid()) + "_" +
-                         std::to_string(counter_++) + "_" +
-                         ::testing::UnitTest::GetInstance()->current_test_info()->name() + ":";
+    std::string prefix = "it" + std::to_string(::getpid()) + "_" + std::to_string(counter_++) +
+                         "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+                         ":";
     for (char& c : prefix) {
       if (c == '/') {
         c = '_';
@@ -100,20 +99,31 @@ protected:
         "  host: 127.0.0.1\n"
         "  port: 0\n"
         "  worker_threads: 64\n"
-        "  upstream_timeout_ms: " + std::to_string(o.upstreamTimeoutMs) + "\n"
-        "  drain_timeout_ms: " + std::to_string(o.drainTimeoutMs) + "\n"
+        "  upstream_timeout_ms: " +
+        std::to_string(o.upstreamTimeoutMs) +
+        "\n"
+        "  drain_timeout_ms: " +
+        std::to_string(o.drainTimeoutMs) +
+        "\n"
         "storage:\n"
-        "  backend: " + GetParam() + "\n"
-        "  data_dir: " + dir_.file("data") + "\n" +
+        "  backend: " +
+        GetParam() +
+        "\n"
+        "  data_dir: " +
+        dir_.file("data") + "\n" +
         (redis() ? "  redis:\n    url: " + sharedRedis().url() + "\n    key_prefix: \"" + prefix +
                        "\"\n"
                  : std::string()) +
         "security:\n"
-        "  master_key: " + kMasterKey + "\n"
+        "  master_key: " +
+        kMasterKey +
+        "\n"
         "logging:\n"
         "  level: info\n"
         "plugins:\n"
-        "  directory: " + kPluginDir + "\n"
+        "  directory: " +
+        kPluginDir +
+        "\n"
         "  enabled:\n"
         "    - name: claude\n" +
         o.extraConfig;
@@ -142,8 +152,7 @@ protected:
 
   void startGateway(const Options& o = {}) {
     config_ = writeConfig(o);
-    auto acct = cli({"accounts", "add", "--type", "claude-console", "--name", "fake",
-                     "--base-url",
+    auto acct = cli({"accounts", "add", "--type", "claude-console", "--name", "fake", "--base-url",
                      o.baseUrlOverride.empty() ? upstream_.baseUrl() : o.baseUrlOverride,
                      "--api-key", kUpstreamKey});
     ASSERT_EQ(acct.exitCode, 0) << acct.err;
@@ -201,7 +210,8 @@ protected:
   static inline int counter_ = 0;
 };
 
-// ---- relay ---------------------------------------------------------------------------------------
+// ---- relay
+// ---------------------------------------------------------------------------------------
 
 TEST_P(E2E, NonStreamRelayIsByteIdenticalAndBooksUsage) {
   std::string upstreamBody = rgtest::FakeAnthropic::jsonMessage(
@@ -390,7 +400,9 @@ TEST_P(E2E, ClaudeCodeShapedBodyPassesUntouched) {
       R"("metadata":{"user_id":"{\"device_id\":\"d1\",\"account_uuid\":\"a1\",\"session_id\":\"5b1f0c1e-1111-4222-8333-944445555666\"}"},)"
       R"("system":[{"type":"text","text":"x-anthropic-billing-header: cc_version=2.0.1"},)"
       R"({"type":"text","text":"You are Claude Code.","cache_control":{"type":"ephemeral","ttl":"1h"}},)"
-      R"({"type":"text","text":")" + big + R"("}],)"
+      R"({"type":"text","text":")" +
+      big +
+      R"("}],)"
       R"("messages":[{"role":"system","content":"inline system"},{"role":"user","content":[{"type":"text","text":"hi","cache_control":{"type":"ephemeral"}}]}],)"
       R"("thinking":{"type":"enabled","budget_tokens":31999},)"
       R"("context_management":{"edits":[{"type":"clear_tool_uses_20250919"}]},)"
@@ -402,8 +414,9 @@ TEST_P(E2E, ClaudeCodeShapedBodyPassesUntouched) {
   if (HasFailure()) {
     return;
   }
-  std::string betas = "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,"
-                      "fine-grained-tool-streaming-2025-05-14,context-management-2025-06-27";
+  std::string betas =
+      "claude-code-20250219,oauth-2025-04-20,interleaved-thinking-2025-05-14,"
+      "fine-grained-tool-streaming-2025-05-14,context-management-2025-06-27";
   HttpResult r = post("/api/v1/messages?beta=true", body,
                       {{"anthropic-beta", betas}, {"x-stainless-lang", "js"}});
   ASSERT_TRUE(r.ok) << r.error;
@@ -456,7 +469,8 @@ TEST_P(E2E, NoUsableAccountIsA503InAnthropicShape) {
   EXPECT_EQ(upstream_.requestCount(), 0u);
 }
 
-// ---- keys ----------------------------------------------------------------------------------------
+// ---- keys
+// ----------------------------------------------------------------------------------------
 
 TEST_P(E2E, KeyChecksAnswerInAnthropicShape) {
   startGateway();
@@ -476,10 +490,9 @@ TEST_P(E2E, KeyChecksAnswerInAnthropicShape) {
 
   // Bearer form works too.
   upstream_.setDefault(rgtest::FakeAnthropic::Script{});
-  auto bearer = rgtest::httpRequest(gw_->port(), "POST", "/v1/messages",
-                                    {{"authorization", "Bearer " + gatewayKey_},
-                                     {"content-type", "application/json"}},
-                                    kRequest);
+  auto bearer = rgtest::httpRequest(
+      gw_->port(), "POST", "/v1/messages",
+      {{"authorization", "Bearer " + gatewayKey_}, {"content-type", "application/json"}}, kRequest);
   EXPECT_EQ(bearer.status, 200) << bearer.body;
 
   auto disabled = createKey();
@@ -537,9 +550,10 @@ TEST_P(E2E, ExpiredKeyIsRejected) {
 
 TEST_P(E2E, ConcurrencyLimitAndLeaseReleaseOnClientDisconnect) {
   rgtest::FakeAnthropic::Script held;
-  held.sseChunks = {"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{"
-                    "\"model\":\"claude-sonnet-4-5-20250929\",\"usage\":{\"input_tokens\":3,"
-                    "\"output_tokens\":1}}}\n\n"};
+  held.sseChunks = {
+      "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{"
+      "\"model\":\"claude-sonnet-4-5-20250929\",\"usage\":{\"input_tokens\":3,"
+      "\"output_tokens\":1}}}\n\n"};
   held.holdOpenAfterChunks = true;
   upstream_.enqueue(held);
   upstream_.setDefault(rgtest::FakeAnthropic::Script{});
@@ -596,13 +610,21 @@ TEST_P(E2E, ConcurrencyLimitAndLeaseReleaseOnClientDisconnect) {
   EXPECT_GE(total->inputTokens, 3);
 }
 
-// ---- upstream faults -----------------------------------------------------------------------------
+// ---- upstream faults
+// -----------------------------------------------------------------------------
 
 TEST_P(E2E, UpstreamErrorsPassThroughUnchanged) {
   for (int status : {429, 529, 500, 401}) {
     upstream_.enqueue(rgtest::FakeAnthropic::error(status));
   }
-  startGateway();
+  // With cooldowns off, the only account stays schedulable and each error reaches the client as
+  // it came (with cooldowns on, the request after a 529 would get the gateway's 503 instead;
+  // scheduler_e2e_test covers that).
+  Options o;
+  o.extraConfig =
+      "scheduler:\n  overloaded_cooldown_ms: 0\n  transient_cooldown_ms: 0\n"
+      "  auth_cooldown_ms: 0\n";
+  startGateway(o);
   if (HasFailure()) {
     return;
   }
@@ -621,7 +643,7 @@ TEST_P(E2E, UpstreamErrorsPassThroughUnchanged) {
 }
 
 TEST_P(E2E, ConnectFailureIs502) {
-  int port; // an address nobody listens on
+  int port;  // an address nobody listens on
   {
     rgtest::FakeAnthropic tmp;
     tmp.start();
@@ -669,7 +691,8 @@ TEST_P(E2E, UpstreamDropMidStreamCutsTheClient) {
   EXPECT_EQ(r.body, s.sseChunks[0] + s.sseChunks[1]);
 }
 
-// ---- host endpoints, shutdown, durability --------------------------------------------------------
+// ---- host endpoints, shutdown, durability
+// --------------------------------------------------------
 
 TEST_P(E2E, HealthReadyMetricsAndRequestIds) {
   startGateway();
@@ -689,12 +712,11 @@ TEST_P(E2E, HealthReadyMetricsAndRequestIds) {
   auto nf = rgtest::httpRequest(gw_->port(), "GET", "/nope", {}, "");
   EXPECT_EQ(nf.status, 404);
   EXPECT_NE(nf.body.find("not_found_error"), std::string::npos);
-  auto models = rgtest::httpRequest(gw_->port(), "GET", "/v1/models",
-                                    {{"x-api-key", gatewayKey_}}, "");
+  auto models =
+      rgtest::httpRequest(gw_->port(), "GET", "/v1/models", {{"x-api-key", gatewayKey_}}, "");
   EXPECT_EQ(models.status, 200);
   EXPECT_NE(models.body.find("\"data\""), std::string::npos);
-  auto me = rgtest::httpRequest(gw_->port(), "GET", "/api/v1/me", {{"x-api-key", gatewayKey_}},
-                                "");
+  auto me = rgtest::httpRequest(gw_->port(), "GET", "/api/v1/me", {{"x-api-key", gatewayKey_}}, "");
   EXPECT_EQ(me.status, 200);
   EXPECT_NE(me.body.find("user_" + keyId_), std::string::npos);
   auto m = rgtest::httpRequest(gw_->port(), "GET", "/metrics", {}, "");
@@ -708,15 +730,18 @@ TEST_P(E2E, HealthReadyMetricsAndRequestIds) {
   EXPECT_NE(m.body.find("relaygate_active_streams"), std::string::npos);
   // One access-log line per request, with the key id and never the key.
   ASSERT_TRUE(rgtest::waitFor(
-      [&] { return gw_->stderrText().find("path=/api/v1/me status=200 key=" + keyId_) !=
-                   std::string::npos; },
+      [&] {
+        return gw_->stderrText().find("path=/api/v1/me status=200 key=" + keyId_) !=
+               std::string::npos;
+      },
       5000))
       << gw_->stderrText();
 }
 
 TEST_P(E2E, SigtermDrainsAnOpenStream) {
   rgtest::FakeAnthropic::Script held;
-  auto chunks = rgtest::FakeAnthropic::sseMessage("claude-sonnet-4-5-20250929", "drain", 2, 1, 0, 0);
+  auto chunks =
+      rgtest::FakeAnthropic::sseMessage("claude-sonnet-4-5-20250929", "drain", 2, 1, 0, 0);
   held.sseChunks = {chunks[0]};
   held.holdOpenAfterChunks = true;
   held.afterRelease = std::vector<std::string>(chunks.begin() + 1, chunks.end());
@@ -769,7 +794,7 @@ TEST_P(E2E, KeysAccountsAndUsageSurviveKill9) {
 INSTANTIATE_TEST_SUITE_P(Backends, E2E, ::testing::Values("embedded", "redis"),
                          [](const auto& paramInfo) { return paramInfo.param; });
 
-} // namespace
+}  // namespace
 
 namespace {
 
@@ -793,9 +818,9 @@ TEST_P(Http, UnreadBodiesCloseTheConnectionInsteadOfBeingParsedAsRequests) {
   // the body must not be taken for a request, and the pipelined request is not served.
   std::string body = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
   std::string raw = rgtest::rawExchange(
-      gw_->port(), "POST /v1/nope HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\n\r\n" + body +
-                       "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+      gw_->port(),
+      "POST /v1/nope HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) +
+          "\r\n\r\n" + body + "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(raw.rfind("HTTP/1.1 404 Not Found\r\n", 0), 0u) << raw;
   EXPECT_TRUE(hasConnectionClose(raw)) << raw;
   EXPECT_EQ(raw.find("\"status\":\"ok\""), std::string::npos) << "smuggled request served";
@@ -809,24 +834,26 @@ TEST_P(Http, UnreadBodiesCloseTheConnectionInsteadOfBeingParsedAsRequests) {
   EXPECT_TRUE(hasConnectionClose(r401)) << r401;
 
   // Over the body limit: 413 from the declared length alone.
-  std::string r413 = rgtest::rawExchange(
-      gw_->port(), "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: " + gatewayKey_ +
-                       "\r\nContent-Length: 999999999999\r\n\r\n",
-      5000);
+  std::string r413 =
+      rgtest::rawExchange(gw_->port(),
+                          "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: " + gatewayKey_ +
+                              "\r\nContent-Length: 999999999999\r\n\r\n",
+                          5000);
   EXPECT_EQ(r413.rfind("HTTP/1.1 413 ", 0), 0u) << r413;
 
   // A body shorter than declared: 400, connection closed, nothing sent upstream.
   size_t before = upstream_.requestCount();
-  std::string shortBody = rgtest::rawExchange(
-      gw_->port(), "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: " + gatewayKey_ +
-                       "\r\nContent-Length: 100\r\n\r\n{\"model\":",
-      1500);
+  std::string shortBody =
+      rgtest::rawExchange(gw_->port(),
+                          "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: " + gatewayKey_ +
+                              "\r\nContent-Length: 100\r\n\r\n{\"model\":",
+                          1500);
   EXPECT_EQ(upstream_.requestCount(), before);
 }
 
 TEST_P(Http, Http10ClientsGetAnUnchunkedStream) {
-  auto chunks = rgtest::FakeAnthropic::sseMessage("claude-sonnet-4-5-20250929", "old client", 3,
-                                                  2, 0, 0);
+  auto chunks =
+      rgtest::FakeAnthropic::sseMessage("claude-sonnet-4-5-20250929", "old client", 3, 2, 0, 0);
   rgtest::FakeAnthropic::Script s;
   s.sseChunks = chunks;
   upstream_.enqueue(s);
@@ -851,8 +878,8 @@ TEST_P(Http, Http10ClientsGetAnUnchunkedStream) {
 
 TEST_P(Http, DrainTimeoutCutsStreamsThatDoNotEnd) {
   rgtest::FakeAnthropic::Script held;
-  held.sseChunks = {rgtest::FakeAnthropic::sseMessage("claude-sonnet-4-5-20250929", "x", 1, 1,
-                                                      0, 0)[0]};
+  held.sseChunks = {
+      rgtest::FakeAnthropic::sseMessage("claude-sonnet-4-5-20250929", "x", 1, 1, 0, 0)[0]};
   held.holdOpenAfterChunks = true;
   upstream_.enqueue(held);
   Options o;
@@ -879,4 +906,4 @@ TEST_P(Http, DrainTimeoutCutsStreamsThatDoNotEnd) {
 INSTANTIATE_TEST_SUITE_P(Embedded, Http, ::testing::Values("embedded"),
                          [](const auto& paramInfo) { return paramInfo.param; });
 
-} // namespace
+}  // namespace

@@ -15,6 +15,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "admin/admin_token.h"
+#include "app/master_key_rotation.h"
 #include "http/error_shapes.h"
 #include "http/router.h"
 #include "http/server.h"
@@ -36,7 +38,18 @@ StatusOr<std::string> loadOrCreateMasterKey(const Config& cfg, bool* generated) 
   if (ec) {
     return unavailable("cannot create data dir " + cfg.storage.dataDir + ": " + ec.message());
   }
+  // A rotation interrupted between its two renames is completed before the key is read.
+  Status fin = finishInterruptedKeyRename(cfg.storage.dataDir);
+  if (!fin) {
+    return fin;
+  }
   std::string path = cfg.storage.dataDir + "/master.key";
+  if (!std::filesystem::exists(path) && std::filesystem::exists(path + ".next")) {
+    return failedPrecondition(
+        path + " is missing but " + path +
+        ".next exists: a master key rotation was interrupted; run "
+        "`relaygate rotate-master-key` again instead of generating a new key");
+  }
   std::ifstream in(path);
   if (in) {
     std::string key;
@@ -63,6 +76,23 @@ StatusOr<std::string> loadOrCreateMasterKey(const Config& cfg, bool* generated) 
   return key;
 }
 
+StatusOr<StorePtr> openStoreFromConfig(const Config& cfg, const Clock& clock, bool durableWrites,
+                                       int redisPoolSize) {
+  if (cfg.storage.backend == "redis") {
+    RedisOptions ro;
+    ro.url = cfg.storage.redisUrl;
+    ro.password = cfg.storage.redisPassword;
+    ro.db = cfg.storage.redisDb;
+    ro.keyPrefix = cfg.storage.keyPrefix;
+    ro.poolSize = redisPoolSize > 0 ? redisPoolSize : cfg.storage.redisPoolSize;
+    return openRedisStore(ro, clock);
+  }
+  EmbeddedOptions eo;
+  eo.dataDir = cfg.storage.dataDir;
+  eo.fsyncEachWrite = cfg.storage.fsync || durableWrites;
+  return openEmbeddedStore(eo, clock);
+}
+
 StatusOr<ServicesPtr> openServices(const Config& cfg) {
   auto svc = std::make_unique<Services>();
   svc->config = cfg;
@@ -72,44 +102,47 @@ StatusOr<ServicesPtr> openServices(const Config& cfg) {
     return master.status();
   }
   if (generated) {
-    spdlog::warn("no security.master_key configured: generated one into {}/master.key (mode "
-                 "0600). Back it up: without it stored secrets cannot be decrypted and keys "
-                 "stop working.",
-                 cfg.storage.dataDir);
+    spdlog::warn(
+        "no security.master_key configured: generated one into {}/master.key (mode "
+        "0600). Back it up: without it stored secrets cannot be decrypted and keys "
+        "stop working.",
+        cfg.storage.dataDir);
   }
-  if (cfg.storage.backend == "redis") {
-    RedisOptions ro;
-    ro.url = cfg.storage.redisUrl;
-    ro.password = cfg.storage.redisPassword;
-    ro.db = cfg.storage.redisDb;
-    ro.keyPrefix = cfg.storage.keyPrefix;
-    ro.poolSize = cfg.storage.redisPoolSize;
-    auto store = openRedisStore(ro, *svc->clock);
-    if (!store) {
-      return store.status();
-    }
-    svc->store = std::move(store.value());
-    if (generated || cfg.security.masterKey.empty()) {
-      spdlog::warn("storage is redis but the master key comes from the local data dir: every "
-                   "instance sharing this Redis must use the same security.master_key");
-    }
-  } else {
-    EmbeddedOptions eo;
-    eo.dataDir = cfg.storage.dataDir;
-    eo.fsyncEachWrite = cfg.storage.fsync;
-    auto store = openEmbeddedStore(eo, *svc->clock);
-    if (!store) {
-      return store.status();
-    }
-    svc->store = std::move(store.value());
+  auto store = openStoreFromConfig(cfg, *svc->clock);
+  if (!store) {
+    return store.status();
   }
-  std::string boxKey = crypto::deriveKey(*master, "relaygate secret box v1");
-  std::string keyId = crypto::toHex(crypto::sha256(boxKey)).substr(0, 8);
-  svc->secretBox = std::make_unique<crypto::SecretBox>(boxKey, keyId);
-  svc->keys = std::make_unique<KeyService>(*svc->store, *svc->clock,
-                                           crypto::deriveKey(*master, "relaygate key hash v1"));
+  svc->store = std::move(store.value());
+  if (cfg.storage.backend == "redis" && (generated || cfg.security.masterKey.empty())) {
+    spdlog::warn(
+        "storage is redis but the master key comes from the local data dir: every "
+        "instance sharing this Redis must use the same security.master_key");
+  }
+  svc->secretBox = secretBoxForMaster(*master);
+  // Values sealed under the previous key stay readable while a rotation is unfinished.
+  addRotationDecryptionKeys(cfg, *svc->secretBox);
+  // Gateway key hashes cannot be recomputed (no plain keys are kept), so after a rotation the
+  // hash secret lives in storage, sealed by the current master key.
+  auto hashSecret = resolveKeyHashSecret(*svc->store, *svc->secretBox, *master);
+  if (!hashSecret) {
+    return hashSecret.status();
+  }
+  svc->keys = std::make_unique<KeyService>(*svc->store, *svc->clock, *hashSecret);
   svc->accounts = std::make_unique<AccountService>(*svc->store, *svc->clock, *svc->secretBox);
   return svc;
+}
+
+ClaudeOAuthOptions claudeOAuthOptions(const Config& cfg) {
+  const ClaudeOAuthConfig& c = cfg.oauth.claude;
+  ClaudeOAuthOptions o;
+  o.authorizeUrl = c.authorizeUrl;
+  o.tokenUrl = c.tokenUrl;
+  o.clientId = c.clientId;
+  o.redirectUri = c.redirectUri;
+  o.scopes = c.scopes;
+  o.setupScopes = c.setupScopes;
+  o.timeoutMs = cfg.server.upstreamConnectTimeoutMs * 3;
+  return o;
 }
 
 StatusOr<LoadedPlugins> loadPlugins(const Config& cfg, const HostServices& services) {
@@ -166,7 +199,7 @@ std::string pluginsJson(const LoadedPlugins& lp) {
   return s + "]";
 }
 
-} // namespace
+}  // namespace
 
 int runServe(const Config& cfg) {
   // Signals are taken by sigwait() in this thread only; every thread started later inherits
@@ -222,7 +255,61 @@ int runServe(const Config& cfg) {
     }
   }
   UpstreamClient upstream;
+  EventBus events;
+  // Account state changes are operator news: log them (webhooks subscribe here as well).
+  events.subscribe([](const AccountEvent& ev) {
+    spdlog::info("event {} account={} ({}) {} -> {}{}{}", ev.type, ev.accountId, ev.accountName,
+                 ev.oldState, ev.newState, ev.scope.empty() ? "" : " scope=" + ev.scope,
+                 ev.reason.empty() ? "" : " reason=" + ev.reason);
+  });
+  Scheduler scheduler(*s.accounts, *s.store, *s.clock, cfg.scheduler, &events, &metrics);
+  scheduler.startBackground();
+  ClaudeOAuth claudeOAuth(claudeOAuthOptions(cfg), upstream, s.store->settings(), *s.clock);
+  TokenManagerOptions tmo;
+  tmo.refreshLeadMs = cfg.oauth.claude.refreshLeadMs;
+  tmo.backgroundIntervalMs = cfg.oauth.claude.refreshIntervalMs;
+  TokenManager tokens(claudeOAuth, *s.accounts, s.store->sched(), *s.clock, &events, tmo);
+  if (tmo.backgroundIntervalMs > 0) {
+    tokens.startBackground();
+  }
+  AccountTesterDeps testerDeps;
+  testerDeps.accounts = s.accounts.get();
+  testerDeps.upstream = &upstream;
+  testerDeps.tokens = &tokens;
+  for (auto& p : plugins->providers) {
+    testerDeps.providers.push_back(p.get());
+  }
+  std::unique_ptr<AdminApi> admin;
+  if (cfg.admin.enabled) {
+    bool generated = false;
+    auto token = loadOrCreateAdminToken(cfg.admin.token, cfg.storage.dataDir, &generated);
+    if (!token) {
+      spdlog::critical("cannot start: admin token: {}", token.status().message());
+      return 1;
+    }
+    if (generated) {
+      spdlog::warn(
+          "no admin.token configured: generated one into {}/admin.token (mode 0600); "
+          "send it as 'Authorization: Bearer <token>' to /admin/...",
+          cfg.storage.dataDir);
+    }
+    AdminDeps ad;
+    ad.keys = s.keys.get();
+    ad.accounts = s.accounts.get();
+    ad.store = s.store.get();
+    ad.events = &events;
+    ad.claudeOAuth = &claudeOAuth;
+    ad.testAccount = [&testerDeps](const AccountRecord& r, const std::string& m) {
+      return testAccount(testerDeps, r, m);
+    };
+    ad.clock = s.clock;
+    ad.adminToken = std::move(token.value());
+    admin = std::make_unique<AdminApi>(std::move(ad));
+  }
   GatewayDeps deps;
+  deps.admin = admin.get();
+  deps.scheduler = &scheduler;
+  deps.tokens = &tokens;
   deps.config = &cfg;
   deps.clock = s.clock;
   deps.store = s.store.get();
@@ -249,19 +336,19 @@ int runServe(const Config& cfg) {
     spdlog::critical("cannot start: {}", st.message());
     return 1;
   }
-  std::string where = cfg.storage.backend == "redis"
-                          ? "redis"
-                          : "embedded at " + cfg.storage.dataDir;
+  std::string where =
+      cfg.storage.backend == "redis" ? "redis" : "embedded at " + cfg.storage.dataDir;
   std::string cfgArg = cfg.sourcePath.empty() ? "" : " --config " + cfg.sourcePath;
   std::printf("relaygate %s listening on http://%s:%d (storage: %s, plugins: %zu)\n", RG_VERSION,
               cfg.server.host.c_str(), server.port(), where.c_str(),
               plugins->providers.size() + plugins->notifiers.size());
-  std::printf("  add an upstream account: relaygate accounts add%s --type claude-console "
-              "--name NAME --base-url https://api.anthropic.com --api-key sk-ant-...\n"
-              "  create a gateway key:    relaygate keys create%s --name NAME\n"
-              "  then point a client at it: ANTHROPIC_BASE_URL=http://%s:%d/api "
-              "ANTHROPIC_API_KEY=cr_... claude\n",
-              cfgArg.c_str(), cfgArg.c_str(), cfg.server.host.c_str(), server.port());
+  std::printf(
+      "  add an upstream account: relaygate accounts add%s --type claude-console "
+      "--name NAME --base-url https://api.anthropic.com --api-key sk-ant-...\n"
+      "  create a gateway key:    relaygate keys create%s --name NAME\n"
+      "  then point a client at it: ANTHROPIC_BASE_URL=http://%s:%d/api "
+      "ANTHROPIC_API_KEY=cr_... claude\n",
+      cfgArg.c_str(), cfgArg.c_str(), cfg.server.host.c_str(), server.port());
   std::fflush(stdout);
   spdlog::info("listening on {}:{}", cfg.server.host, server.port());
 
@@ -304,8 +391,10 @@ int runServe(const Config& cfg) {
     }
   }
   server.stopNow();
+  tokens.stop();
+  scheduler.stop();
   spdlog::info("stopped");
   return 0;
 }
 
-} // namespace rg
+}  // namespace rg

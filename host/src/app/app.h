@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "crypto/crypto.h"
+#include "oauth/claude_oauth.h"
 #include "observability/metrics.h"
 #include "plugin/plugin_runtime.h"
 #include "storage/store.h"
@@ -32,6 +33,10 @@ struct Services {
 using ServicesPtr = std::unique_ptr<Services>;
 
 StatusOr<ServicesPtr> openServices(const Config& cfg);
+// The configured store. durableWrites forces fsync on the embedded journal (rare, vital writes);
+// redisPoolSize > 0 overrides storage.redis.pool_size.
+StatusOr<StorePtr> openStoreFromConfig(const Config& cfg, const Clock& clock,
+                                       bool durableWrites = false, int redisPoolSize = 0);
 
 struct LoadedPlugins {
   std::unique_ptr<PluginLoader> loader;
@@ -41,7 +46,10 @@ struct LoadedPlugins {
 // Loads every enabled plugin; any failure is fatal (the message names the plugin and the reason).
 StatusOr<LoadedPlugins> loadPlugins(const Config& cfg, const HostServices& services);
 
+// The Claude OAuth endpoints and scopes from oauth.claude.
+ClaudeOAuthOptions claudeOAuthOptions(const Config& cfg);
+
 // `relaygate serve`: returns the process exit code.
 int runServe(const Config& cfg);
 
-} // namespace rg
+}  // namespace rg

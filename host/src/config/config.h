@@ -15,51 +15,88 @@ namespace rg {
 
 struct ServerConfig {
   std::string host = "127.0.0.1";
-  int port = 8787;                      // 0 = pick a free port (printed at start)
-  int workerThreads = 256;              // max concurrent requests/streams (one thread each)
-  int requestTimeoutMs = 600000;        // client socket timeout (each read / write)
-  int idleTimeoutMs = 65000;            // keep-alive idle connection
+  int port = 8787;                // 0 = pick a free port (printed at start)
+  int workerThreads = 256;        // max concurrent requests/streams (one thread each)
+  int requestTimeoutMs = 600000;  // client socket timeout (each read / write)
+  int idleTimeoutMs = 65000;      // keep-alive idle connection
   int upstreamConnectTimeoutMs = 10000;
-  int upstreamTimeoutMs = 600000;       // first byte and between bytes from upstream
-  int64_t maxBodyBytes = 100LL << 20;   // 413 above this
-  int drainTimeoutMs = 30000;           // on SIGTERM: wait this long for in-flight requests
+  int upstreamTimeoutMs = 600000;      // first byte and between bytes from upstream
+  int64_t maxBodyBytes = 100LL << 20;  // 413 above this
+  int drainTimeoutMs = 30000;          // on SIGTERM: wait this long for in-flight requests
 };
 
 struct StorageConfig {
-  std::string backend = "embedded";     // embedded | redis
-  std::string dataDir = "./data";       // embedded journal, generated secrets
-  bool fsync = false;                   // embedded: fsync every durable write
+  std::string backend = "embedded";  // embedded | redis
+  std::string dataDir = "./data";    // embedded journal, generated secrets
+  bool fsync = false;                // embedded: fsync every durable write
   std::string redisUrl = "redis://127.0.0.1:6379";
-  std::string redisPassword;            // secret
-  int redisDb = -1;                     // -1 = from the url (default 0)
+  std::string redisPassword;  // secret
+  int redisDb = -1;           // -1 = from the url (default 0)
   std::string keyPrefix = "rg:";
   int redisPoolSize = 8;
 };
 
 struct SecurityConfig {
-  std::string masterKey;                // secret; empty = generated into <dataDir>/master.key
+  std::string masterKey;  // secret; empty = generated into <dataDir>/master.key
 };
 
 struct LoggingConfig {
-  std::string level = "info";           // trace | debug | info | warn | error
-  std::string format = "text";          // text | json
+  std::string level = "info";   // trace | debug | info | warn | error
+  std::string format = "text";  // text | json
 };
 
 struct PluginEntry {
-  std::string name;                     // loads <plugins.directory>/librg_<name>.so
+  std::string name;  // loads <plugins.directory>/librg_<name>.so
   bool enabled = true;
-  std::string configJson = "{}";        // the entry's `config` subtree as JSON
+  std::string configJson = "{}";  // the entry's `config` subtree as JSON
 };
 
 struct PluginsConfig {
-  std::string directory;                // default: the build's plugin dir, else the install dir
+  std::string directory;  // default: the build's plugin dir, else the install dir
   std::vector<PluginEntry> enabled;
 };
 
 struct PricingConfig {
-  std::string file;                     // LiteLLM-format price table; default: the shipped one
-  std::string overrideFile;             // optional, same format, entries replace whole models
-  std::string globalRate = "1";         // decimal multiplier for billed amounts (0..1000)
+  std::string file;              // LiteLLM-format price table; default: the shipped one
+  std::string overrideFile;      // optional, same format, entries replace whole models
+  std::string globalRate = "1";  // decimal multiplier for billed amounts (0..1000)
+};
+
+// Account scheduling, cooldowns by error class, failover (docs/operations.md "Scheduler").
+struct SchedulerConfig {
+  int64_t stickyTtlMs = 3600000;            // session -> account mapping lifetime
+  int64_t stickyRenewThresholdMs = 900000;  // renew when less than this remains; 0 = never
+  int maxAttempts = 3;                      // accounts tried per request (1 = no failover)
+  int64_t authCooldownMs = 1800000;         // 401/403: credential rejected
+  int64_t overloadedCooldownMs = 600000;    // 529
+  int64_t unavailableCooldownMs = 60000;    // 503
+  int64_t transientCooldownMs = 300000;     // other 5xx, timeouts, connection failures
+  int64_t rateLimitedCooldownMs = 3600000;  // account limit with neither reset time nor retry-after
+  int64_t quotaCooldownMs = 3600000;        // quota exhausted without a reset time
+  int64_t retryAfterCapMs = 1800000;        // cap on cooldowns derived from retry-after
+  int64_t stateRefreshMs = 1000;            // how stale another instance's cooldowns may be
+};
+
+struct ClaudeOAuthConfig {
+  std::string authorizeUrl = "https://claude.ai/oauth/authorize";
+  std::string tokenUrl = "https://platform.claude.com/v1/oauth/token";
+  std::string clientId = "9d1c250a-e61b-44d9-88ed-5944d1962f5e";
+  std::string redirectUri = "https://platform.claude.com/oauth/code/callback";
+  std::string scopes =
+      "org:create_api_key user:profile user:inference user:sessions:claude_code "
+      "user:mcp_servers user:file_upload";
+  std::string setupScopes = "user:inference";
+  int64_t refreshLeadMs = 60000;      // refresh this long before expiry
+  int64_t refreshIntervalMs = 60000;  // background refresher period; 0 = off
+};
+
+struct OAuthConfig {
+  ClaudeOAuthConfig claude;
+};
+
+struct AdminConfig {
+  bool enabled = true;
+  std::string token;  // secret; empty = generated into <dataDir>/admin.token
 };
 
 struct Config {
@@ -69,7 +106,10 @@ struct Config {
   LoggingConfig logging;
   PluginsConfig plugins;
   PricingConfig pricing;
-  std::string sourcePath;               // the file it came from
+  SchedulerConfig scheduler;
+  OAuthConfig oauth;
+  AdminConfig admin;
+  std::string sourcePath;  // the file it came from
 };
 
 // Parses and validates. `env` lookups go through getenv unless a test passes its own.
@@ -88,4 +128,4 @@ std::string defaultPricingFile();
 // A redis URL with the password part of its userinfo masked (redis://user:****word@host:6379).
 std::string maskRedisUrl(const std::string& url);
 
-} // namespace rg
+}  // namespace rg

@@ -20,8 +20,8 @@
 #include <utility>
 
 #include "accounting/pricing.h"
-#include "config/config.h"
 #include "common/number_format.h"
+#include "config/config.h"
 #include "observability/logging.h"
 
 namespace rg {
@@ -655,6 +655,78 @@ void loadPricing(Loader& ld, const YAML::Node& node, const std::string& path, Pr
                 });
 }
 
+void loadScheduler(Loader& ld, const YAML::Node& node, const std::string& path,
+                   SchedulerConfig* sc) {
+  constexpr int64_t kDay = 86400000;
+  const IntRange kCooldown{0, 7 * kDay};
+  ld.forEachKey(
+      node, path,
+      {
+          {"sticky_ttl_ms", RG_ON(ld.readInt64(v, p, {1000, 30 * kDay}, &sc->stickyTtlMs))},
+          {"sticky_renew_threshold_ms",
+           RG_ON(ld.readInt64(v, p, {0, 30 * kDay}, &sc->stickyRenewThresholdMs))},
+          {"max_attempts", RG_ON(ld.readInt(v, p, {1, 10}, &sc->maxAttempts))},
+          {"auth_cooldown_ms", RG_ON(ld.readInt64(v, p, kCooldown, &sc->authCooldownMs))},
+          {"overloaded_cooldown_ms",
+           RG_ON(ld.readInt64(v, p, kCooldown, &sc->overloadedCooldownMs))},
+          {"unavailable_cooldown_ms",
+           RG_ON(ld.readInt64(v, p, kCooldown, &sc->unavailableCooldownMs))},
+          {"transient_cooldown_ms", RG_ON(ld.readInt64(v, p, kCooldown, &sc->transientCooldownMs))},
+          {"rate_limited_cooldown_ms",
+           RG_ON(ld.readInt64(v, p, kCooldown, &sc->rateLimitedCooldownMs))},
+          {"quota_cooldown_ms", RG_ON(ld.readInt64(v, p, kCooldown, &sc->quotaCooldownMs))},
+          {"retry_after_cap_ms", RG_ON(ld.readInt64(v, p, kCooldown, &sc->retryAfterCapMs))},
+          {"state_refresh_ms", RG_ON(ld.readInt64(v, p, {100, 60000}, &sc->stateRefreshMs))},
+      });
+}
+
+void loadHttpUrl(Loader& ld, const YAML::Node& v, const std::string& p, std::string* out) {
+  std::string s;
+  if (!ld.scalarText(v, p, "a URL", &s)) {
+    return;
+  }
+  if (s.rfind("https://", 0) != 0 && s.rfind("http://", 0) != 0) {
+    ld.error(p, v, "expected an http:// or https:// URL, got " + quoteValue(s));
+    return;
+  }
+  *out = std::move(s);
+}
+
+void loadClaudeOAuth(Loader& ld, const YAML::Node& node, const std::string& path,
+                     ClaudeOAuthConfig* c) {
+  ld.forEachKey(
+      node, path,
+      {
+          {"authorize_url", RG_ON(loadHttpUrl(ld, v, p, &c->authorizeUrl))},
+          {"token_url", RG_ON(loadHttpUrl(ld, v, p, &c->tokenUrl))},
+          {"client_id", RG_ON(loadNonEmptyPath(ld, v, p, &c->clientId))},
+          {"redirect_uri", RG_ON(loadHttpUrl(ld, v, p, &c->redirectUri))},
+          {"scopes", RG_ON(loadNonEmptyPath(ld, v, p, &c->scopes))},
+          {"setup_scopes", RG_ON(loadNonEmptyPath(ld, v, p, &c->setupScopes))},
+          {"refresh_lead_ms", RG_ON(ld.readInt64(v, p, {0, 86400000}, &c->refreshLeadMs))},
+          {"refresh_interval_ms", RG_ON(ld.readInt64(v, p, {0, 86400000}, &c->refreshIntervalMs))},
+      });
+}
+
+void loadOAuth(Loader& ld, const YAML::Node& node, const std::string& path, OAuthConfig* oc) {
+  ld.forEachKey(node, path, {{"claude", RG_ON(loadClaudeOAuth(ld, v, p, &oc->claude))}});
+}
+
+void loadAdminToken(Loader& ld, const YAML::Node& v, const std::string& p, std::string* out) {
+  ld.readSecret(v, p, out);
+  if (!out->empty() && out->size() < 32) {
+    ld.error(p, v, "must be at least 32 characters (or empty to generate one)");
+  }
+}
+
+void loadAdmin(Loader& ld, const YAML::Node& node, const std::string& path, AdminConfig* ac) {
+  ld.forEachKey(node, path,
+                {
+                    {"enabled", RG_ON(ld.readBool(v, p, &ac->enabled))},
+                    {"token", RG_ON(loadAdminToken(ld, v, p, &ac->token))},
+                });
+}
+
 void loadRoot(Loader& ld, const YAML::Node& root, Config* cfg) {
   ld.forEachKey(root, kRootPath,
                 {
@@ -664,6 +736,9 @@ void loadRoot(Loader& ld, const YAML::Node& root, Config* cfg) {
                     {"logging", RG_ON(loadLogging(ld, v, p, &cfg->logging))},
                     {"plugins", RG_ON(loadPlugins(ld, v, p, &cfg->plugins))},
                     {"pricing", RG_ON(loadPricing(ld, v, p, &cfg->pricing))},
+                    {"scheduler", RG_ON(loadScheduler(ld, v, p, &cfg->scheduler))},
+                    {"oauth", RG_ON(loadOAuth(ld, v, p, &cfg->oauth))},
+                    {"admin", RG_ON(loadAdmin(ld, v, p, &cfg->admin))},
                 });
 }
 

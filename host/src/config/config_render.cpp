@@ -10,8 +10,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "config/config.h"
 #include "common/number_format.h"
+#include "config/config.h"
 #include "observability/logging.h"
 
 namespace rg {
@@ -175,6 +175,34 @@ std::string renderConfigMasked(const Config& cfg) {
   line("  override_file: " + str(cfg.pricing.overrideFile) +
        (cfg.pricing.overrideFile.empty() ? "  # empty: no overrides" : ""));
   line("  global_rate: " + str(cfg.pricing.globalRate));
+  const SchedulerConfig& sc = cfg.scheduler;
+  line("scheduler:");
+  line("  sticky_ttl_ms: " + std::to_string(sc.stickyTtlMs));
+  line("  sticky_renew_threshold_ms: " + std::to_string(sc.stickyRenewThresholdMs));
+  line("  max_attempts: " + std::to_string(sc.maxAttempts));
+  line("  auth_cooldown_ms: " + std::to_string(sc.authCooldownMs));
+  line("  overloaded_cooldown_ms: " + std::to_string(sc.overloadedCooldownMs));
+  line("  unavailable_cooldown_ms: " + std::to_string(sc.unavailableCooldownMs));
+  line("  transient_cooldown_ms: " + std::to_string(sc.transientCooldownMs));
+  line("  rate_limited_cooldown_ms: " + std::to_string(sc.rateLimitedCooldownMs));
+  line("  quota_cooldown_ms: " + std::to_string(sc.quotaCooldownMs));
+  line("  retry_after_cap_ms: " + std::to_string(sc.retryAfterCapMs));
+  line("  state_refresh_ms: " + std::to_string(sc.stateRefreshMs));
+  const ClaudeOAuthConfig& co = cfg.oauth.claude;
+  line("oauth:");
+  line("  claude:");
+  line("    authorize_url: " + str(co.authorizeUrl));
+  line("    token_url: " + str(co.tokenUrl));
+  line("    client_id: " + str(co.clientId));
+  line("    redirect_uri: " + str(co.redirectUri));
+  line("    scopes: " + str(co.scopes));
+  line("    setup_scopes: " + str(co.setupScopes));
+  line("    refresh_lead_ms: " + std::to_string(co.refreshLeadMs));
+  line("    refresh_interval_ms: " + std::to_string(co.refreshIntervalMs));
+  line("admin:");
+  line(std::string("  enabled: ") + (cfg.admin.enabled ? "true" : "false"));
+  line("  token: " + masked(cfg.admin.token) +
+       (cfg.admin.token.empty() ? "  # empty: generated into <data_dir>/admin.token" : ""));
   return o;
 }
 

@@ -4,10 +4,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <random>
 #include <ctime>
 #include <istream>
 #include <ostream>
+#include <random>
 
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPServerRequest.h>
@@ -29,7 +29,9 @@ constexpr size_t kErrorBodyCap = 4 << 20;      // upstream error bodies we buffe
 constexpr size_t kBufferedBodyCap = 16 << 20;  // non-SSE bodies with a length are sent whole
 constexpr size_t kClassifyCap = 64 << 10;      // what classify_error gets to see
 
-rg_str view(const std::string& s) { return rg_str{s.data(), s.size()}; }
+rg_str view(const std::string& s) {
+  return rg_str{s.data(), s.size()};
+}
 
 bool isHopByHop(std::string_view name) {
   return iequals(name, "connection") || iequals(name, "keep-alive") ||
@@ -89,14 +91,14 @@ std::string newRequestId() {
   return std::string(out, sizeof out);
 }
 
-} // namespace
+}  // namespace
 
 struct Gateway::Ctx {
   Ctx(Poco::Net::HTTPServerRequest& rq, Poco::Net::HTTPServerResponse& rs) : req(rq), resp(rs) {}
   Poco::Net::HTTPServerRequest& req;
   Poco::Net::HTTPServerResponse& resp;
   std::string requestId;
-  std::chrono::steady_clock::time_point start; // for the access log's latency (sub-ms)
+  std::chrono::steady_clock::time_point start;  // for the access log's latency (sub-ms)
   std::string method;
   std::string path;
   std::string query;
@@ -108,12 +110,15 @@ struct Gateway::Ctx {
   std::string model;
   bool stream = false;
   std::string accountId;
+  std::string sessionKey;  // from the plugin, for sticky scheduling
+  Pick pick;               // the account of the current attempt
+  bool picked = false;     // ... whose lease must be released
   int status = 0;
   uint64_t bytesOut = 0;
   bool responded = false;
-  bool hasBody = false;      // the request carries a body (length > 0 or chunked)
-  bool bodyConsumed = false; // ... and it has been read completely (keep-alive stays safe)
-  bool http10 = false;       // HTTP/1.0 client: no chunked responses
+  bool hasBody = false;       // the request carries a body (length > 0 or chunked)
+  bool bodyConsumed = false;  // ... and it has been read completely (keep-alive stays safe)
+  bool http10 = false;        // HTTP/1.0 client: no chunked responses
   bool usageBooked = false;
   rg_host_stream hs;
   std::string leaseScope;
@@ -121,16 +126,16 @@ struct Gateway::Ctx {
   int64_t lastLeaseRenewMs = 0;
   ClientWatch watch;
   std::string routeLabel = "unmatched";
-  std::string note; // extra access-log detail (error reason)
+  std::string note;  // extra access-log detail (error reason)
 };
 
 Gateway::Gateway(GatewayDeps deps)
     : d_(std::move(deps)),
       // A live stream renews its lease whenever bytes flow (at most every kLeaseRenewMs); the
       // longest silence it survives is the upstream timeout, so the lease must outlast that.
-      leaseTtlMs_(std::max<int64_t>(kMinLeaseTtlMs, static_cast<int64_t>(
-                                                         d_.config->server.upstreamTimeoutMs) +
-                                                         2 * kLeaseRenewMs)) {
+      leaseTtlMs_(std::max<int64_t>(
+          kMinLeaseTtlMs,
+          static_cast<int64_t>(d_.config->server.upstreamTimeoutMs) + 2 * kLeaseRenewMs)) {
   MetricsRegistry& m = *d_.metrics;
   activeStreams_ = m.gauge("relaygate_active_streams", "Streaming responses in progress");
   inFlightGauge_ = m.gauge("relaygate_requests_in_flight", "Requests being handled");
@@ -146,10 +151,13 @@ Gateway::Gateway(GatewayDeps deps)
   tokensCache1h_ = m.counter("relaygate_tokens_total", tokHelp, {{"kind", "cache_creation_1h"}});
   tokensCacheRead_ = m.counter("relaygate_tokens_total", tokHelp, {{"kind", "cache_read"}});
   storageErrors_ = m.gauge("relaygate_storage_errors", "Storage errors since start");
-  upstreamErrors_ = m.counter("relaygate_upstream_failures_total",
-                              "Upstream connect/timeout/protocol failures");
+  upstreamErrors_ =
+      m.counter("relaygate_upstream_failures_total", "Upstream connect/timeout/protocol failures");
   clientAborts_ = m.counter("relaygate_client_aborts_total",
                             "Requests whose client went away before the response ended");
+  failovers_ = m.counter("relaygate_failovers_total",
+                         "Requests retried on another account after a retryable upstream error");
+  d_.scheduler->setLeaseTtlMs(leaseTtlMs_);
   unpricedRequests_ = m.counter("relaygate_unpriced_requests_total",
                                 "Requests booked at cost 0 because their model has no price");
   auto rate = Rate::parse(d_.config->pricing.globalRate);
@@ -228,6 +236,10 @@ void Gateway::dispatch(Ctx& c) {
       return serveMetrics(c);
     }
   }
+  if (d_.admin != nullptr && (c.path == "/admin" || c.path.rfind("/admin/", 0) == 0)) {
+    c.routeLabel = "/admin";
+    return serveAdmin(c);
+  }
   bool pathExists = false;
   c.route = d_.router->match(c.method, c.path, &pathExists);
   if (c.route == nullptr) {
@@ -264,6 +276,41 @@ void Gateway::serveMetrics(Ctx& c) {
   sendBody(c, 200, "text/plain; version=0.0.4; charset=utf-8", d_.metrics->render());
 }
 
+void Gateway::serveAdmin(Ctx& c) {
+  AdminRequest ar;
+  ar.method = c.method;
+  ar.path = c.path;
+  ar.query = c.query;
+  for (const auto& kv : c.req) {
+    ar.headers.emplace_back(kv.first, kv.second);  // the admin token travels in them: never logged
+  }
+  // Read at most one byte past the limit: the API answers 413 itself, and a body declared larger
+  // is not read at all (the connection then closes, see sendBody).
+  const size_t cap = AdminApi::kMaxBodyBytes + 1;
+  bool declaredTooBig =
+      c.req.hasContentLength() && c.req.getContentLength64() > static_cast<Poco::Int64>(cap);
+  if (c.hasBody && !declaredTooBig) {
+    char buf[16384];
+    std::istream& in = c.req.stream();
+    while (ar.body.size() < cap && (in.read(buf, static_cast<std::streamsize>(
+                                                     std::min(sizeof buf, cap - ar.body.size()))) ||
+                                    in.gcount() > 0)) {
+      ar.body.append(buf, static_cast<size_t>(in.gcount()));
+    }
+    c.bodyConsumed = !in.bad() && ar.body.size() < cap &&
+                     (!c.req.hasContentLength() ||
+                      static_cast<Poco::Int64>(ar.body.size()) == c.req.getContentLength64());
+  } else if (declaredTooBig) {
+    ar.body.assign(cap, ' ');
+  }
+  AdminResponse r = d_.admin->handle(ar);
+  std::fill(ar.body.begin(), ar.body.end(), '\0');  // may hold secrets (account credentials)
+  for (const auto& h : r.headers) {
+    c.resp.set(h.first, h.second);
+  }
+  sendBody(c, r.status, r.contentType, r.body);
+}
+
 void Gateway::serveRoute(Ctx& c) {
   const RouteSpec& spec = c.route->spec;
   ProviderPlugin& plugin = *c.route->plugin;
@@ -277,8 +324,9 @@ void Gateway::serveRoute(Ctx& c) {
   // The body limit is checked on the declared length before anything else (no reading).
   int64_t maxBody = d_.config->server.maxBodyBytes;
   if (c.req.hasContentLength() && static_cast<int64_t>(c.req.getContentLength64()) > maxBody) {
-    return sendError(c, 413, "Request body of " + std::to_string(c.req.getContentLength64()) +
-                                 " bytes exceeds the limit of " + std::to_string(maxBody));
+    return sendError(c, 413,
+                     "Request body of " + std::to_string(c.req.getContentLength64()) +
+                         " bytes exceeds the limit of " + std::to_string(maxBody));
   }
 
   // Authentication, from headers and query only: an unauthenticated client never makes the
@@ -303,8 +351,8 @@ void Gateway::serveRoute(Ctx& c) {
     }
     c.key = std::move(rec.value());
     if (!hasPermission(*c.key, spec.permission)) {
-      return sendError(c, 403, "This API key has no permission for the " + spec.permission +
-                                   " service");
+      return sendError(c, 403,
+                       "This API key has no permission for the " + spec.permission + " service");
     }
   }
   for (auto& h : allHeaders) {
@@ -323,9 +371,9 @@ void Gateway::serveRoute(Ctx& c) {
         return sendError(c, 413, "Request body exceeds the limit of " + std::to_string(maxBody));
       }
     }
-    if (in.bad() || (c.req.hasContentLength() &&
-                     static_cast<int64_t>(c.body.size()) !=
-                         static_cast<int64_t>(c.req.getContentLength64()))) {
+    if (in.bad() ||
+        (c.req.hasContentLength() &&
+         static_cast<int64_t>(c.body.size()) != static_cast<int64_t>(c.req.getContentLength64()))) {
       c.note = "client sent an incomplete body";
       return sendError(c, 400, "The request body is incomplete or malformed");
     }
@@ -373,6 +421,8 @@ void Gateway::serveRoute(Ctx& c) {
     return sendError(c, 400, "The model name is invalid (control characters or over 256 bytes)");
   }
   c.stream = meta.stream != 0;
+  c.sessionKey.assign(meta.session_key.ptr != nullptr ? meta.session_key.ptr : "",
+                      meta.session_key.len);
 
   if (c.key) {
     if (!c.model.empty() && !modelAllowed(*c.key, c.model)) {
@@ -398,8 +448,7 @@ void Gateway::serveRoute(Ctx& c) {
       c.lastLeaseRenewMs = d_.clock->monotonicMs();
     }
     if (c.key->rateWindowMinutes > 0 && (c.key->rateRequests > 0 || c.key->rateTokens > 0)) {
-      auto w = d_.store->limits().windowAdmit("key:" + c.key->id,
-                                              c.key->rateWindowMinutes * 60000,
+      auto w = d_.store->limits().windowAdmit("key:" + c.key->id, c.key->rateWindowMinutes * 60000,
                                               c.key->rateRequests, c.key->rateTokens);
       if (!w) {
         c.note = w.status().message();
@@ -448,37 +497,158 @@ void Gateway::serveRoute(Ctx& c) {
     return;
   }
 
-  // RELAY: choose an account, let the plugin build the upstream request, send it.
-  auto acct = d_.accounts->pick(spec.accountTypes);
-  if (!acct) {
-    c.note = acct.status().message();
-    if (acct.status().code() == Code::kInternal) {
-      return sendError(c, 500, "The gateway could not use the upstream account");
-    }
-    return sendError(c, 503, acct.status().message(),
-                     c.shape == RG_SHAPE_ANTHROPIC ? "overloaded_error" : "");
+  serveRelay(c, rq);
+}
+
+namespace {
+
+ErrorKind kindOf(rg_error_class cls) {
+  switch (cls) {
+    case RG_EC_CLIENT:
+      return ErrorKind::kClient;
+    case RG_EC_CONTEXT_TOO_LONG:
+      return ErrorKind::kContextTooLong;
+    case RG_EC_RATE_LIMITED:
+      return ErrorKind::kRateLimited;
+    case RG_EC_OVERLOADED:
+      return ErrorKind::kOverloaded;
+    case RG_EC_TRANSIENT:
+      return ErrorKind::kTransient;
+    case RG_EC_AUTH:
+      return ErrorKind::kAuth;
+    case RG_EC_QUOTA_EXHAUSTED:
+      return ErrorKind::kQuotaExhausted;
+    case RG_EC_BLOCKED:
+      return ErrorKind::kBlocked;
+    default:
+      return ErrorKind::kNone;
   }
-  c.accountId = acct->record.id;
+}
+
+}  // namespace
+
+// One attempt's failure, kept so that the client gets the last one when every attempt failed.
+struct Gateway::Failure {
+  bool valid = false;
+  bool hasResponse = false;  // an upstream error response (sent as it came)
+  UpstreamResponseHead head;
+  std::string body;
+  int status = 0;  // else: a gateway error with this status and message
+  std::string message;
+  std::string type;
+};
+
+void Gateway::serveRelay(Ctx& c, const rg_request& rq) {
+  const RouteSpec& spec = c.route->spec;
+  PickRequest pr;
+  pr.types = spec.accountTypes;
+  pr.provider = spec.permission.empty() && !spec.accountTypes.empty()
+                    ? AccountService::providerOf(spec.accountTypes.front())
+                    : spec.permission;
+  pr.model = c.model;
+  pr.sessionKey = c.sessionKey;
+  pr.key = c.key.get();
+  pr.holder = c.requestId;
+  const int maxAttempts = std::max(1, d_.config->scheduler.maxAttempts);
+  Failure last;
+  for (int attempt = 1;; ++attempt) {
+    auto p = d_.scheduler->pick(pr);
+    if (!p) {
+      if (last.valid) {
+        // Every account this request could use failed: the client gets the last answer.
+        c.note = "no account left after " + std::to_string(attempt - 1) +
+                 " attempt(s): " + p.status().message();
+        return sendFailure(c, last);
+      }
+      c.note = p.status().message();
+      return sendError(c, 503, p.status().message(),
+                       c.shape == RG_SHAPE_ANTHROPIC ? "overloaded_error" : "");
+    }
+    c.pick = std::move(p.value());
+    c.picked = true;
+    c.accountId = c.pick.record.id;
+    pr.exclude.insert(c.accountId);
+    Failure f;
+    UpstreamError err;
+    AttemptOutcome o = attemptUpstream(c, rq, &f, &err);
+    if (o == AttemptOutcome::kDone) {
+      return;
+    }
+    // kFailed: the account answered with (or caused) an error and nothing reached the client.
+    bool retry = d_.scheduler->reportError(c.pick, err) && attempt < maxAttempts;
+    if (!retry) {
+      return sendFailure(c, f);
+    }
+    failovers_->add();
+    spdlog::info("request {} attempt {} on account {} failed ({}: {}); trying another account",
+                 c.requestId, attempt, c.accountId, errorKindName(err.kind), err.reason);
+    c.note = "failover after " + std::string(errorKindName(err.kind));
+    d_.scheduler->release(c.pick);
+    c.picked = false;
+    last = std::move(f);
+  }
+}
+
+Gateway::AttemptOutcome Gateway::attemptUpstream(Ctx& c, const rg_request& rq, Failure* f,
+                                                 UpstreamError* err) {
+  ProviderPlugin& plugin = *c.route->plugin;
+  const AccountRecord& rec = c.pick.record;
+  auto fail = [&](ErrorKind kind, int status, const std::string& message, const char* type) {
+    err->kind = kind;
+    err->status = 0;
+    err->reason = message;
+    f->valid = true;
+    f->status = status;
+    f->message = message;
+    f->type = type;
+    return AttemptOutcome::kFailed;
+  };
+
+  // The credential: an OAuth access token (refreshed when due) or the stored key.
+  std::string secret;
+  if (rec.type == "claude-official" && d_.tokens != nullptr) {
+    auto t = d_.tokens->accessToken(rec);
+    if (!t) {
+      return fail(
+          ErrorKind::kAuth, 503,
+          "The upstream account's OAuth token could not be refreshed: " + t.status().message(),
+          "overloaded_error");
+    }
+    secret = std::move(t.value());
+  } else {
+    auto opened = d_.accounts->openPrimaryCached(rec);
+    if (!opened) {
+      c.note = opened.status().message();
+      sendError(c, 500, "The gateway could not use the upstream account");
+      return AttemptOutcome::kDone;
+    }
+    secret = std::move(opened.value());
+  }
   rg_account ra{};
   ra.struct_size = sizeof ra;
-  ra.id = view(acct->record.id);
-  ra.name = view(acct->record.name);
-  ra.type = view(acct->record.type);
-  ra.base_url = view(acct->record.baseUrl);
-  ra.secret = view(acct->secret);
+  ra.id = view(rec.id);
+  ra.name = view(rec.name);
+  ra.type = view(rec.type);
+  ra.base_url = view(rec.baseUrl);
+  ra.secret = view(secret);
+  ra.upstream_model = view(c.pick.upstreamModel);
+  ra.settings_json = view(rec.settingsJson);
   rg_host_sink up;
   Status ts = plugin.transformRequest(&c.hs, rq, ra, &up);
-  acct->secret.assign(acct->secret.size(), '\0');
+  std::fill(secret.begin(), secret.end(), '\0');
   if (!ts) {
     c.note = ts.message();
     if (ts.code() == Code::kInvalidArgument) {
-      return sendError(c, 400, ts.message());
+      sendError(c, 400, ts.message());
+    } else {
+      sendError(c, 500, "The provider plugin failed to build the upstream request");
     }
-    return sendError(c, 500, "The provider plugin failed to build the upstream request");
+    return AttemptOutcome::kDone;
   }
   if (!up.started || up.url.empty()) {
     c.note = "plugin wrote no upstream request";
-    return sendError(c, 500, "The provider plugin built no upstream request");
+    sendError(c, 500, "The provider plugin built no upstream request");
+    return AttemptOutcome::kDone;
   }
   UpstreamRequest ureq;
   ureq.method = up.method.empty() ? "POST" : up.method;
@@ -492,39 +662,126 @@ void Gateway::serveRoute(Ctx& c) {
   opts.connectTimeoutMs = d_.config->server.upstreamConnectTimeoutMs;
   opts.ioTimeoutMs = d_.config->server.upstreamTimeoutMs;
   opts.watch = &c.watch;
+  if (!rec.proxyUrl.empty()) {
+    opts.proxyUrl = rec.proxyUrl;
+    if (rec.secretsSealed.count("proxy_password") != 0) {
+      auto pw = d_.accounts->openSecret(rec, "proxy_password");
+      if (!pw) {
+        c.note = pw.status().message();
+        sendError(c, 500, "The gateway could not open the upstream account's proxy password");
+        return AttemptOutcome::kDone;
+      }
+      opts.proxyPassword = std::move(pw.value());
+    }
+  }
   int64_t sentMs = d_.clock->monotonicMs();
   auto call = d_.upstream->start(ureq, opts);
   std::fill(ureq.headers.begin(), ureq.headers.end(), std::make_pair(std::string(), std::string()));
+  std::fill(opts.proxyPassword.begin(), opts.proxyPassword.end(), '\0');
   if (!call) {
     upstreamErrors_->add();
-    c.note = call.status().message();
     if (call.status().code() == Code::kDeadlineExceeded) {
-      return sendError(c, 504, "Upstream timed out: " + call.status().message(), "timeout_error");
+      return fail(ErrorKind::kTransient, 504, "Upstream timed out: " + call.status().message(),
+                  "timeout_error");
     }
-    return sendError(c, 502, "Upstream unreachable: " + call.status().message(), "api_error");
+    return fail(ErrorKind::kTransient, 502, "Upstream unreachable: " + call.status().message(),
+                "api_error");
   }
   UpstreamResponseHead head;
   Status hs = (*call)->readHead(&head);
   if (!hs) {
-    c.note = hs.message();
     if (hs.code() == Code::kAborted) {
+      c.note = hs.message();
       clientAborts_->add();
       c.status = 499;
-      return;
+      return AttemptOutcome::kDone;
     }
     upstreamErrors_->add();
     if (hs.code() == Code::kDeadlineExceeded) {
-      return sendError(c, 504, "Upstream timed out before responding", "timeout_error");
+      return fail(ErrorKind::kTransient, 504, "Upstream timed out before responding",
+                  "timeout_error");
     }
-    return sendError(c, 502, "Upstream failed before responding: " + hs.message(), "api_error");
+    return fail(ErrorKind::kTransient, 502, "Upstream failed before responding: " + hs.message(),
+                "api_error");
   }
   upstreamLatency_->observe(static_cast<double>(d_.clock->monotonicMs() - sentMs) / 1000.0);
-  relayResponse(c, **call, head);
+  if (head.status < 400) {
+    d_.scheduler->reportSuccess(c.pick);
+    relayResponse(c, **call, head);
+    return AttemptOutcome::kDone;
+  }
+
+  // An error answer: buffered whole (bounded), classified by the plugin, then either sent to the
+  // client as it came (already in the provider's shape) or replaced by another account's answer.
+  std::string body;
+  while (body.size() < kErrorBodyCap + 1) {
+    auto n = (*call)->readSome(&body, kErrorBodyCap + 1 - body.size());
+    if (!n) {
+      if (n.status().code() == Code::kAborted) {
+        c.note = n.status().message();
+        clientAborts_->add();
+        c.status = 499;
+        return AttemptOutcome::kDone;
+      }
+      // A partial error body must not look complete: say what happened instead.
+      upstreamErrors_->add();
+      return fail(ErrorKind::kTransient, n.status().code() == Code::kDeadlineExceeded ? 504 : 502,
+                  "Upstream failed while sending its " + std::to_string(head.status) +
+                      " response: " + n.status().message(),
+                  "api_error");
+    }
+    if (*n == 0) {
+      break;
+    }
+  }
+  if (body.size() > kErrorBodyCap) {
+    (*call)->abort();
+    upstreamErrors_->add();
+    return fail(ErrorKind::kTransient, 502,
+                "Upstream sent an error response larger than 4 MiB (status " +
+                    std::to_string(head.status) + ")",
+                "api_error");
+  }
+  std::vector<rg_header> hv;
+  for (const auto& h : head.headers) {
+    hv.push_back(rg_header{view(h.first), view(h.second)});
+  }
+  rg_error_info info =
+      plugin.classifyError(&c.hs, static_cast<uint32_t>(head.status), hv.data(), hv.size(),
+                           rg_str{body.data(), std::min(body.size(), kClassifyCap)});
+  err->kind = kindOf(info.cls);
+  err->status = head.status;
+  err->retryAfterMs = static_cast<int64_t>(info.retry_after_ms);
+  err->untilUnixMs = static_cast<int64_t>(info.until_unix_ms);
+  err->scope.assign(info.scope.ptr != nullptr ? info.scope.ptr : "", info.scope.len);
+  err->reason.assign(info.reason.ptr != nullptr ? info.reason.ptr : "", info.reason.len);
+  if (err->reason.empty()) {
+    err->reason = "upstream " + std::to_string(head.status);
+  }
+  c.note = "upstream " + std::to_string(head.status) + " (" + errorKindName(err->kind) +
+           "): " + err->reason;
+  f->valid = true;
+  f->hasResponse = true;
+  f->head = head;
+  f->body = std::move(body);
+  return AttemptOutcome::kFailed;
+}
+
+void Gateway::sendFailure(Ctx& c, const Failure& f) {
+  if (!f.hasResponse) {
+    return sendError(c, f.status, f.message, f.type);
+  }
+  applyHead(c, f.head.status, f.head.reason, f.head.headers);
+  c.resp.setContentLength64(static_cast<Poco::Int64>(f.body.size()));
+  c.responded = true;
+  c.resp.send().write(f.body.data(), static_cast<std::streamsize>(f.body.size()));
+  c.bytesOut = f.body.size();
 }
 
 void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHead& head) {
   ProviderPlugin& plugin = *c.route->plugin;
   auto& out = c.resp;
+  // Only successes arrive here: error answers were buffered and classified in attemptUpstream.
 
   auto readAll = [&](std::string* body, size_t cap) -> Status {
     while (body->size() < cap) {
@@ -538,39 +795,6 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
     }
     return Status::ok();
   };
-
-  if (head.status >= 400) {
-    // Errors reach the client unchanged (they are already in the provider's shape).
-    std::string body;
-    Status s = readAll(&body, kErrorBodyCap + 1);
-    if (!s) {
-      // A partial error body must not look complete: say what happened instead.
-      return failUpstreamRead(c, s, "its " + std::to_string(head.status) + " response");
-    }
-    if (body.size() > kErrorBodyCap) {
-      call.abort();
-      upstreamErrors_->add();
-      return sendError(c, 502, "Upstream sent an error response larger than 4 MiB (status " +
-                                   std::to_string(head.status) + ")");
-    }
-    std::vector<rg_header> hv;
-    for (const auto& h : head.headers) {
-      hv.push_back(rg_header{view(h.first), view(h.second)});
-    }
-    rg_error_info info = plugin.classifyError(
-        &c.hs, static_cast<uint32_t>(head.status), hv.data(), hv.size(),
-        rg_str{body.data(), std::min(body.size(), kClassifyCap)});
-    c.note = "upstream error class " + std::to_string(static_cast<int>(info.cls));
-    if (info.reason.len > 0) {
-      c.note += ": " + std::string(info.reason.ptr, info.reason.len);
-    }
-    applyHead(c, head.status, head.reason, head.headers);
-    out.setContentLength64(static_cast<Poco::Int64>(body.size()));
-    c.responded = true;
-    out.send().write(body.data(), static_cast<std::streamsize>(body.size()));
-    c.bytesOut = body.size();
-    return;
-  }
 
   // Status and headers for the client.
   int status = head.status;
@@ -724,12 +948,13 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
       clientGone = true;
       break;
     }
-    if (c.leaseHeld) {
-      int64_t now = d_.clock->monotonicMs();
-      if (now - c.lastLeaseRenewMs > kLeaseRenewMs) {
+    int64_t renewNow = d_.clock->monotonicMs();
+    if (renewNow - c.lastLeaseRenewMs > kLeaseRenewMs) {
+      if (c.leaseHeld) {
         (void)d_.store->limits().renewLease(c.leaseScope, c.requestId, leaseTtlMs_);
-        c.lastLeaseRenewMs = now;
       }
+      d_.scheduler->renew(c.pick);
+      c.lastLeaseRenewMs = renewNow;
     }
     if (aborting_.load()) {
       upstreamFailed = true;
@@ -761,13 +986,13 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
   } else if (upstreamFailed) {
     call.abort();
     upstreamErrors_->add();
-    cutClient(c.req); // the client must see a truncated response, not a clean end
+    cutClient(c.req);  // the client must see a truncated response, not a clean end
   }
 }
 
 void Gateway::failUpstreamRead(Ctx& c, const Status& s, const std::string& what) {
   c.note = s.message();
-  if (s.code() == Code::kAborted) { // the client went away: nobody to answer
+  if (s.code() == Code::kAborted) {  // the client went away: nobody to answer
     clientAborts_->add();
     c.status = 499;
     return;
@@ -777,8 +1002,7 @@ void Gateway::failUpstreamRead(Ctx& c, const Status& s, const std::string& what)
             "Upstream failed while sending " + what + ": " + s.message());
 }
 
-void Gateway::applyHead(Ctx& c, int status, const std::string& reason,
-                        const HeaderList& headers) {
+void Gateway::applyHead(Ctx& c, int status, const std::string& reason, const HeaderList& headers) {
   auto& out = c.resp;
   c.status = status;
   if (reason.empty()) {
@@ -853,8 +1077,8 @@ void Gateway::bookUsage(Ctx& c) {
   priceUsage(ev);
   auto r = d_.store->usage().record(ev);
   if (!r) {
-    spdlog::error("usage for request {} (key {}) could not be stored: {}", c.requestId,
-                  c.key->id, r.status().message());
+    spdlog::error("usage for request {} (key {}) could not be stored: {}", c.requestId, c.key->id,
+                  r.status().message());
   }
   if (c.key->rateWindowMinutes > 0 && c.key->rateTokens > 0) {
     (void)d_.store->limits().windowAddTokens("key:" + c.key->id, ev.counts.allTokens());
@@ -893,6 +1117,10 @@ void Gateway::sendError(Ctx& c, int status, const std::string& message, const st
 }
 
 void Gateway::finish(Ctx& c) {
+  if (c.picked) {
+    d_.scheduler->release(c.pick);
+    c.picked = false;
+  }
   if (c.leaseHeld) {
     Status s = d_.store->limits().releaseLease(c.leaseScope, c.requestId);
     if (!s) {
@@ -915,13 +1143,14 @@ void Gateway::finish(Ctx& c) {
       ->counter("relaygate_requests_total", "Requests by route and status",
                 {{"route", c.routeLabel}, {"status", std::to_string(status)}})
       ->add();
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.start)
-                  .count();
-  spdlog::info("access rid={} method={} path={} status={} key={} account={} model={} ms={:.3f} "
-               "bytes={}{}{}",
-               c.requestId, c.method, c.path, status, c.key ? c.key->id : "-",
-               c.accountId.empty() ? "-" : c.accountId, c.model.empty() ? "-" : c.model, ms,
-               c.bytesOut, c.note.empty() ? "" : " note=", c.note);
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.start).count();
+  spdlog::info(
+      "access rid={} method={} path={} status={} key={} account={} model={} ms={:.3f} "
+      "bytes={}{}{}",
+      c.requestId, c.method, c.path, status, c.key ? c.key->id : "-",
+      c.accountId.empty() ? "-" : c.accountId, c.model.empty() ? "-" : c.model, ms, c.bytesOut,
+      c.note.empty() ? "" : " note=", c.note);
 }
 
-} // namespace rg
+}  // namespace rg

@@ -9,18 +9,21 @@
 
 #include "accounting/price_table_holder.h"
 #include "accounts/account_service.h"
+#include "admin/admin_api.h"
 #include "auth/key_service.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "http/router.h"
+#include "oauth/claude_oauth.h"
 #include "observability/metrics.h"
+#include "scheduler/scheduler.h"
 #include "storage/store.h"
 #include "upstream/http_client.h"
 
 namespace Poco::Net {
 class HTTPServerRequest;
 class HTTPServerResponse;
-} // namespace Poco::Net
+}  // namespace Poco::Net
 
 namespace rg {
 
@@ -35,11 +38,14 @@ struct GatewayDeps {
   const Router* router = nullptr;
   // The price table in force (swapped by SIGHUP). nullptr or empty: requests are booked at cost 0.
   const PriceTableHolder* prices = nullptr;
-  std::string pluginsSummary; // for /ready
+  Scheduler* scheduler = nullptr;  // required
+  TokenManager* tokens = nullptr;  // OAuth access tokens; nullptr = use stored tokens as they are
+  AdminApi* admin = nullptr;       // /admin/...; nullptr = no admin API (404)
+  std::string pluginsSummary;      // for /ready
 };
 
 class Gateway {
-public:
+ public:
   explicit Gateway(GatewayDeps deps);
   ~Gateway();
 
@@ -58,14 +64,23 @@ public:
   // From now on every response asks the client to close its connection (graceful drain).
   void startDraining() { draining_.store(true); }
 
-private:
+ private:
   struct Ctx;
   void dispatch(Ctx& c);
   void serveHealth(Ctx& c);
   void serveReady(Ctx& c);
   void serveMetrics(Ctx& c);
+  void serveAdmin(Ctx& c);
   void serveRoute(Ctx& c);
-  void serveRelay(Ctx& c);
+  struct Failure;
+  enum class AttemptOutcome { kDone, kFailed };
+  // Picks accounts and tries them in turn (bounded by scheduler.max_attempts) until one answers
+  // or a failure must reach the client; nothing is retried once a byte was sent.
+  void serveRelay(Ctx& c, const rg_request& rq);
+  // One attempt on c.pick. kDone: the client has its answer (or left). kFailed: nothing was
+  // sent; *f holds what to tell the client and *err the plugin's verdict for the scheduler.
+  AttemptOutcome attemptUpstream(Ctx& c, const rg_request& rq, Failure* f, UpstreamError* err);
+  void sendFailure(Ctx& c, const Failure& f);
   void relayResponse(Ctx& c, class UpstreamCall& call, const struct UpstreamResponseHead& head);
   void bookUsage(Ctx& c);
   // Fills ev.counts' cost and billed amount from the price table in force; updates the metrics.
@@ -87,7 +102,7 @@ private:
   std::atomic<bool> draining_{false};
   int64_t leaseTtlMs_;
   int64_t startedAtMs_ = 0;
-  Rate globalRate_; // pricing.global_rate (validated by the config loader)
+  Rate globalRate_;  // pricing.global_rate (validated by the config loader)
 
   // Metrics (cached series pointers).
   Gauge* activeStreams_;
@@ -103,6 +118,7 @@ private:
   Counter* upstreamErrors_;
   Counter* clientAborts_;
   Counter* unpricedRequests_;
+  Counter* failovers_;
 };
 
-} // namespace rg
+}  // namespace rg
