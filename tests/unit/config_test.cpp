@@ -515,14 +515,15 @@ TEST(ConfigPricingTest, DefaultsToTheShippedTableAndRateOne) {
 }
 
 TEST(ConfigPricingTest, ValuesAndRelativePaths) {
-  auto r = parse("pricing:\n  file: prices/base.json\n  override_file: /etc/rg/over.json\n"
-                 "  global_rate: 1.25\n");
+  auto r = parse(
+      "pricing:\n  file: prices/base.json\n  override_file: /etc/rg/over.json\n"
+      "  global_rate: 1.25\n");
   ASSERT_TRUE(r.isOk()) << r.status().message();
   EXPECT_EQ(r->pricing.file, cwdPath("prices/base.json"));
   EXPECT_EQ(r->pricing.overrideFile, "/etc/rg/over.json");
   EXPECT_EQ(r->pricing.globalRate, "1.25");
-  auto quoted = parse("pricing:\n  global_rate: \"0.000001\"\n  override_file: ${OV}\n",
-                      {{"OV", "o.json"}});
+  auto quoted =
+      parse("pricing:\n  global_rate: \"0.000001\"\n  override_file: ${OV}\n", {{"OV", "o.json"}});
   ASSERT_TRUE(quoted.isOk()) << quoted.status().message();
   EXPECT_EQ(quoted->pricing.globalRate, "0.000001");
   EXPECT_EQ(quoted->pricing.overrideFile, cwdPath("o.json"));
@@ -561,6 +562,64 @@ TEST(ConfigPricingTest, RenderedPricingParsesBack) {
   EXPECT_EQ(again->pricing.file, "/opt/p.json");
   EXPECT_EQ(again->pricing.overrideFile, "");
   EXPECT_EQ(again->pricing.globalRate, "0.5");
+}
+
+TEST(ConfigSchedulerTest, DefaultsValuesAndRenderedForm) {
+  auto d = parse("");
+  ASSERT_TRUE(d.isOk());
+  EXPECT_EQ(d->scheduler.maxAttempts, 3);
+  EXPECT_EQ(d->scheduler.stickyTtlMs, 3600000);
+  EXPECT_EQ(d->scheduler.authCooldownMs, 1800000);
+  EXPECT_EQ(d->scheduler.overloadedCooldownMs, 600000);
+  EXPECT_EQ(d->scheduler.unavailableCooldownMs, 60000);
+  EXPECT_EQ(d->scheduler.transientCooldownMs, 300000);
+  EXPECT_EQ(d->scheduler.retryAfterCapMs, 1800000);
+  EXPECT_EQ(d->oauth.claude.tokenUrl, "https://platform.claude.com/v1/oauth/token");
+  EXPECT_TRUE(d->admin.enabled);
+  EXPECT_EQ(d->admin.token, "");
+  auto r = parse(
+      "scheduler:\n  max_attempts: 1\n  sticky_ttl_ms: 60000\n  sticky_renew_threshold_ms: 0\n"
+      "  overloaded_cooldown_ms: 0\n  state_refresh_ms: 250\n"
+      "oauth:\n  claude:\n    token_url: http://127.0.0.1:9/token\n    refresh_lead_ms: 5000\n"
+      "admin:\n  enabled: false\n");
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  EXPECT_EQ(r->scheduler.maxAttempts, 1);
+  EXPECT_EQ(r->scheduler.stickyTtlMs, 60000);
+  EXPECT_EQ(r->scheduler.stickyRenewThresholdMs, 0);
+  EXPECT_EQ(r->scheduler.overloadedCooldownMs, 0);
+  EXPECT_EQ(r->scheduler.stateRefreshMs, 250);
+  EXPECT_EQ(r->oauth.claude.tokenUrl, "http://127.0.0.1:9/token");
+  EXPECT_EQ(r->oauth.claude.refreshLeadMs, 5000);
+  EXPECT_FALSE(r->admin.enabled);
+  auto again = parse(rg::renderConfigMasked(*r));
+  ASSERT_TRUE(again.isOk()) << again.status().message();
+  EXPECT_EQ(again->scheduler.stateRefreshMs, 250);
+  EXPECT_EQ(again->oauth.claude.tokenUrl, "http://127.0.0.1:9/token");
+  EXPECT_FALSE(again->admin.enabled);
+}
+
+TEST(ConfigSchedulerTest, ErrorsNamePathAndLine) {
+  EXPECT_EQ(errorOf("scheduler:\n  max_attempts: 0\n"),
+            "scheduler.max_attempts: must be between 1 and 10, got 0 (line 2)");
+  EXPECT_EQ(errorOf("scheduler:\n  state_refresh_ms: 10\n"),
+            "scheduler.state_refresh_ms: must be between 100 and 60000, got 10 (line 2)");
+  EXPECT_EQ(errorOf("oauth:\n  claude:\n    token_url: ftp://x\n"),
+            "oauth.claude.token_url: expected an http:// or https:// URL, got \"ftp://x\" "
+            "(line 3)");
+  EXPECT_EQ(errorOf("scheduler:\n  sticky_tll_ms: 5\n"),
+            "scheduler.sticky_tll_ms: unknown key (line 2); did you mean \"sticky_ttl_ms\"?");
+  // A short admin token is refused without echoing it.
+  std::string e = errorOf("admin:\n  token: short-secret\n");
+  EXPECT_EQ(e, "admin.token: must be at least 32 characters (or empty to generate one) (line 2)");
+  EXPECT_EQ(e.find("short-secret"), std::string::npos);
+}
+
+TEST(ConfigSchedulerTest, AdminTokenIsMasked) {
+  auto r = parse("admin:\n  token: abcdefghijklmnopqrstuvwxyz0123456789\n");
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  std::string out = rg::renderConfigMasked(*r);
+  EXPECT_EQ(out.find("abcdefghijklmnopqrstuvwxyz0123456789"), std::string::npos) << out;
+  EXPECT_NE(out.find("admin:\n  enabled: true\n  token: "), std::string::npos) << out;
 }
 
 }  // namespace

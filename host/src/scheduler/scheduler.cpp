@@ -354,10 +354,12 @@ StatusOr<Pick> Scheduler::pick(const PickRequest& req) {
   // The session's mapping first, when its account is still a candidate.
   std::string hash;
   bool stickyHit = false;
+  int64_t stickyExpiresAt = 0;
   if (!req.sessionKey.empty()) {
     hash = stickyHash(req.provider, req.sessionKey);
     auto m = store_.sched().getSticky(hash);
     if (m && m->has_value()) {
+      stickyExpiresAt = (*m)->expiresAtMs;
       auto it = std::find_if(cands.begin(), cands.end(),
                              [&](const Candidate& c) { return c.rec->id == (*m)->accountId; });
       if (it != cands.end()) {
@@ -429,9 +431,8 @@ StatusOr<Pick> Scheduler::pick(const PickRequest& req) {
     }
     if (!hash.empty()) {
       if (p.sticky) {
-        auto m = store_.sched().getSticky(hash);
-        if (m && m->has_value() && cfg_.stickyRenewThresholdMs > 0 &&
-            (*m)->expiresAtMs - now < cfg_.stickyRenewThresholdMs) {
+        if (cfg_.stickyRenewThresholdMs > 0 &&
+            stickyExpiresAt - now < cfg_.stickyRenewThresholdMs) {
           (void)store_.sched().setSticky(hash, c.rec->id, cfg_.stickyTtlMs);
         }
       } else {
