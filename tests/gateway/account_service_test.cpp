@@ -284,6 +284,9 @@ TEST_F(AccountServiceTest, FormatsAndRangesAreChecked) {
       {"concurrency", [](auto& o) { o.concurrencyLimit = -1; }, "--concurrency"},
       {"proxy scheme", [](auto& o) { o.proxyUrl = "ftp://h:1"; }, "--proxy"},
       {"proxy port", [](auto& o) { o.proxyUrl = "http://h"; }, "--proxy"},
+      // The upstream client has no TLS to the proxy: say so rather than fail on every request.
+      {"https proxy", [](auto& o) { o.proxyUrl = "https://h:3128"; }, "not supported"},
+      {"HTTPS proxy", [](auto& o) { o.proxyUrl = "HTTPS://h:3128"; }, "TLS to the proxy"},
       {"proxy password in url", [](auto& o) { o.proxyUrl = "http://u:p@h:3128"; },
        "--proxy-password"},
       {"password without proxy", [](auto& o) { o.fields["proxy-password"] = "p"; }, "--proxy"},

@@ -10,7 +10,6 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -134,9 +133,9 @@ class SchedulerE2E : public ::testing::TestWithParam<std::string> {
     args.insert(args.end(), extra.begin(), extra.end());
     auto r = cli(args);
     EXPECT_EQ(r.exitCode, 0) << r.err;
-    std::smatch m;
-    std::regex idRe("id: +([0-9a-f-]{36})");
-    return std::regex_search(r.out, m, idRe) ? m[1].str() : "";
+    std::string id = r.lastLine();  // `accounts add` prints the new id alone on its last line
+    EXPECT_EQ(id.size(), 36u) << r.out;
+    return id;
   }
 
   // Three accounts (A preferred), a key with a concurrency limit, one gateway.

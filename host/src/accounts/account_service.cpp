@@ -141,16 +141,25 @@ StatusOr<std::string> checkUrl(const std::string& flag, std::string url) {
   return url;
 }
 
-// scheme://[user@]host:port with scheme socks5, socks5h, http or https. The password is a sealed
-// secret of its own (--proxy-password) so the URL can be shown.
+// scheme://[user@]host:port with scheme socks5, socks5h or http. The password is a sealed secret
+// of its own (--proxy-password) so the URL can be shown.
 Status checkProxy(const std::string& url) {
   size_t sep = url.find("://");
   std::string scheme = sep == std::string::npos ? "" : url.substr(0, sep);
-  if (scheme != "socks5" && scheme != "socks5h" && scheme != "http" && scheme != "https") {
+  std::string lower = scheme;
+  for (char& ch : lower) {
+    ch = (ch >= 'A' && ch <= 'Z') ? static_cast<char>(ch + 32) : ch;
+  }
+  // The upstream client speaks plain TCP to the proxy (CONNECT or SOCKS5); refusing https:// here
+  // keeps an account from being stored that could never send a request.
+  if (lower == "https") {
     return invalidArgument(
-        "--proxy: expected a socks5://, socks5h://, http:// or https:// URL, "
-        "got \"" +
-        url + "\"");
+        "--proxy: https:// proxies (TLS to the proxy) are not supported; "
+        "use an http:// CONNECT proxy or socks5://");
+  }
+  if (scheme != "socks5" && scheme != "socks5h" && scheme != "http") {
+    return invalidArgument("--proxy: expected a socks5://, socks5h:// or http:// URL, got \"" +
+                           url + "\"");
   }
   std::string rest = url.substr(sep + 3);
   while (!rest.empty() && rest.back() == '/') {
@@ -320,7 +329,7 @@ StatusOr<std::map<std::string, std::string>> parseModelMapping(const std::string
 
 AccountService::AccountService(Store& store, const Clock& clock, const crypto::SecretBox& box,
                                int64_t cacheTtlMs)
-    : store_(store), clock_(clock), box_(box), cacheTtlMs_(cacheTtlMs) {}
+    : store_(store), clock_(clock), box_(box), cacheTtlMs_(cacheTtlMs), secrets_(clock) {}
 
 const std::vector<std::string>& AccountService::knownTypes() {
   static const std::vector<std::string> types = [] {
@@ -654,27 +663,15 @@ void AccountService::invalidateCache() {
 }
 
 StatusOr<std::string> AccountService::openPrimaryCached(const AccountRecord& rec) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = openedSecrets_.find(rec.secretSealed);
-    if (it != openedSecrets_.end()) {
-      return it->second;
-    }
+  if (auto hit = secrets_.get(rec.secretSealed)) {
+    return std::move(*hit);
   }
   auto secret = box_.open(rec.secretSealed);
   if (!secret) {
     return Status(Code::kInternal, "account " + rec.id + ": cannot open its secret (" +
                                        secret.status().message() + ")");
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (openedSecrets_.size() >= 4096) {
-    // Bounded: secrets of records that left the snapshot are dropped wholesale.
-    for (auto& kv : openedSecrets_) {
-      std::fill(kv.second.begin(), kv.second.end(), '\0');
-    }
-    openedSecrets_.clear();
-  }
-  openedSecrets_.emplace(rec.secretSealed, *secret);
+  secrets_.put(rec.secretSealed, *secret);
   return secret;
 }
 
@@ -721,12 +718,6 @@ StatusOr<std::shared_ptr<const std::vector<AccountRecord>>> AccountService::snap
   }
   auto snap = std::make_shared<const std::vector<AccountRecord>>(std::move(all.value()));
   std::lock_guard<std::mutex> lock(mu_);
-  if (cached_ != nullptr) {
-    for (auto& kv : openedSecrets_) {
-      std::fill(kv.second.begin(), kv.second.end(), '\0');
-    }
-    openedSecrets_.clear();
-  }
   cached_ = snap;
   cachedUntilMs_ = now + cacheTtlMs_;
   return snap;
@@ -783,22 +774,9 @@ StatusOr<ChosenAccount> AccountService::pick(const std::vector<std::string>& typ
   if (persist) {
     (void)store_.accounts().touchLastUsed(best->id, now);  // best effort: for display only
   }
-  // Opening a secret costs an AES-GCM decryption: keep it for the snapshot's life (<= 1 s).
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = openedSecrets_.find(best->secretSealed);
-    if (it != openedSecrets_.end()) {
-      return ChosenAccount{*best, it->second};
-    }
-  }
-  auto secret = box_.open(best->secretSealed);
+  auto secret = openPrimaryCached(*best);
   if (!secret) {
-    return Status(Code::kInternal, "account " + best->id + ": cannot open its secret (" +
-                                       secret.status().message() + ")");
-  }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    openedSecrets_.emplace(best->secretSealed, *secret);
+    return secret.status();
   }
   return ChosenAccount{*best, std::move(secret.value())};
 }

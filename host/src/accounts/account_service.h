@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "accounts/secret_cache.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "crypto/crypto.h"
@@ -101,8 +102,9 @@ class AccountService {
   StatusOr<std::shared_ptr<const std::vector<AccountRecord>>> snapshot();
   // The next snapshot() reads storage again (after a change made in this process).
   void invalidateCache();
-  // The plaintext primary credential, opened once and kept in a bounded in-memory map keyed by
-  // the sealed form (a changed secret has a new sealed form, so it is never served stale).
+  // The plaintext primary credential, opened once and kept in a bounded LRU (1024 entries, 5
+  // minutes) keyed by the hash of the sealed form (a changed secret has a new sealed form, so it
+  // is never served stale).
   StatusOr<std::string> openPrimaryCached(const AccountRecord& rec);
   // kUnavailable with a client-facing reason when no account can serve.
   StatusOr<ChosenAccount> pick(const std::vector<std::string>& types);
@@ -129,8 +131,8 @@ class AccountService {
   // request would be too dear); lastUsedAt is persisted at most once a minute per account.
   std::unordered_map<std::string, int64_t> lastPickedMs_;
   std::unordered_map<std::string, int64_t> lastPersistedMs_;
-  // Opened secrets of the current snapshot (sealed form -> plaintext); cleared with it.
-  std::unordered_map<std::string, std::string> openedSecrets_;
+  // Opened primary secrets: bounded LRU, 5-minute TTL, wiped on eviction.
+  SecretCache secrets_;
 };
 
 }  // namespace rg
