@@ -11,19 +11,16 @@
 
 #include "crypto/crypto.h"
 #include "fakes/support.h"
+#include "gateway/account_store_fixture.h"
 
 namespace rg {
 namespace {
 
-class AccountServiceTest : public ::testing::Test {
+class AccountServiceTest : public rgtest::AccountStoreTest {
 protected:
   void SetUp() override {
-    EmbeddedOptions eo;
-    eo.dataDir = dir_.file("data");
-    auto s = openEmbeddedStore(eo, clock_);
-    ASSERT_TRUE(s) << s.status().toString();
-    store_ = std::move(s.value());
-    svc_ = std::make_unique<AccountService>(*store_, clock_, box_, /*cacheTtlMs=*/0);
+    AccountStoreTest::SetUp();
+    svc_ = accounts_.get();
   }
   std::string add(const std::string& name, int64_t priority, const std::string& key) {
     NewAccountOptions o;
@@ -37,11 +34,7 @@ protected:
     clock_.advanceMs(1);
     return r ? r->id : "";
   }
-  rgtest::TempDir dir_;
-  ManualClock clock_;
-  crypto::SecretBox box_{std::string(32, 'k'), "test"};
-  StorePtr store_;
-  std::unique_ptr<AccountService> svc_;
+  AccountService* svc_ = nullptr;  // accounts_
 };
 
 TEST_F(AccountServiceTest, RotatesWithinATierAndPrefersLowerPriority) {

@@ -19,6 +19,7 @@
 #include "crypto/crypto.h"
 #include "fakes/fake_anthropic.h"
 #include "fakes/support.h"
+#include "gateway/account_store_fixture.h"
 #include "oauth/claude_oauth.h"
 
 namespace rg {
@@ -45,16 +46,14 @@ const std::string* header(const AdminResponse& r, const std::string& name) {
   return findHeader(r.headers, name);
 }
 
-class AdminApiTest : public ::testing::Test {
+class AdminApiTest : public rgtest::AccountStoreTest {
  protected:
   void SetUp() override {
-    EmbeddedOptions eo;
-    eo.dataDir = dir_.file("data");
-    auto s = openEmbeddedStore(eo, clock_);
-    ASSERT_TRUE(s) << s.status().toString();
-    store_ = std::move(s.value());
+    AccountStoreTest::SetUp();
+    if (HasFatalFailure()) {
+      return;
+    }
     keys_ = std::make_unique<KeyService>(*store_, clock_, "hash-secret", /*cacheTtlMs=*/0);
-    accounts_ = std::make_unique<AccountService>(*store_, clock_, box_, /*cacheTtlMs=*/0);
     api_ = std::make_unique<AdminApi>(deps());
   }
 
@@ -100,12 +99,7 @@ class AdminApiTest : public ::testing::Test {
     }
   }
 
-  rgtest::TempDir dir_;
-  ManualClock clock_;
-  crypto::SecretBox box_{std::string(32, 'k'), "test"};
-  StorePtr store_;
   std::unique_ptr<KeyService> keys_;
-  std::unique_ptr<AccountService> accounts_;
   EventBus events_;
   std::unique_ptr<AdminApi> api_;
   std::vector<std::string> bodies_;
@@ -377,26 +371,25 @@ TEST_F(AdminApiTest, AddAccountValidation) {
   r = add(R"({"type":"claude-console","name":"x","base_url":"https://a.example.com"})");
   EXPECT_EQ(r.status, 400);
   EXPECT_NE(r.body.find("api-key"), std::string::npos) << r.body;
-  EXPECT_EQ(add(R"({"type":"claude-console","name":"x","base_url":"https://a.example.com",
-                    "api_key":"sk-some-key-123456","models":["a"],"model_map":{"b":"c"}})")
-                .status,
-            400);
-  EXPECT_EQ(add(R"({"type":"claude-console","name":"x","base_url":"https://a.example.com",
-                    "api_key":"sk-some-key-123456","sharing":"sometimes"})")
-                .status,
-            400);
-  EXPECT_EQ(add(R"({"type":"claude-console","name":"x","base_url":"https://a.example.com",
-                    "api_key":12345})")
-                .status,
-            400);
-  EXPECT_EQ(add(R"({"type":"claude-console","name":"x","base_url":"https://a.example.com",
-                    "api_key":"sk-some-key-123456","groups":"not-a-list"})")
-                .status,
-            400);
-  EXPECT_EQ(add(R"({"type":"claude-console","name":"x","base_url":"https://a.example.com",
-                    "api_key":"sk-some-key-123456","expires_at":1000})")
-                .status,
-            400);  // in the past
+  // A valid console account but for one member; the error names what is wrong.
+  const std::string valid =
+      R"("type":"claude-console","name":"x","base_url":"https://a.example.com")";
+  const std::string key = R"("api_key":"sk-some-key-123456")";
+  struct {
+    std::string members;
+    std::string named;
+  } bad[] = {
+      {key + R"(,"models":["a"],"model_map":{"b":"c"})", "model_map"},
+      {key + R"(,"sharing":"sometimes")", "sometimes"},
+      {R"("api_key":12345)", "api_key"},
+      {key + R"(,"groups":"not-a-list")", "groups"},
+      {key + R"(,"expires_at":1000)", "expires"},  // in the past
+  };
+  for (const auto& b : bad) {
+    r = add("{" + valid + "," + b.members + "}");
+    EXPECT_EQ(r.status, 400) << b.members;
+    EXPECT_NE(r.body.find(b.named), std::string::npos) << r.body;
+  }
   EXPECT_EQ(parse(call("GET", "/admin/accounts").body)["accounts"].Size(), 0u);
   // models: a list becomes identity mappings; schedulable false is applied on creation.
   r = add(R"({"type":"claude-console","name":"x","base_url":"https://a.example.com",

@@ -16,21 +16,20 @@
 #include "fakes/gateway_process.h"
 #include "fakes/redis_harness.h"
 #include "fakes/support.h"
+#include "gateway/account_store_fixture.h"
 
 namespace rg {
 namespace {
 
 constexpr int64_t kMin = 60000;
 
-class SchedulerTest : public ::testing::Test {
+class SchedulerTest : public rgtest::AccountStoreTest {
  protected:
   void SetUp() override {
-    EmbeddedOptions eo;
-    eo.dataDir = dir_.file("data");
-    auto s = openEmbeddedStore(eo, clock_);
-    ASSERT_TRUE(s) << s.status().toString();
-    store_ = std::move(s.value());
-    accounts_ = std::make_unique<AccountService>(*store_, clock_, box_, /*cacheTtlMs=*/0);
+    AccountStoreTest::SetUp();
+    if (HasFatalFailure()) {
+      return;
+    }
     cfg_.stateRefreshMs = 100;
     sched_ = std::make_unique<Scheduler>(*accounts_, *store_, clock_, cfg_, &events_, &metrics_);
   }
@@ -109,11 +108,6 @@ class SchedulerTest : public ::testing::Test {
     sched_->release(*p);
   }
 
-  rgtest::TempDir dir_;
-  ManualClock clock_;
-  crypto::SecretBox box_{std::string(32, 'k'), "test"};
-  StorePtr store_;
-  std::unique_ptr<AccountService> accounts_;
   SchedulerConfig cfg_;
   EventBus events_;
   MetricsRegistry metrics_;

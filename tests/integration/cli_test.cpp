@@ -465,16 +465,29 @@ void expectRotatedTo(const rg::Config& cfg, const std::string& newMaster,
   EXPECT_EQ(stale.status().code(), rg::Code::kFailedPrecondition);
 }
 
-TEST(Rotation, ResealsEverySecretKeepsGatewayKeysAndKeepsTheOldKeyFile) {
-  rgtest::TempDir dir;
-  rg::Config cfg = embeddedConfig(dir.file("data"));
-  Seeded seeded = seed(cfg);
-  ASSERT_FALSE(seeded.plainKey.empty());
-  std::string keyPath = dir.file("data") + "/master.key";
-  std::string oldMaster = firstLine(keyPath);
-  ASSERT_EQ(oldMaster.size(), 64u);
+// Each rotation test starts from a fresh embedded data dir.
+class Rotation : public ::testing::Test {
+ protected:
+  // Accounts and a gateway key sealed under a master key generated into the data dir.
+  void seedUnderAGeneratedKey() {
+    seeded_ = seed(cfg_);
+    ASSERT_FALSE(seeded_.plainKey.empty());
+    oldMaster_ = firstLine(keyPath_);
+  }
 
-  auto r = rg::rotateMasterKey(cfg, {});
+  rgtest::TempDir dir_;
+  rg::Config cfg_ = embeddedConfig(dir_.file("data"));
+  std::string keyPath_ = dir_.file("data") + "/master.key";
+  Seeded seeded_;
+  std::string oldMaster_;
+};
+
+TEST_F(Rotation, ResealsEverySecretKeepsGatewayKeysAndKeepsTheOldKeyFile) {
+  seedUnderAGeneratedKey();
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_EQ(oldMaster_.size(), 64u);
+
+  auto r = rg::rotateMasterKey(cfg_, {});
   ASSERT_TRUE(r.isOk()) << r.status().message();
   EXPECT_FALSE(r->fromConfig);
   EXPECT_TRUE(r->newMaster.empty()) << "a data-dir key is never handed out";
@@ -483,62 +496,58 @@ TEST(Rotation, ResealsEverySecretKeepsGatewayKeysAndKeepsTheOldKeyFile) {
   EXPECT_EQ(r->counts.secrets, 4);
   EXPECT_NE(r->oldKeyId, r->newKeyId);
 
-  std::string newMaster = firstLine(keyPath);
+  std::string newMaster = firstLine(keyPath_);
   EXPECT_EQ(newMaster.size(), 64u);
-  EXPECT_NE(newMaster, oldMaster);
-  EXPECT_EQ(firstLine(keyPath + ".old"), oldMaster);
+  EXPECT_NE(newMaster, oldMaster_);
+  EXPECT_EQ(firstLine(keyPath_ + ".old"), oldMaster_);
   struct stat st {};
-  ASSERT_EQ(::stat((keyPath + ".old").c_str(), &st), 0);
+  ASSERT_EQ(::stat((keyPath_ + ".old").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  ASSERT_EQ(::stat(keyPath.c_str(), &st), 0);
+  ASSERT_EQ(::stat(keyPath_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_NE(::stat((keyPath + ".next").c_str(), &st), 0) << "master.key.next left behind";
-  expectRotatedTo(cfg, newMaster, oldMaster, seeded);
+  EXPECT_NE(::stat((keyPath_ + ".next").c_str(), &st), 0) << "master.key.next left behind";
+  expectRotatedTo(cfg_, newMaster, oldMaster_, seeded_);
 
   // The services as `serve` opens them after the rotation: accounts open, nothing re-derived.
-  auto svc = rg::openServices(cfg);
+  auto svc = rg::openServices(cfg_);
   ASSERT_TRUE(svc.isOk()) << svc.status().message();
-  auto acct = (*svc)->accounts->get(seeded.consoleId);
+  auto acct = (*svc)->accounts->get(seeded_.consoleId);
   ASSERT_TRUE(acct.isOk());
   auto secret = (*svc)->accounts->openSecret(*acct, "proxy_password");
   ASSERT_TRUE(secret.isOk()) << secret.status().message();
   EXPECT_EQ(*secret, "PROXY-PASS-ROTATE-0001");
 
   // A second rotation works on top of the first (the kept hash secret moves along).
-  auto again = rg::rotateMasterKey(cfg, {});
+  auto again = rg::rotateMasterKey(cfg_, {});
   ASSERT_TRUE(again.isOk()) << again.status().message();
-  expectRotatedTo(cfg, firstLine(keyPath), newMaster, seeded);
+  expectRotatedTo(cfg_, firstLine(keyPath_), newMaster, seeded_);
 }
 
-TEST(Rotation, AnInterruptedRotationIsCompletedByRunningItAgain) {
-  rgtest::TempDir dir;
-  rg::Config cfg = embeddedConfig(dir.file("data"));
-  Seeded seeded = seed(cfg);
-  ASSERT_FALSE(seeded.plainKey.empty());
-  std::string keyPath = dir.file("data") + "/master.key";
-  std::string oldMaster = firstLine(keyPath);
+TEST_F(Rotation, AnInterruptedRotationIsCompletedByRunningItAgain) {
+  seedUnderAGeneratedKey();
+  ASSERT_FALSE(HasFatalFailure());
   std::string newMaster = std::string(64, 'c');
   // The first steps of a rotation, then a "crash": the next key is on disk, the hash secret is
   // kept under it, one account is re-sealed, the other is not, nothing renamed.
-  rgtest::writeFile(keyPath + ".next", newMaster + "\n");
+  rgtest::writeFile(keyPath_ + ".next", newMaster + "\n");
   {
-    auto store = rg::openEmbeddedStore(rg::EmbeddedOptions{cfg.storage.dataDir}, sysClock());
+    auto store = rg::openEmbeddedStore(rg::EmbeddedOptions{cfg_.storage.dataDir}, sysClock());
     ASSERT_TRUE(store.isOk());
     auto box = rg::secretBoxForMaster(newMaster);
-    auto oldBox = rg::secretBoxForMaster(oldMaster);
-    box->addDecryptionKey(rg::crypto::deriveKey(oldMaster, "relaygate secret box v1"),
+    auto oldBox = rg::secretBoxForMaster(oldMaster_);
+    box->addDecryptionKey(rg::crypto::deriveKey(oldMaster_, "relaygate secret box v1"),
                           oldBox->keyId());
-    ASSERT_TRUE(rg::storeKeyHashSecret(**store, *box, rg::derivedKeyHashSecret(oldMaster)).isOk());
+    ASSERT_TRUE(rg::storeKeyHashSecret(**store, *box, rg::derivedKeyHashSecret(oldMaster_)).isOk());
     rg::ResealCounts counts;
-    ASSERT_TRUE(rg::resealAccount(**store, *box, seeded.consoleId, &counts).isOk());
+    ASSERT_TRUE(rg::resealAccount(**store, *box, seeded_.consoleId, &counts).isOk());
     EXPECT_EQ(counts.accounts, 1);
     EXPECT_EQ(counts.secrets, 2);
   }
   // A server started in this state (old master.key) still opens everything and authenticates.
   {
-    auto store = rg::openEmbeddedStore(rg::EmbeddedOptions{cfg.storage.dataDir}, sysClock());
+    auto store = rg::openEmbeddedStore(rg::EmbeddedOptions{cfg_.storage.dataDir}, sysClock());
     ASSERT_TRUE(store.isOk());
-    auto box = rg::secretBoxForMaster(oldMaster);
+    auto box = rg::secretBoxForMaster(oldMaster_);
     auto all = (*store)->accounts().list();
     ASSERT_TRUE(all.isOk());
     bool someUnopenable = false;
@@ -548,87 +557,78 @@ TEST(Rotation, AnInterruptedRotationIsCompletedByRunningItAgain) {
       }
     }
     EXPECT_TRUE(someUnopenable) << "the simulated crash re-sealed nothing";
-    rg::addRotationDecryptionKeys(cfg, *box);
+    rg::addRotationDecryptionKeys(cfg_, *box);
     for (const auto& r : *all) {
       for (const auto& v : sealedValues(r)) {
         EXPECT_TRUE(box->open(v).isOk()) << r.name;
       }
     }
-    auto hs = rg::resolveKeyHashSecret(**store, *box, oldMaster);
+    auto hs = rg::resolveKeyHashSecret(**store, *box, oldMaster_);
     ASSERT_TRUE(hs.isOk()) << hs.status().message();
     rg::KeyService keys(**store, sysClock(), *hs);
-    EXPECT_TRUE(keys.authenticate(seeded.plainKey).isOk());
+    EXPECT_TRUE(keys.authenticate(seeded_.plainKey).isOk());
   }
-  auto r = rg::rotateMasterKey(cfg, {});
+  auto r = rg::rotateMasterKey(cfg_, {});
   ASSERT_TRUE(r.isOk()) << r.status().message();
   EXPECT_TRUE(r->resumed);
   EXPECT_EQ(r->counts.accounts, 1) << "only the account the crash left behind";
   EXPECT_EQ(r->counts.secrets, 2);
-  EXPECT_EQ(firstLine(keyPath), newMaster);
-  EXPECT_EQ(firstLine(keyPath + ".old"), oldMaster);
-  expectRotatedTo(cfg, newMaster, oldMaster, seeded);
+  EXPECT_EQ(firstLine(keyPath_), newMaster);
+  EXPECT_EQ(firstLine(keyPath_ + ".old"), oldMaster_);
+  expectRotatedTo(cfg_, newMaster, oldMaster_, seeded_);
 }
 
-TEST(Rotation, ACrashBetweenTheRenamesIsFinishedBeforeTheKeyIsLoaded) {
-  rgtest::TempDir dir;
-  rg::Config cfg = embeddedConfig(dir.file("data"));
-  Seeded seeded = seed(cfg);
-  ASSERT_FALSE(seeded.plainKey.empty());
-  std::string keyPath = dir.file("data") + "/master.key";
-  std::string oldMaster = firstLine(keyPath);
-  ASSERT_TRUE(rg::rotateMasterKey(cfg, {}).isOk());
-  std::string newMaster = firstLine(keyPath);
+TEST_F(Rotation, ACrashBetweenTheRenamesIsFinishedBeforeTheKeyIsLoaded) {
+  seedUnderAGeneratedKey();
+  ASSERT_FALSE(HasFatalFailure());
+  ASSERT_TRUE(rg::rotateMasterKey(cfg_, {}).isOk());
+  std::string newMaster = firstLine(keyPath_);
   // Undo the last rename: master.key missing, .next and .old present.
-  ASSERT_EQ(::rename(keyPath.c_str(), (keyPath + ".next").c_str()), 0);
-  ASSERT_TRUE(rg::finishInterruptedKeyRename(cfg.storage.dataDir).isOk());
-  EXPECT_EQ(firstLine(keyPath), newMaster);
-  expectRotatedTo(cfg, newMaster, oldMaster, seeded);
+  ASSERT_EQ(::rename(keyPath_.c_str(), (keyPath_ + ".next").c_str()), 0);
+  ASSERT_TRUE(rg::finishInterruptedKeyRename(cfg_.storage.dataDir).isOk());
+  EXPECT_EQ(firstLine(keyPath_), newMaster);
+  expectRotatedTo(cfg_, newMaster, oldMaster_, seeded_);
 }
 
-TEST(Rotation, RefusedWhileAServerHoldsTheEmbeddedDataDir) {
-  rgtest::TempDir dir;
-  rg::Config cfg = embeddedConfig(dir.file("data"));
-  Seeded seeded = seed(cfg);
-  std::string keyPath = dir.file("data") + "/master.key";
-  std::string oldMaster = firstLine(keyPath);
-  auto server = rg::openEmbeddedStore(rg::EmbeddedOptions{cfg.storage.dataDir}, sysClock());
+TEST_F(Rotation, RefusedWhileAServerHoldsTheEmbeddedDataDir) {
+  seedUnderAGeneratedKey();
+  ASSERT_FALSE(HasFatalFailure());
+  auto server = rg::openEmbeddedStore(rg::EmbeddedOptions{cfg_.storage.dataDir}, sysClock());
   ASSERT_TRUE(server.isOk());
   ASSERT_TRUE((*server)->claimExclusiveServe().isOk());
-  auto r = rg::rotateMasterKey(cfg, {});
+  auto r = rg::rotateMasterKey(cfg_, {});
   ASSERT_FALSE(r.isOk());
   EXPECT_EQ(r.status().code(), rg::Code::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("stop it first"), std::string::npos) << r.status().message();
   struct stat st {};
-  EXPECT_NE(::stat((keyPath + ".next").c_str(), &st), 0);
-  EXPECT_EQ(firstLine(keyPath), oldMaster);
+  EXPECT_NE(::stat((keyPath_ + ".next").c_str(), &st), 0);
+  EXPECT_EQ(firstLine(keyPath_), oldMaster_);
   server->reset();
-  EXPECT_TRUE(rg::rotateMasterKey(cfg, {}).isOk());
+  EXPECT_TRUE(rg::rotateMasterKey(cfg_, {}).isOk());
 }
 
-TEST(Rotation, AConfigMasterKeyIsHandedBackAndNothingIsWrittenToTheDataDir) {
-  rgtest::TempDir dir;
-  rg::Config cfg = embeddedConfig(dir.file("data"));
-  cfg.security.masterKey = "config-master-key-for-rotation-0001";
-  Seeded seeded = seed(cfg);
-  ASSERT_FALSE(seeded.plainKey.empty());
-  std::string newKeyFile = dir.file("new.key");
+TEST_F(Rotation, AConfigMasterKeyIsHandedBackAndNothingIsWrittenToTheDataDir) {
+  cfg_.security.masterKey = "config-master-key-for-rotation-0001";
+  seeded_ = seed(cfg_);
+  ASSERT_FALSE(seeded_.plainKey.empty());
+  std::string newKeyFile = dir_.file("new.key");
   std::string chosen = "operator-chosen-master-key-000000000000001";
   rgtest::writeFile(newKeyFile, chosen + "\n");
   rg::RotationOptions opts;
   opts.newKeyFile = newKeyFile;
-  auto r = rg::rotateMasterKey(cfg, opts);
+  auto r = rg::rotateMasterKey(cfg_, opts);
   ASSERT_TRUE(r.isOk()) << r.status().message();
   EXPECT_TRUE(r->fromConfig);
   EXPECT_EQ(r->newMaster, chosen);
   struct stat st {};
   for (const char* f : {"/master.key", "/master.key.next", "/master.key.old"}) {
-    EXPECT_NE(::stat((dir.file("data") + f).c_str(), &st), 0) << f << " written";
+    EXPECT_NE(::stat((dir_.file("data") + f).c_str(), &st), 0) << f << " written";
   }
-  expectRotatedTo(cfg, chosen, cfg.security.masterKey, seeded);
+  expectRotatedTo(cfg_, chosen, cfg_.security.masterKey, seeded_);
   // A too-short replacement key is refused before anything changes.
   rgtest::writeFile(newKeyFile, "short\n");
-  cfg.security.masterKey = chosen;
-  auto shortKey = rg::rotateMasterKey(cfg, opts);
+  cfg_.security.masterKey = chosen;
+  auto shortKey = rg::rotateMasterKey(cfg_, opts);
   ASSERT_FALSE(shortKey.isOk());
   EXPECT_NE(shortKey.status().message().find("--new-key-file"), std::string::npos);
 }

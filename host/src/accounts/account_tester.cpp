@@ -8,6 +8,7 @@
 #include "crypto/crypto.h"
 #include "http/error_shapes.h"
 #include "oauth/claude_oauth.h"
+#include "plugin/abi_views.h"
 #include "plugin/host_objects.h"
 
 namespace rg {
@@ -17,10 +18,6 @@ namespace {
 constexpr const char* kDefaultClaudeModel = "claude-haiku-4-5-20251001";
 constexpr size_t kMaxAnswerBytes = 1 << 20;  // a 1-token answer is tiny; stop reading past this
 constexpr size_t kDetailChars = 300;
-
-rg_str view(const std::string& s) {
-  return rg_str{s.data(), s.size()};
-}
 
 bool endsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -169,20 +166,9 @@ StatusOr<AccountTestResult> testAccount(const AccountTesterDeps& deps, const Acc
   std::string query;
   std::vector<std::pair<std::string, std::string>> headers = {{"content-type", "application/json"},
                                                               {"anthropic-version", "2023-06-01"}};
-  std::vector<rg_header> hdrs;
-  for (const auto& h : headers) {
-    hdrs.push_back(rg_header{view(h.first), view(h.second)});
-  }
-  rg_request rq{};
-  rq.struct_size = sizeof rq;
-  rq.route_id = found.route->routeId;
-  rq.method = view(found.route->method);
-  rq.path = view(found.route->path);
-  rq.query = view(query);
-  rq.headers = hdrs.data();
-  rq.header_count = hdrs.size();
-  rq.body = view(body);
-  rq.request_id = view(requestId);
+  std::vector<rg_header> hdrs = abiHeaders(headers);
+  rg_request rq = abiRequest(found.route->routeId, found.route->method, found.route->path, query,
+                             hdrs, body, requestId);
   rg_host_stream hs;
   hs.requestId = requestId;
   ProviderPlugin& plugin = *found.plugin;
@@ -193,16 +179,8 @@ StatusOr<AccountTestResult> testAccount(const AccountTesterDeps& deps, const Acc
     plugin.streamDone(&hs);
     return ps;
   }
-  rg_account ra{};
-  ra.struct_size = sizeof ra;
-  ra.id = view(rec.id);
-  ra.name = view(rec.name);
-  ra.type = view(rec.type);
-  ra.base_url = view(rec.baseUrl);
-  ra.secret = view(secret);
   std::string mapped = upstreamModel == requested ? std::string() : upstreamModel;
-  ra.upstream_model = view(mapped);
-  ra.settings_json = view(rec.settingsJson);
+  rg_account ra = abiAccount(rec, secret, mapped);
   rg_host_sink up;
   Status ts = plugin.transformRequest(&hs, rq, ra, &up);
   plugin.streamDone(&hs);

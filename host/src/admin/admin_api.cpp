@@ -15,6 +15,8 @@
 #include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
+#include "accounts/account_input.h"
+#include "auth/key_input.h"
 #include "crypto/crypto.h"
 #include "oauth/claude_oauth.h"
 
@@ -105,10 +107,6 @@ void str(Writer& w, const std::string& s) {
   w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
-void key(Writer& w, const char* k) {
-  w.Key(k);
-}
-
 void strList(Writer& w, const std::vector<std::string>& v) {
   w.StartArray();
   for (const auto& s : v) {
@@ -124,6 +122,37 @@ void strMap(Writer& w, const std::map<std::string, std::string>& m) {
     str(w, v);
   }
   w.EndObject();
+}
+
+// One member of an object per call: field(w, "name", value) for each type the API answers with.
+// (const char* and int have their own overloads: they would otherwise convert to bool.)
+void field(Writer& w, const char* k, const std::string& v) {
+  w.Key(k);
+  str(w, v);
+}
+void field(Writer& w, const char* k, const char* v) {
+  w.Key(k);
+  w.String(v);
+}
+void field(Writer& w, const char* k, int64_t v) {
+  w.Key(k);
+  w.Int64(v);
+}
+void field(Writer& w, const char* k, int v) {
+  w.Key(k);
+  w.Int(v);
+}
+void field(Writer& w, const char* k, bool v) {
+  w.Key(k);
+  w.Bool(v);
+}
+void field(Writer& w, const char* k, const std::vector<std::string>& v) {
+  w.Key(k);
+  strList(w, v);
+}
+void field(Writer& w, const char* k, const std::map<std::string, std::string>& v) {
+  w.Key(k);
+  strMap(w, v);
 }
 
 // "projectId" -> "project_id": settings are stored camelCase, the API speaks snake_case.
@@ -142,92 +171,62 @@ std::string snakeCase(const std::string& s) {
 
 void writeCooldown(Writer& w, const CooldownRecord& c, const std::string* accountName) {
   w.StartObject();
-  key(w, "account_id");
-  str(w, c.accountId);
+  field(w, "account_id", c.accountId);
   if (accountName != nullptr) {
-    key(w, "account_name");
-    str(w, *accountName);
+    field(w, "account_name", *accountName);
   }
-  key(w, "scope");
-  str(w, c.scope);
-  key(w, "until");
-  w.Int64(c.untilMs);
-  key(w, "marked_at");
-  w.Int64(c.markedAtMs);
-  key(w, "error_class");
-  str(w, c.errorClass);
-  key(w, "reason");
-  str(w, c.reason);
-  key(w, "upstream_status");
-  w.Int64(c.upstreamStatus);
+  field(w, "scope", c.scope);
+  field(w, "until", c.untilMs);
+  field(w, "marked_at", c.markedAtMs);
+  field(w, "error_class", c.errorClass);
+  field(w, "reason", c.reason);
+  field(w, "upstream_status", c.upstreamStatus);
   w.EndObject();
 }
 
 void writeAccount(Writer& w, AccountService& svc, const AccountRecord& r,
                   const std::vector<CooldownRecord>& cooldowns) {
   w.StartObject();
-  key(w, "id");
-  str(w, r.id);
-  key(w, "name");
-  str(w, r.name);
-  key(w, "type");
-  str(w, r.type);
-  key(w, "provider");
-  str(w, r.provider.empty() ? AccountService::providerOf(r.type) : r.provider);
-  key(w, "status");
-  str(w, r.status);
-  key(w, "status_reason");
-  str(w, r.statusReason);
-  key(w, "schedulable");
-  w.Bool(r.schedulable);
-  key(w, "priority");
-  w.Int64(r.priority);
-  key(w, "sharing");
-  str(w, r.sharing);
-  key(w, "groups");
-  strList(w, r.groups);
-  key(w, "concurrency_limit");
-  w.Int64(r.concurrencyLimit);
-  key(w, "model_mapping");
-  strMap(w, r.modelMapping);
-  key(w, "base_url");
-  str(w, r.baseUrl);
-  key(w, "settings");
+  field(w, "id", r.id);
+  field(w, "name", r.name);
+  field(w, "type", r.type);
+  field(w, "provider", r.provider.empty() ? AccountService::providerOf(r.type) : r.provider);
+  field(w, "status", r.status);
+  field(w, "status_reason", r.statusReason);
+  field(w, "schedulable", r.schedulable);
+  field(w, "priority", r.priority);
+  field(w, "sharing", r.sharing);
+  field(w, "groups", r.groups);
+  field(w, "concurrency_limit", r.concurrencyLimit);
+  field(w, "model_mapping", r.modelMapping);
+  field(w, "base_url", r.baseUrl);
   std::map<std::string, std::string> settings;
   for (const auto& [k, v] : AccountService::settingsOf(r)) {
     settings.emplace(snakeCase(k), v);
   }
-  strMap(w, settings);
-  key(w, "proxy_url");
-  str(w, r.proxyUrl);
-  key(w, "subscription_expires_at");
-  w.Int64(r.subscriptionExpiresAtMs);
-  key(w, "created_at");
-  w.Int64(r.createdAtMs);
-  key(w, "updated_at");
-  w.Int64(r.updatedAtMs);
-  key(w, "last_used_at");
-  w.Int64(r.lastUsedAtMs);
-  key(w, "secrets");
+  field(w, "settings", settings);
+  field(w, "proxy_url", r.proxyUrl);
+  field(w, "subscription_expires_at", r.subscriptionExpiresAtMs);
+  field(w, "created_at", r.createdAtMs);
+  field(w, "updated_at", r.updatedAtMs);
+  field(w, "last_used_at", r.lastUsedAtMs);
+  w.Key("secrets");
   auto masked = svc.maskedSecrets(r);
   w.StartArray();
   if (masked) {
     for (const auto& m : *masked) {
       w.StartObject();
-      key(w, "name");
-      str(w, m.name);
-      key(w, "masked");
-      str(w, m.masked);
+      field(w, "name", m.name);
+      field(w, "masked", m.masked);
       w.EndObject();
     }
   }
   w.EndArray();
   if (!masked) {
     // A record sealed under another master key: say so instead of failing the whole list.
-    key(w, "secrets_error");
-    str(w, masked.status().message());
+    field(w, "secrets_error", masked.status().message());
   }
-  key(w, "cooldowns");
+  w.Key("cooldowns");
   w.StartArray();
   for (const auto& c : cooldowns) {
     if (c.accountId == r.id) {
@@ -252,58 +251,59 @@ const char* modelModeName(ModelFilterMode m) {
 // The key record without its hash (not a secret, but of no use to an operator).
 void writeKey(Writer& w, const ApiKeyRecord& k) {
   w.StartObject();
-  key(w, "id");
-  str(w, k.id);
-  key(w, "name");
-  str(w, k.name);
-  key(w, "enabled");
-  w.Bool(k.enabled);
-  key(w, "created_at");
-  w.Int64(k.createdAtMs);
-  key(w, "updated_at");
-  w.Int64(k.updatedAtMs);
-  key(w, "expires_at");
-  w.Int64(k.expiresAtMs);
-  key(w, "permissions");
-  strList(w, k.permissions);
-  key(w, "concurrency_limit");
-  w.Int64(k.concurrencyLimit);
-  key(w, "rate_window_minutes");
-  w.Int64(k.rateWindowMinutes);
-  key(w, "rate_requests");
-  w.Int64(k.rateRequests);
-  key(w, "rate_tokens");
-  w.Int64(k.rateTokens);
-  key(w, "model_mode");
-  w.String(modelModeName(k.modelMode));
-  key(w, "models");
-  strList(w, k.models);
-  key(w, "bindings");
-  strMap(w, k.bindings);
+  field(w, "id", k.id);
+  field(w, "name", k.name);
+  field(w, "enabled", k.enabled);
+  field(w, "created_at", k.createdAtMs);
+  field(w, "updated_at", k.updatedAtMs);
+  field(w, "expires_at", k.expiresAtMs);
+  field(w, "permissions", k.permissions);
+  field(w, "concurrency_limit", k.concurrencyLimit);
+  field(w, "rate_window_minutes", k.rateWindowMinutes);
+  field(w, "rate_requests", k.rateRequests);
+  field(w, "rate_tokens", k.rateTokens);
+  field(w, "model_mode", modelModeName(k.modelMode));
+  field(w, "models", k.models);
+  field(w, "bindings", k.bindings);
   w.EndObject();
 }
 
 void writeEvent(Writer& w, const AccountEvent& e) {
   w.StartObject();
-  key(w, "type");
-  str(w, e.type);
-  key(w, "account_id");
-  str(w, e.accountId);
-  key(w, "account_name");
-  str(w, e.accountName);
-  key(w, "old_state");
-  str(w, e.oldState);
-  key(w, "new_state");
-  str(w, e.newState);
-  key(w, "scope");
-  str(w, e.scope);
-  key(w, "reason");
-  str(w, e.reason);
-  key(w, "until");
-  w.Int64(e.untilMs);
-  key(w, "at");
-  w.Int64(e.atMs);
+  field(w, "type", e.type);
+  field(w, "account_id", e.accountId);
+  field(w, "account_name", e.accountName);
+  field(w, "old_state", e.oldState);
+  field(w, "new_state", e.newState);
+  field(w, "scope", e.scope);
+  field(w, "reason", e.reason);
+  field(w, "until", e.untilMs);
+  field(w, "at", e.atMs);
   w.EndObject();
+}
+
+// {"<name>": [item, ...]}: the answer of every list endpoint.
+template <typename Items, typename WriteItem>
+AdminResponse listResponse(const char* name, const Items& items, WriteItem&& writeItem) {
+  return jsonResponse(200, [&](Writer& w) {
+    w.StartObject();
+    w.Key(name);
+    w.StartArray();
+    for (const auto& item : items) {
+      writeItem(w, item);
+    }
+    w.EndArray();
+    w.EndObject();
+  });
+}
+
+AdminResponse deletedResponse(const std::string& id) {
+  return jsonResponse(200, [&](Writer& w) {
+    w.StartObject();
+    field(w, "deleted", true);
+    field(w, "id", id);
+    w.EndObject();
+  });
 }
 
 // ---- Requests ----------------------------------------------------------------------------------
@@ -333,8 +333,9 @@ Status parseBody(const std::string& text, Body* out) {
   return Status::ok();
 }
 
-// Typed access to the members of a request object; JSON null reads as absent. Every accessor
-// records the name so that unknownField() can reject typos instead of silently ignoring them.
+// Typed access to the members of a request object; JSON null reads as absent. Every read records
+// the name so that finish() can reject typos instead of silently ignoring them, and the first
+// error, so that a handler reads all its fields and checks once (later reads change nothing).
 class Fields {
  public:
   explicit Fields(const Json& obj) : obj_(obj) {}
@@ -347,104 +348,44 @@ class Fields {
     }
     return &it->value;
   }
-  // The first of `names` present (aliases); kInvalidArgument when two are given.
-  StatusOr<const Json*> findAny(std::initializer_list<const char*> names, const char** which) {
+
+  // `name` into *out when present (string, integer, true/false, array or object of strings).
+  template <typename T>
+  void get(const char* name, std::optional<T>* out) {
+    read(name, find(name), out);
+  }
+
+  // The first of `names` present (aliases), into *out; giving two of them is an error.
+  template <typename T>
+  void getAny(std::initializer_list<const char*> names, std::optional<T>* out) {
+    const char* which = nullptr;
     const Json* found = nullptr;
     for (const char* n : names) {
       if (const Json* v = find(n)) {
         if (found != nullptr) {
-          return invalidArgument(std::string("give only one of ") + *which + " and " + n);
+          fail(invalidArgument(std::string("give only one of ") + which + " and " + n));
+          return;
         }
         found = v;
-        *which = n;
+        which = n;
       }
     }
-    return found;
+    read(which, found, out);
   }
-  Status string(const char* name, std::optional<std::string>* out) {
-    return stringOf(name, find(name), out);
+
+  // Records `s` unless an error came first.
+  void fail(Status s) {
+    if (status_) {
+      status_ = std::move(s);
+    }
   }
-  static Status stringOf(const char* name, const Json* v, std::optional<std::string>* out) {
-    if (v == nullptr) {
-      return Status::ok();
+  bool ok() const { return static_cast<bool>(status_); }
+
+  // The first error; else kInvalidArgument naming the first member nothing asked for.
+  Status finish() const {
+    if (!status_) {
+      return status_;
     }
-    if (!v->IsString()) {
-      return invalidArgument(std::string(name) + ": expected a string");
-    }
-    *out = std::string(v->GetString(), v->GetStringLength());
-    return Status::ok();
-  }
-  static Status intOf(const char* name, const Json* v, std::optional<int64_t>* out) {
-    if (v == nullptr) {
-      return Status::ok();
-    }
-    if (!v->IsInt64()) {
-      return invalidArgument(std::string(name) + ": expected an integer");
-    }
-    *out = v->GetInt64();
-    return Status::ok();
-  }
-  Status integer(const char* name, std::optional<int64_t>* out) {
-    return intOf(name, find(name), out);
-  }
-  Status boolean(const char* name, std::optional<bool>* out) {
-    const Json* v = find(name);
-    if (v == nullptr) {
-      return Status::ok();
-    }
-    if (!v->IsBool()) {
-      return invalidArgument(std::string(name) + ": expected true or false");
-    }
-    *out = v->GetBool();
-    return Status::ok();
-  }
-  static Status listOf(const char* name, const Json* v,
-                       std::optional<std::vector<std::string>>* out) {
-    if (v == nullptr) {
-      return Status::ok();
-    }
-    if (!v->IsArray()) {
-      return invalidArgument(std::string(name) + ": expected an array of strings");
-    }
-    std::vector<std::string> items;
-    for (const auto& e : v->GetArray()) {
-      if (!e.IsString()) {
-        return invalidArgument(std::string(name) + ": expected an array of strings");
-      }
-      items.emplace_back(e.GetString(), e.GetStringLength());
-    }
-    *out = std::move(items);
-    return Status::ok();
-  }
-  Status list(const char* name, std::optional<std::vector<std::string>>* out) {
-    return listOf(name, find(name), out);
-  }
-  static Status mapOf(const char* name, const Json* v,
-                      std::optional<std::map<std::string, std::string>>* out) {
-    if (v == nullptr) {
-      return Status::ok();
-    }
-    if (!v->IsObject()) {
-      return invalidArgument(std::string(name) + ": expected an object of strings");
-    }
-    std::map<std::string, std::string> m;
-    for (const auto& e : v->GetObject()) {
-      if (!e.value.IsString()) {
-        return invalidArgument(std::string(name) + ": expected an object of strings");
-      }
-      std::string k(e.name.GetString(), e.name.GetStringLength());
-      if (!m.emplace(k, std::string(e.value.GetString(), e.value.GetStringLength())).second) {
-        return invalidArgument(std::string(name) + ": \"" + k + "\" is given twice");
-      }
-    }
-    *out = std::move(m);
-    return Status::ok();
-  }
-  Status map(const char* name, std::optional<std::map<std::string, std::string>>* out) {
-    return mapOf(name, find(name), out);
-  }
-  // kInvalidArgument naming the first member no accessor asked for.
-  Status unknownField() const {
     for (const auto& m : obj_.GetObject()) {
       std::string n(m.name.GetString(), m.name.GetStringLength());
       if (seen_.count(n) == 0) {
@@ -455,25 +396,74 @@ class Fields {
   }
 
  private:
+  template <typename T>
+  void read(const char* name, const Json* v, std::optional<T>* out) {
+    if (v != nullptr && status_) {
+      fail(convert(name, *v, out));
+    }
+  }
+
+  static Status convert(const char* name, const Json& v, std::optional<std::string>* out) {
+    if (!v.IsString()) {
+      return invalidArgument(std::string(name) + ": expected a string");
+    }
+    *out = std::string(v.GetString(), v.GetStringLength());
+    return Status::ok();
+  }
+  static Status convert(const char* name, const Json& v, std::optional<int64_t>* out) {
+    if (!v.IsInt64()) {
+      return invalidArgument(std::string(name) + ": expected an integer");
+    }
+    *out = v.GetInt64();
+    return Status::ok();
+  }
+  static Status convert(const char* name, const Json& v, std::optional<bool>* out) {
+    if (!v.IsBool()) {
+      return invalidArgument(std::string(name) + ": expected true or false");
+    }
+    *out = v.GetBool();
+    return Status::ok();
+  }
+  static Status convert(const char* name, const Json& v,
+                        std::optional<std::vector<std::string>>* out) {
+    const std::string err = std::string(name) + ": expected an array of strings";
+    if (!v.IsArray()) {
+      return invalidArgument(err);
+    }
+    std::vector<std::string> items;
+    for (const auto& e : v.GetArray()) {
+      if (!e.IsString()) {
+        return invalidArgument(err);
+      }
+      items.emplace_back(e.GetString(), e.GetStringLength());
+    }
+    *out = std::move(items);
+    return Status::ok();
+  }
+  static Status convert(const char* name, const Json& v,
+                        std::optional<std::map<std::string, std::string>>* out) {
+    const std::string err = std::string(name) + ": expected an object of strings";
+    if (!v.IsObject()) {
+      return invalidArgument(err);
+    }
+    std::map<std::string, std::string> m;
+    for (const auto& e : v.GetObject()) {
+      if (!e.value.IsString()) {
+        return invalidArgument(err);
+      }
+      std::string k(e.name.GetString(), e.name.GetStringLength());
+      if (!m.emplace(k, std::string(e.value.GetString(), e.value.GetStringLength())).second) {
+        return invalidArgument(std::string(name) + ": \"" + k + "\" is given twice");
+      }
+    }
+    *out = std::move(m);
+    return Status::ok();
+  }
+
   const Json& obj_;
   std::set<std::string> seen_;
+  Status status_;
 };
-
-// The account fields that AccountService takes by flag name (snake_case here, kebab there).
-const std::vector<std::string>& accountFieldNames() {
-  static const std::vector<std::string> names = {
-      "base_url",          "endpoint",     "api_key",           "access_token",
-      "refresh_token",     "region",       "aws_access_key_id", "aws_secret_access_key",
-      "aws_session_token", "bearer_token", "project_id",        "chatgpt_account_id",
-      "deployment",        "api_version",  "proxy_password",    "token_expires_at",
-      "oauth_scopes"};
-  return names;
-}
-
-std::string kebab(std::string s) {
-  std::replace(s.begin(), s.end(), '_', '-');
-  return s;
-}
 
 struct AccountInput {
   std::optional<std::string> type;
@@ -482,123 +472,62 @@ struct AccountInput {
 
 // The CLI's `accounts add/update` flags as JSON: the same names in snake_case, with the names the
 // API answers with accepted as aliases (concurrency_limit, model_mapping, proxy_url,
-// subscription_expires_at) so that a GET result can be edited and sent back.
-Status readAccountInput(Fields& f, bool adding, AccountInput* in) {
+// subscription_expires_at) so that a GET result can be edited and sent back. Errors go to `f`.
+void readAccountInput(Fields& f, bool adding, AccountInput* in) {
   AccountChanges& c = in->changes;
-  Status s;
   if (adding) {
-    s = f.string("type", &in->type);
+    f.get("type", &in->type);
   } else if (f.find("type") != nullptr) {
-    return invalidArgument("type: the type of an account cannot change");
+    f.fail(invalidArgument("type: the type of an account cannot change"));
   }
-  if (!s) {
-    return s;
-  }
-  if (!(s = f.string("name", &c.name))) {
-    return s;
-  }
-  if (!(s = f.integer("priority", &c.priority))) {
-    return s;
-  }
-  const char* which = "concurrency";
-  auto v = f.findAny({"concurrency", "concurrency_limit"}, &which);
-  if (!v) {
-    return v.status();
-  }
-  if (!(s = Fields::intOf(which, *v, &c.concurrencyLimit))) {
-    return s;
-  }
+  f.get("name", &c.name);
+  f.get("priority", &c.priority);
+  f.getAny({"concurrency", "concurrency_limit"}, &c.concurrencyLimit);
   // models: a list of names (identity mappings); model_map: requested -> upstream.
   std::optional<std::vector<std::string>> models;
-  if (!(s = f.list("models", &models))) {
-    return s;
-  }
-  which = "model_map";
-  v = f.findAny({"model_map", "model_mapping"}, &which);
-  if (!v) {
-    return v.status();
-  }
+  f.get("models", &models);
   std::optional<std::map<std::string, std::string>> mapping;
-  if (!(s = Fields::mapOf(which, *v, &mapping))) {
-    return s;
-  }
+  f.getAny({"model_map", "model_mapping"}, &mapping);
   if (models && mapping) {
-    return invalidArgument("give either models or model_map, not both");
-  }
-  if (models) {
+    f.fail(invalidArgument("give either models or model_map, not both"));
+  } else if (models) {
     std::map<std::string, std::string> m;
     for (const auto& name : *models) {
       if (!m.emplace(name, name).second) {
-        return invalidArgument("models: \"" + name + "\" is listed twice");
+        f.fail(invalidArgument("models: \"" + name + "\" is listed twice"));
       }
     }
     c.modelMapping = std::move(m);
   } else if (mapping) {
     c.modelMapping = std::move(mapping);
   }
-  which = "proxy";
-  v = f.findAny({"proxy", "proxy_url"}, &which);
-  if (!v) {
-    return v.status();
-  }
-  if (!(s = Fields::stringOf(which, *v, &c.proxyUrl))) {
-    return s;
-  }
-  if (!(s = f.list("groups", &c.groups))) {
-    return s;
-  }
+  f.getAny({"proxy", "proxy_url"}, &c.proxyUrl);
+  f.get("groups", &c.groups);
   std::optional<std::string> sharing;
-  if (!(s = f.string("sharing", &sharing))) {
-    return s;
+  f.get("sharing", &sharing);
+  if (sharing && f.ok()) {
+    f.fail(readSharing("sharing", *sharing, &c.dedicated));
   }
-  if (sharing) {
-    if (*sharing != "shared" && *sharing != "dedicated") {
-      return invalidArgument("sharing: expected shared or dedicated, got \"" + *sharing + "\"");
+  f.get("schedulable", &c.schedulable);
+  f.getAny({"expires_at", "subscription_expires_at"}, &c.subscriptionExpiresAtMs);
+  // The type-specific fields and credentials, by the account service's flag names (kebab-case).
+  for (const auto* flags : {&accountFieldFlags(), &oauthFieldFlags()}) {
+    for (const auto& flag : *flags) {
+      std::string name = flag;
+      std::replace(name.begin(), name.end(), '-', '_');
+      const Json* fv = f.find(name.c_str());
+      if (fv == nullptr || !f.ok()) {
+        continue;
+      }
+      if (name == "token_expires_at" && fv->IsInt64()) {
+        c.fields[flag] = std::to_string(fv->GetInt64());
+      } else if (fv->IsString()) {
+        c.fields[flag] = std::string(fv->GetString(), fv->GetStringLength());
+      } else {
+        f.fail(invalidArgument(name + ": expected a string"));
+      }
     }
-    c.dedicated = *sharing == "dedicated";
   }
-  if (!(s = f.boolean("schedulable", &c.schedulable))) {
-    return s;
-  }
-  which = "expires_at";
-  v = f.findAny({"expires_at", "subscription_expires_at"}, &which);
-  if (!v) {
-    return v.status();
-  }
-  if (!(s = Fields::intOf(which, *v, &c.subscriptionExpiresAtMs))) {
-    return s;
-  }
-  for (const auto& name : accountFieldNames()) {
-    const Json* fv = f.find(name.c_str());
-    if (fv == nullptr) {
-      continue;
-    }
-    if (name == "token_expires_at" && fv->IsInt64()) {
-      c.fields[kebab(name)] = std::to_string(fv->GetInt64());
-      continue;
-    }
-    if (!fv->IsString()) {
-      return invalidArgument(name + ": expected a string");
-    }
-    c.fields[kebab(name)] = std::string(fv->GetString(), fv->GetStringLength());
-  }
-  return Status::ok();
-}
-
-NewAccountOptions toNewAccount(const AccountInput& in) {
-  const AccountChanges& c = in.changes;
-  NewAccountOptions o;
-  o.type = in.type.value_or("");
-  o.name = c.name.value_or("");
-  o.priority = c.priority.value_or(o.priority);
-  o.fields = c.fields;
-  o.concurrencyLimit = c.concurrencyLimit.value_or(0);
-  o.modelMapping = c.modelMapping.value_or(std::map<std::string, std::string>());
-  o.proxyUrl = c.proxyUrl.value_or("");
-  o.groups = c.groups.value_or(std::vector<std::string>());
-  o.dedicated = c.dedicated.value_or(false);
-  o.subscriptionExpiresAtMs = c.subscriptionExpiresAtMs.value_or(0);
-  return o;
 }
 
 std::vector<std::string> splitPath(const std::string& path) {
@@ -657,15 +586,8 @@ class Handlers {
     if (!cds) {
       return errorResponse(cds.status());
     }
-    return jsonResponse(200, [&](Writer& w) {
-      w.StartObject();
-      key(w, "accounts");
-      w.StartArray();
-      for (const auto& r : *all) {
-        writeAccount(w, *d_.accounts, r, *cds);
-      }
-      w.EndArray();
-      w.EndObject();
+    return listResponse("accounts", *all, [&](Writer& w, const AccountRecord& r) {
+      writeAccount(w, *d_.accounts, r, *cds);
     });
   }
 
@@ -684,11 +606,8 @@ class Handlers {
   AdminResponse addAccount(const Json& body) {
     Fields f(body);
     AccountInput in;
-    Status s = readAccountInput(f, /*adding=*/true, &in);
-    if (s) {
-      s = f.unknownField();
-    }
-    if (!s) {
+    readAccountInput(f, /*adding=*/true, &in);
+    if (Status s = f.finish(); !s) {
       return errorResponse(s);
     }
     if (!in.type || in.type->empty() || !in.changes.name || in.changes.name->empty()) {
@@ -698,7 +617,7 @@ class Handlers {
       }
       return errorResponse(400, "an account needs type and name (types: " + types + ")");
     }
-    return createAccount(toNewAccount(in), in.changes.schedulable);
+    return createAccount(newAccountOptions(*in.type, in.changes), in.changes.schedulable);
   }
 
   AdminResponse createAccount(const NewAccountOptions& o, std::optional<bool> schedulable) {
@@ -719,11 +638,8 @@ class Handlers {
   AdminResponse updateAccount(const std::string& id, const Json& body) {
     Fields f(body);
     AccountInput in;
-    Status s = readAccountInput(f, /*adding=*/false, &in);
-    if (s) {
-      s = f.unknownField();
-    }
-    if (!s) {
+    readAccountInput(f, /*adding=*/false, &in);
+    if (Status s = f.finish(); !s) {
       return errorResponse(s);
     }
     auto r = d_.accounts->update(id, in.changes);
@@ -746,14 +662,7 @@ class Handlers {
                    !c ? c.toString() : sticky.status().toString());
     }
     spdlog::info("admin api: account {} removed", id);
-    return jsonResponse(200, [&](Writer& w) {
-      w.StartObject();
-      key(w, "deleted");
-      w.Bool(true);
-      key(w, "id");
-      str(w, id);
-      w.EndObject();
-    });
+    return deletedResponse(id);
   }
 
   void publishStatus(const AccountRecord& before, const std::string& type,
@@ -773,8 +682,7 @@ class Handlers {
   }
 
   AdminResponse enableAccount(const std::string& id, const Json& body) {
-    Fields f(body);
-    if (Status s = f.unknownField(); !s) {
+    if (Status s = Fields(body).finish(); !s) {
       return errorResponse(s);
     }
     auto before = d_.accounts->get(id);
@@ -794,10 +702,8 @@ class Handlers {
   AdminResponse disableAccount(const std::string& id, const Json& body) {
     Fields f(body);
     std::optional<std::string> reason;
-    Status s = f.string("reason", &reason);
-    if (s) {
-      s = f.unknownField();
-    }
+    f.get("reason", &reason);
+    Status s = f.finish();
     if (!s) {
       return errorResponse(s);
     }
@@ -819,10 +725,8 @@ class Handlers {
   AdminResponse setSchedulable(const std::string& id, const Json& body) {
     Fields f(body);
     std::optional<bool> schedulable;
-    Status s = f.boolean("schedulable", &schedulable);
-    if (s) {
-      s = f.unknownField();
-    }
+    f.get("schedulable", &schedulable);
+    Status s = f.finish();
     if (s && !schedulable) {
       s = invalidArgument("schedulable: required (true or false)");
     }
@@ -837,8 +741,7 @@ class Handlers {
   }
 
   AdminResponse resetAccount(const std::string& id, const Json& body) {
-    Fields f(body);
-    if (Status s = f.unknownField(); !s) {
+    if (Status s = Fields(body).finish(); !s) {
       return errorResponse(s);
     }
     auto before = d_.accounts->get(id);
@@ -875,11 +778,9 @@ class Handlers {
     }
     return jsonResponse(200, [&](Writer& w) {
       w.StartObject();
-      key(w, "cleared_cooldowns");
-      w.Int64(cleared);
-      key(w, "dropped_sticky_sessions");
-      w.Int64(*dropped);
-      key(w, "account");
+      field(w, "cleared_cooldowns", cleared);
+      field(w, "dropped_sticky_sessions", *dropped);
+      w.Key("account");
       writeAccount(w, *d_.accounts, *r, {});
       w.EndObject();
     });
@@ -888,11 +789,8 @@ class Handlers {
   AdminResponse testAccount(const std::string& id, const Json& body) {
     Fields f(body);
     std::optional<std::string> model;
-    Status s = f.string("model", &model);
-    if (s) {
-      s = f.unknownField();
-    }
-    if (!s) {
+    f.get("model", &model);
+    if (Status s = f.finish(); !s) {
       return errorResponse(s);
     }
     if (!d_.testAccount) {
@@ -908,16 +806,11 @@ class Handlers {
     }
     return jsonResponse(200, [&](Writer& w) {
       w.StartObject();
-      key(w, "ok");
-      w.Bool(result->ok);
-      key(w, "status");
-      w.Int(result->status);
-      key(w, "latency_ms");
-      w.Int64(result->latencyMs);
-      key(w, "model");
-      str(w, result->model);
-      key(w, "detail");
-      str(w, result->detail);
+      field(w, "ok", result->ok);
+      field(w, "status", result->status);
+      field(w, "latency_ms", result->latencyMs);
+      field(w, "model", result->model);
+      field(w, "detail", result->detail);
       w.EndObject();
     });
   }
@@ -933,17 +826,10 @@ class Handlers {
         names.emplace(r.id, r.name);
       }
     }
-    return jsonResponse(200, [&](Writer& w) {
-      w.StartObject();
-      key(w, "cooldowns");
-      w.StartArray();
-      for (const auto& c : *cds) {
-        auto it = names.find(c.accountId);
-        static const std::string kUnknown;
-        writeCooldown(w, c, it == names.end() ? &kUnknown : &it->second);
-      }
-      w.EndArray();
-      w.EndObject();
+    return listResponse("cooldowns", *cds, [&](Writer& w, const CooldownRecord& c) {
+      auto it = names.find(c.accountId);
+      static const std::string kUnknown;
+      writeCooldown(w, c, it == names.end() ? &kUnknown : &it->second);
     });
   }
 
@@ -964,16 +850,7 @@ class Handlers {
         events.erase(events.begin(), events.end() - static_cast<std::ptrdiff_t>(n));
       }
     }
-    return jsonResponse(200, [&](Writer& w) {
-      w.StartObject();
-      key(w, "events");
-      w.StartArray();
-      for (const auto& e : events) {
-        writeEvent(w, e);
-      }
-      w.EndArray();
-      w.EndObject();
-    });
+    return listResponse("events", events, writeEvent);
   }
 
   AdminResponse listKeys() {
@@ -981,16 +858,7 @@ class Handlers {
     if (!keys) {
       return errorResponse(keys.status());
     }
-    return jsonResponse(200, [&](Writer& w) {
-      w.StartObject();
-      key(w, "api_keys");
-      w.StartArray();
-      for (const auto& k : *keys) {
-        writeKey(w, k);
-      }
-      w.EndArray();
-      w.EndObject();
-    });
+    return listResponse("api_keys", *keys, writeKey);
   }
 
   AdminResponse keyResponse(const std::string& id) {
@@ -1004,83 +872,33 @@ class Handlers {
   // The CLI's `keys create` flags as JSON (snake_case).
   AdminResponse createKey(const Json& body) {
     Fields f(body);
-    NewKeyOptions o;
-    std::optional<std::string> name;
-    std::optional<std::vector<std::string>> permissions, allow, deny;
-    std::optional<int64_t> expires, concurrency, window, requests, tokens;
-    std::optional<std::map<std::string, std::string>> bindings;
-    const char* which = "concurrency";
-    Status s = f.string("name", &name);
-    if (s) {
-      s = f.list("permissions", &permissions);
-    }
-    if (s) {
-      s = f.integer("expires_at", &expires);
-    }
-    if (s) {
-      auto v = f.findAny({"concurrency", "concurrency_limit"}, &which);
-      s = v ? Fields::intOf(which, *v, &concurrency) : v.status();
-    }
-    if (s) {
-      const char* w = "rate_window_min";
-      auto v = f.findAny({"rate_window_min", "rate_window_minutes"}, &w);
-      s = v ? Fields::intOf(w, *v, &window) : v.status();
-    }
-    if (s) {
-      s = f.integer("rate_requests", &requests);
-    }
-    if (s) {
-      s = f.integer("rate_tokens", &tokens);
-    }
-    if (s) {
-      s = f.list("allow_models", &allow);
-    }
-    if (s) {
-      s = f.list("deny_models", &deny);
-    }
-    if (s) {
-      s = f.map("bindings", &bindings);
-    }
-    if (s) {
-      s = f.unknownField();
-    }
-    if (s && allow && deny) {
-      s = invalidArgument("give either allow_models or deny_models, not both");
-    }
-    if (s && !name) {
-      s = invalidArgument("name: required");
-    }
-    if (s && expires && *expires != 0 && *expires <= d_.clock->nowUnixMs()) {
-      s = invalidArgument("expires_at is in the past");
-    }
-    if (!s) {
+    KeyInput in;
+    f.get("name", &in.name);
+    f.get("permissions", &in.permissions);
+    f.get("expires_at", &in.expiresAtMs);
+    f.getAny({"concurrency", "concurrency_limit"}, &in.concurrencyLimit);
+    f.getAny({"rate_window_min", "rate_window_minutes"}, &in.rateWindowMinutes);
+    f.get("rate_requests", &in.rateRequests);
+    f.get("rate_tokens", &in.rateTokens);
+    f.get("allow_models", &in.allowModels);
+    f.get("deny_models", &in.denyModels);
+    f.get("bindings", &in.bindings);
+    if (Status s = f.finish(); !s) {
       return errorResponse(s);
     }
-    o.name = *name;
-    o.permissions = permissions.value_or(std::vector<std::string>());
-    o.expiresAtMs = expires.value_or(0);
-    o.concurrencyLimit = concurrency.value_or(0);
-    o.rateWindowMinutes = window.value_or(0);
-    o.rateRequests = requests.value_or(0);
-    o.rateTokens = tokens.value_or(0);
-    if (allow) {
-      o.modelMode = ModelFilterMode::kAllow;
-      o.models = *allow;
-    } else if (deny) {
-      o.modelMode = ModelFilterMode::kDeny;
-      o.models = *deny;
+    auto o = newKeyOptions(in, d_.clock->nowUnixMs(), InputSpelling::kJson);
+    if (!o) {
+      return errorResponse(o.status());
     }
-    o.bindings = bindings.value_or(std::map<std::string, std::string>());
-    auto created = d_.keys->create(o);
+    auto created = d_.keys->create(*o);
     if (!created) {
       return errorResponse(created.status());
     }
     spdlog::info("admin api: key {} ({}) created", created->record.id, created->record.name);
     return jsonResponse(201, [&](Writer& w) {
       w.StartObject();
-      key(w, "key");  // shown once: only its keyed hash is stored
-      str(w, created->plainKey);
-      key(w, "api_key");
+      field(w, "key", created->plainKey);  // shown once: only its keyed hash is stored
+      w.Key("api_key");
       writeKey(w, created->record);
       w.EndObject();
     });
@@ -1090,10 +908,8 @@ class Handlers {
   AdminResponse updateKey(const std::string& id, const Json& body) {
     Fields f(body);
     std::optional<std::map<std::string, std::string>> bindings;
-    Status s = f.map("bindings", &bindings);
-    if (s) {
-      s = f.unknownField();
-    }
+    f.get("bindings", &bindings);
+    Status s = f.finish();
     if (s && !bindings) {
       s = invalidArgument("bindings: required (an object, {} for the shared pool)");
     }
@@ -1108,8 +924,7 @@ class Handlers {
   }
 
   AdminResponse setKeyEnabled(const std::string& id, bool enabled, const Json& body) {
-    Fields f(body);
-    if (Status s = f.unknownField(); !s) {
+    if (Status s = Fields(body).finish(); !s) {
       return errorResponse(s);
     }
     Status s = d_.keys->setEnabled(id, enabled);
@@ -1125,31 +940,17 @@ class Handlers {
       return errorResponse(s);
     }
     spdlog::info("admin api: key {} deleted", id);
-    return jsonResponse(200, [&](Writer& w) {
-      w.StartObject();
-      key(w, "deleted");
-      w.Bool(true);
-      key(w, "id");
-      str(w, id);
-      w.EndObject();
-    });
+    return deletedResponse(id);
   }
 
   AdminResponse oauthStart(const Json& body) {
     Fields f(body);
     std::optional<bool> setup;
     std::optional<std::string> proxy, proxyPassword;
-    Status s = f.boolean("setup_token", &setup);
-    if (s) {
-      s = f.string("proxy", &proxy);
-    }
-    if (s) {
-      s = f.string("proxy_password", &proxyPassword);
-    }
-    if (s) {
-      s = f.unknownField();
-    }
-    if (!s) {
+    f.get("setup_token", &setup);
+    f.get("proxy", &proxy);
+    f.get("proxy_password", &proxyPassword);
+    if (Status s = f.finish(); !s) {
       return errorResponse(s);
     }
     if (d_.claudeOAuth == nullptr) {
@@ -1162,14 +963,10 @@ class Handlers {
     }
     return jsonResponse(200, [&](Writer& w) {
       w.StartObject();
-      key(w, "session_id");
-      str(w, st->sessionId);
-      key(w, "url");
-      str(w, st->url);
-      key(w, "setup_token");
-      w.Bool(st->setupToken);
-      key(w, "expires_at");
-      w.Int64(st->expiresAtMs);
+      field(w, "session_id", st->sessionId);
+      field(w, "url", st->url);
+      field(w, "setup_token", st->setupToken);
+      field(w, "expires_at", st->expiresAtMs);
       w.EndObject();
     });
   }
@@ -1179,17 +976,11 @@ class Handlers {
   AdminResponse oauthExchange(const Json& body) {
     Fields f(body);
     std::optional<std::string> sessionId, code;
-    Status s = f.string("session_id", &sessionId);
-    if (s) {
-      s = f.string("code", &code);
-    }
+    f.get("session_id", &sessionId);
+    f.get("code", &code);
     AccountInput in;
-    if (s) {
-      s = readAccountInput(f, /*adding=*/true, &in);
-    }
-    if (s) {
-      s = f.unknownField();
-    }
+    readAccountInput(f, /*adding=*/true, &in);
+    Status s = f.finish();
     if (s && in.type) {
       s = invalidArgument("type: the OAuth exchange always creates a claude-official account");
     }
@@ -1227,18 +1018,8 @@ class Handlers {
       }
       return errorResponse(e);
     }
-    in.type = "claude-official";
-    NewAccountOptions o = toNewAccount(in);
-    o.fields["access-token"] = tokens->accessToken;
-    if (!tokens->refreshToken.empty()) {
-      o.fields["refresh-token"] = tokens->refreshToken;
-    }
-    if (tokens->expiresAtMs > 0) {
-      o.fields["token-expires-at"] = std::to_string(tokens->expiresAtMs);
-    }
-    if (!tokens->scopes.empty()) {
-      o.fields["oauth-scopes"] = tokens->scopes;
-    }
+    NewAccountOptions o = newAccountOptions("claude-official", in.changes);
+    setOAuthTokenFields(*tokens, &o.fields);
     return createAccount(o, in.changes.schedulable);
   }
 

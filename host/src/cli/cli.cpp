@@ -12,9 +12,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include "accounts/account_input.h"
 #include "accounts/account_tester.h"
 #include "app/app.h"
 #include "app/master_key_rotation.h"
+#include "auth/key_input.h"
+#include "common/time_format.h"
 #include "config/config.h"
 #include "oauth/claude_oauth.h"
 #include "observability/logging.h"
@@ -133,15 +136,7 @@ StatusOr<int64_t> parseInt(const std::string& flag, const std::string& v) {
 }
 
 std::string isoTime(int64_t ms) {
-  if (ms <= 0) {
-    return "-";
-  }
-  std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return ms <= 0 ? "-" : isoTimeUtc(ms);
 }
 
 std::string joinList(const std::vector<std::string>& v, const char* empty) {
@@ -218,29 +213,26 @@ int cmdKeys(Services& s, const Args& a) {
     return it == a.flags.end() ? std::string() : it->second;
   };
   if (verb == "create") {
-    NewKeyOptions o;
-    o.name = flag("name");
-    if (o.name.empty()) {
-      return fail(invalidArgument("keys create needs --name NAME"));
+    // Empty flags count as not given.
+    KeyInput in;
+    if (!flag("name").empty()) {
+      in.name = flag("name");
     }
-    o.permissions = splitList(flag("permissions"));
+    in.permissions = splitList(flag("permissions"));
     if (!flag("expires-at").empty()) {
       auto t = parseIso8601(flag("expires-at"));
       if (!t) {
         return fail(invalidArgument("--expires-at: " + t.status().message()));
       }
-      if (*t <= s.clock->nowUnixMs()) {
-        return fail(invalidArgument("--expires-at is in the past"));
-      }
-      o.expiresAtMs = *t;
+      in.expiresAtMs = *t;
     }
     struct {
       const char* name;
-      int64_t* dest;
-    } ints[] = {{"concurrency", &o.concurrencyLimit},
-                {"rate-window-min", &o.rateWindowMinutes},
-                {"rate-requests", &o.rateRequests},
-                {"rate-tokens", &o.rateTokens}};
+      std::optional<int64_t>* dest;
+    } ints[] = {{"concurrency", &in.concurrencyLimit},
+                {"rate-window-min", &in.rateWindowMinutes},
+                {"rate-requests", &in.rateRequests},
+                {"rate-tokens", &in.rateTokens}};
     for (auto& f : ints) {
       if (!flag(f.name).empty()) {
         auto v = parseInt(f.name, flag(f.name));
@@ -250,21 +242,23 @@ int cmdKeys(Services& s, const Args& a) {
         *f.dest = *v;
       }
     }
-    if (!flag("deny-models").empty() && !flag("allow-models").empty()) {
-      return fail(invalidArgument("use either --deny-models or --allow-models, not both"));
+    if (!flag("allow-models").empty()) {
+      in.allowModels = splitList(flag("allow-models"));
     }
     if (!flag("deny-models").empty()) {
-      o.modelMode = ModelFilterMode::kDeny;
-      o.models = splitList(flag("deny-models"));
-    } else if (!flag("allow-models").empty()) {
-      o.modelMode = ModelFilterMode::kAllow;
-      o.models = splitList(flag("allow-models"));
+      in.denyModels = splitList(flag("deny-models"));
     }
-    Status bs = readBindFlags(a, &o.bindings);
+    std::map<std::string, std::string> bindings;
+    Status bs = readBindFlags(a, &bindings);
     if (!bs) {
       return fail(bs);
     }
-    auto created = s.keys->create(o);
+    in.bindings = std::move(bindings);
+    auto o = newKeyOptions(in, s.clock->nowUnixMs(), InputSpelling::kCliFlags);
+    if (!o) {
+      return fail(o.status());
+    }
+    auto created = s.keys->create(*o);
     if (!created) {
       return fail(created.status());
     }
@@ -351,16 +345,6 @@ int cmdKeys(Services& s, const Args& a) {
                               "\" (create, list, show, disable, enable, delete, bind, unbind)"));
 }
 
-// Flags that carry type-specific fields and credentials, passed to the account service as is.
-const std::vector<std::string>& accountFieldFlags() {
-  static const std::vector<std::string> flags = {
-      "base-url",          "endpoint",     "api-key",           "access-token",
-      "refresh-token",     "region",       "aws-access-key-id", "aws-secret-access-key",
-      "aws-session-token", "bearer-token", "project-id",        "chatgpt-account-id",
-      "deployment",        "api-version",  "proxy-password"};
-  return flags;
-}
-
 // Reads the common and type-specific account flags into `c`; rejects flags no verb knows so a
 // typo is not silently ignored.
 Status readAccountFlags(const Args& a, const Clock& clock, bool adding, AccountChanges& c) {
@@ -421,10 +405,10 @@ Status readAccountFlags(const Args& a, const Clock& clock, bool adding, AccountC
     c.groups = splitList(*v);
   }
   if (const std::string* v = flag("sharing")) {
-    if (*v != "shared" && *v != "dedicated") {
-      return invalidArgument("--sharing: expected shared or dedicated, got \"" + *v + "\"");
+    Status st = readSharing("--sharing", *v, &c.dedicated);
+    if (!st) {
+      return st;
     }
-    c.dedicated = *v == "dedicated";
   }
   if (const std::string* v = flag("schedulable")) {
     if (*v != "yes" && *v != "no") {
@@ -484,21 +468,6 @@ void printAccount(AccountService& svc, const AccountRecord& r) {
   for (const auto& m : *secrets) {
     std::printf("secret %-20s %s\n", (m.name + ":").c_str(), m.masked.c_str());
   }
-}
-
-NewAccountOptions newAccountFrom(const std::string& type, const AccountChanges& c) {
-  NewAccountOptions o;
-  o.type = type;
-  o.name = c.name.value_or("");
-  o.priority = c.priority.value_or(o.priority);
-  o.fields = c.fields;
-  o.concurrencyLimit = c.concurrencyLimit.value_or(0);
-  o.modelMapping = c.modelMapping.value_or(std::map<std::string, std::string>());
-  o.proxyUrl = c.proxyUrl.value_or("");
-  o.groups = c.groups.value_or(std::vector<std::string>());
-  o.dedicated = c.dedicated.value_or(false);
-  o.subscriptionExpiresAtMs = c.subscriptionExpiresAtMs.value_or(0);
-  return o;
 }
 
 // Adds the account and applies --schedulable no; prints the result (the id alone last).
@@ -615,17 +584,8 @@ int cmdOAuthExchange(Services& s, const Args& a) {
   if (!tokens) {
     return fail(tokens.status());
   }
-  c.fields["access-token"] = tokens->accessToken;
-  if (!tokens->refreshToken.empty()) {
-    c.fields["refresh-token"] = tokens->refreshToken;
-  }
-  if (tokens->expiresAtMs > 0) {
-    c.fields["token-expires-at"] = std::to_string(tokens->expiresAtMs);
-  }
-  if (!tokens->scopes.empty()) {
-    c.fields["oauth-scopes"] = tokens->scopes;
-  }
-  NewAccountOptions o = newAccountFrom("claude-official", c);
+  setOAuthTokenFields(*tokens, &c.fields);
+  NewAccountOptions o = newAccountOptions("claude-official", c);
   std::fill(tokens->accessToken.begin(), tokens->accessToken.end(), '\0');
   std::fill(tokens->refreshToken.begin(), tokens->refreshToken.end(), '\0');
   if (!tokens->accountEmail.empty()) {
@@ -740,7 +700,7 @@ int cmdAccounts(Services& s, const Args& a) {
     if (!st) {
       return fail(st);
     }
-    return addAccount(s, newAccountFrom(flag("type"), c), c);
+    return addAccount(s, newAccountOptions(flag("type"), c), c);
   }
   if (verb == "cooldowns") {
     return cmdCooldowns(s);

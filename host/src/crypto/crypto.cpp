@@ -90,19 +90,6 @@ int base64Value(char c) {
   return -1;
 }
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 struct CipherCtxDeleter {
   void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
 };
@@ -155,6 +142,36 @@ std::string toHex(std::string_view bytes) {
   return out;
 }
 
+int hexDigitValue(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+std::string percentDecode(std::string_view s, bool plusIsSpace) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (plusIsSpace && s[i] == '+') {
+      out.push_back(' ');
+    } else if (s[i] == '%' && i + 2 < s.size() && hexDigitValue(s[i + 1]) >= 0 &&
+               hexDigitValue(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hexDigitValue(s[i + 1]) * 16 + hexDigitValue(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
 StatusOr<std::string> fromHex(std::string_view hex) {
   if (hex.size() % 2 != 0) {
     return invalidArgument("hex string has an odd length");
@@ -162,8 +179,8 @@ StatusOr<std::string> fromHex(std::string_view hex) {
   std::string out;
   out.reserve(hex.size() / 2);
   for (size_t i = 0; i < hex.size(); i += 2) {
-    int hi = hexValue(hex[i]);
-    int lo = hexValue(hex[i + 1]);
+    int hi = hexDigitValue(hex[i]);
+    int lo = hexDigitValue(hex[i + 1]);
     if (hi < 0 || lo < 0) {
       return invalidArgument("invalid hex character at offset " +
                              std::to_string(hi < 0 ? i : i + 1));

@@ -14,6 +14,10 @@ std::string sha256(std::string_view data);                            // 32 raw 
 std::string hmacSha256(std::string_view key, std::string_view data);  // 32 raw bytes
 std::string toHex(std::string_view bytes);                            // lowercase
 StatusOr<std::string> fromHex(std::string_view hex);
+int hexDigitValue(char c);  // 0..15, or -1 for a character that is no hex digit
+// "%XX" escapes decoded ('+' too, as a space, when plusIsSpace: query strings); a malformed
+// escape is kept as is.
+std::string percentDecode(std::string_view s, bool plusIsSpace = false);
 std::string base64Encode(std::string_view bytes);           // standard, padded
 std::string base64UrlEncode(std::string_view bytes);        // no padding
 StatusOr<std::string> base64Decode(std::string_view text);  // standard or url-safe

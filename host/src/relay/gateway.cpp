@@ -16,8 +16,10 @@
 #include <Poco/Net/StreamSocket.h>
 #include <spdlog/spdlog.h>
 
+#include "common/time_format.h"
 #include "crypto/crypto.h"
 #include "http/error_shapes.h"
+#include "plugin/abi_views.h"
 #include "plugin/host_objects.h"
 #include "relay/sse_framer.h"
 
@@ -38,15 +40,6 @@ bool isHopByHop(std::string_view name) {
          iequals(name, "transfer-encoding") || iequals(name, "te") || iequals(name, "trailer") ||
          iequals(name, "upgrade") || iequals(name, "proxy-authenticate") ||
          iequals(name, "proxy-authorization") || iequals(name, "content-length");
-}
-
-std::string dayUtc(int64_t unixMs) {
-  std::time_t t = static_cast<std::time_t>(unixMs / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-  return buf;
 }
 
 int clientFd(Poco::Net::HTTPServerRequest& req) {
@@ -381,23 +374,11 @@ void Gateway::serveRoute(Ctx& c) {
   }
   std::string cleanQuery = stripKeyParam(c.query);
 
-  std::vector<rg_header> hdrs;
-  hdrs.reserve(c.headers.size());
-  for (const auto& h : c.headers) {
-    hdrs.push_back(rg_header{view(h.first), view(h.second)});
-  }
+  std::vector<rg_header> hdrs = abiHeaders(c.headers);
   std::string keyId = c.key ? c.key->id : std::string();
   std::string keyName = c.key ? c.key->name : std::string();
-  rg_request rq{};
-  rq.struct_size = sizeof rq;
-  rq.route_id = spec.routeId;
-  rq.method = view(c.method);
-  rq.path = view(c.path);
-  rq.query = view(cleanQuery);
-  rq.headers = hdrs.data();
-  rq.header_count = hdrs.size();
-  rq.body = view(c.body);
-  rq.request_id = view(c.requestId);
+  rg_request rq =
+      abiRequest(spec.routeId, c.method, c.path, cleanQuery, hdrs, c.body, c.requestId);
   rq.key_id = view(keyId);
   rq.key_name = view(keyName);
 
@@ -624,15 +605,7 @@ Gateway::AttemptOutcome Gateway::attemptUpstream(Ctx& c, const rg_request& rq, F
     }
     secret = std::move(opened.value());
   }
-  rg_account ra{};
-  ra.struct_size = sizeof ra;
-  ra.id = view(rec.id);
-  ra.name = view(rec.name);
-  ra.type = view(rec.type);
-  ra.base_url = view(rec.baseUrl);
-  ra.secret = view(secret);
-  ra.upstream_model = view(c.pick.upstreamModel);
-  ra.settings_json = view(rec.settingsJson);
+  rg_account ra = abiAccount(rec, secret, c.pick.upstreamModel);
   rg_host_sink up;
   Status ts = plugin.transformRequest(&c.hs, rq, ra, &up);
   std::fill(secret.begin(), secret.end(), '\0');

@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <ctime>
 
 #include <spdlog/spdlog.h>
 
+#include "common/time_format.h"
 #include "crypto/crypto.h"
 
 namespace rg {
@@ -20,15 +20,6 @@ std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
-}
-
-std::string isoTime(int64_t unixMs) {
-  std::time_t t = static_cast<std::time_t>(unixMs / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 std::string cooldownKey(const std::string& accountId, const std::string& scope) {
@@ -315,7 +306,7 @@ StatusOr<Pick> Scheduler::pick(const PickRequest& req) {
       }
       if (a.subscriptionExpiresAtMs > 0 && a.subscriptionExpiresAtMs <= now) {
         ++expired;
-        dedicatedWhy = "its subscription expired at " + isoTime(a.subscriptionExpiresAtMs);
+        dedicatedWhy = "its subscription expired at " + isoTimeUtc(a.subscriptionExpiresAtMs);
         continue;
       }
       auto mapped = mapModel(a, req.model);
@@ -339,7 +330,8 @@ StatusOr<Pick> Scheduler::pick(const PickRequest& req) {
           earliestUntil = cd->untilMs;
           earliestReason = cd->reason;
         }
-        dedicatedWhy = "it is cooling down until " + isoTime(cd->untilMs) + " (" + cd->reason + ")";
+        dedicatedWhy =
+            "it is cooling down until " + isoTimeUtc(cd->untilMs) + " (" + cd->reason + ")";
         continue;
       }
       if (req.exclude.count(a.id) != 0) {
@@ -462,7 +454,7 @@ StatusOr<Pick> Scheduler::pick(const PickRequest& req) {
     why = "Every eligible account failed for this request";
   } else if (cooling > 0) {
     why = "All eligible accounts are cooling down; the first recovers at " +
-          isoTime(earliestUntil) + " (" + earliestReason + ")";
+          isoTimeUtc(earliestUntil) + " (" + earliestReason + ")";
   } else if (unsupported > 0) {
     why = "No upstream account supports model " + req.model;
   } else if (expired > 0 && inactive == 0) {
@@ -602,7 +594,7 @@ void Scheduler::markCooldown(const Pick& p, const std::string& scope, int64_t un
         ->add();
   }
   spdlog::info("account {} ({}) cooling down{} until {}: {}", p.record.id, p.record.name,
-               scope.empty() ? "" : " for " + scope, isoTime(untilMs), rec.reason);
+               scope.empty() ? "" : " for " + scope, isoTimeUtc(untilMs), rec.reason);
   publish("account.cooldown", p.record, "active", "cooling_down", scope, rec.reason, untilMs);
 }
 

@@ -21,34 +21,6 @@ namespace {
 
 constexpr size_t kMaxConnectHead = 16 * 1024;
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-// User names may be percent-encoded in URLs ("me%40corp").
-std::string percentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
 // Proxy-supplied text in our error messages: printable ASCII only, bounded.
 std::string sanitize(std::string_view s) {
   std::string out;
@@ -378,9 +350,10 @@ StatusOr<ProxySpec> parseProxyUrl(std::string_view url, std::string_view passwor
   if (at != std::string_view::npos) {
     std::string_view userinfo = rest.substr(0, at);
     size_t colon = userinfo.find(':');
-    out.user = percentDecode(userinfo.substr(0, colon));
+    // User names may be percent-encoded in URLs ("me%40corp").
+    out.user = crypto::percentDecode(userinfo.substr(0, colon));
     if (colon != std::string_view::npos) {
-      urlPassword = percentDecode(userinfo.substr(colon + 1));
+      urlPassword = crypto::percentDecode(userinfo.substr(colon + 1));
     }
     if (out.user.empty()) {
       return invalidArgument("proxy URL has an empty user name");
