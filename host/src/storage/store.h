@@ -127,6 +127,36 @@ struct UsageEvent {
   std::string day;  // "YYYY-MM-DD" bucket in the configured zone (computed by the caller)
   int64_t unixMs = 0;
   TokenCounts counts;  // counts.requests is normally 1
+  // The per-request record (kept, the last UsageRetention::recentPerKey per key) and the time
+  // buckets of the aggregates, all computed by the caller in the configured time zone. Events
+  // without hour/month book only the older aggregates (key/account totals, key day, key+model
+  // day). Records written before these fields existed read back with them empty / 0.
+  std::string hour;           // "YYYY-MM-DDTHH"
+  std::string month;          // "YYYY-MM"
+  std::string provider;       // "claude", ...
+  std::string upstreamModel;  // the account's name for the model ("" = same as model)
+  int64_t status = 0;         // HTTP status the client got
+  bool stream = false;
+  int64_t firstByteMs = 0;  // latency to the first response byte
+  int64_t totalMs = 0;      // latency to the end
+  std::string client;       // User-Agent family: "claude-cli", "anthropic-python", ... or ""
+};
+
+// What the aggregates are kept by. A kKeyModel series is per key, one point per model.
+enum class UsageDim { kKey = 0, kAccount = 1, kModel = 2, kKeyModel = 3 };
+enum class UsageBucket { kHour = 0, kDay = 1, kMonth = 2 };
+
+struct UsagePoint {
+  std::string bucket;  // as booked: "YYYY-MM-DDTHH" | "YYYY-MM-DD" | "YYYY-MM"
+  std::string model;   // kKeyModel only
+  TokenCounts counts;
+};
+
+struct UsageRetention {
+  int64_t hourlyMs = 7LL * 86400000;  // hourly buckets are dropped this long after booking
+  int64_t dailyMs = 32LL * 86400000;
+  int64_t monthlyMs = 396LL * 86400000;  // 13 months
+  int64_t recentPerKey = 200;            // per-request records kept per key (newest)
 };
 
 class UsageStore {
@@ -141,6 +171,26 @@ class UsageStore {
   virtual StatusOr<std::map<std::string, TokenCounts>> keyModelsDaily(const std::string& keyId,
                                                                       const std::string& day) = 0;
   virtual StatusOr<TokenCounts> accountTotal(const std::string& accountId) = 0;
+
+  // ---- records and aggregates (issue 4) ------------------------------------------------------
+  // record() also books, when the event has hour and month: per key, account, model and
+  // key+model, an hourly, daily and monthly bucket and a lifetime total; and the key's recent
+  // records list (newest first, capped) -- in the same atomic step as the idempotency check.
+  // Applies to bookings from now on (a booked bucket keeps the expiry it was booked with until
+  // it is booked again). A retention <= 0 keeps those buckets forever; recentPerKey <= 0 keeps
+  // no records.
+  virtual void setRetention(const UsageRetention& r) = 0;
+  // The key's most recent records, newest first, at most `limit`.
+  virtual StatusOr<std::vector<UsageEvent>> recent(const std::string& keyId, size_t limit) = 0;
+  // The buckets asked for (the caller lists them: it knows the zone), in the order given; a
+  // bucket with nothing booked (or past retention) comes back with zero counts, except for
+  // kKeyModel, which returns one point per (bucket, model) that has usage (models in name
+  // order). One round trip.
+  virtual StatusOr<std::vector<UsagePoint>> series(UsageDim dim, const std::string& id,
+                                                   UsageBucket bucket,
+                                                   const std::vector<std::string>& buckets) = 0;
+  // Lifetime totals of one key / account / model (kKeyModel: id = keyId, every model summed).
+  virtual StatusOr<TokenCounts> lifetime(UsageDim dim, const std::string& id) = 0;
 };
 
 // ---- Limits: leases and windows (ephemeral state) ----------------------------------------------

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -20,6 +21,7 @@
 #include "storage/embedded/journal.h"
 #include "storage/store.h"
 #include "storage/store_util.h"
+#include "storage/usage_codec.h"
 
 namespace rg {
 
@@ -287,6 +289,25 @@ struct LockEntry {
   int64_t expiresAtMs = 0;
 };
 
+// Issue-4 aggregates: one entry per (dim, bucket kind, bucket, id); kind kLifetimeKind is the
+// lifetime total (bucket ""). kKeyModel entries keep per-model counts, the others one total.
+constexpr int kLifetimeKind = 3;
+using AggKey = std::tuple<int, int, std::string, std::string>;  // dim, kind, bucket, id
+struct UsageAgg {
+  int64_t expMs = 0;  // 0 = never (lifetime); gone from (expMs) on, like a Redis PEXPIRE
+  TokenCounts counts;
+  std::map<std::string, TokenCounts> models;  // kKeyModel only
+};
+// What one booking of an event stores beside its counts (also in its journal line, so a replay
+// books exactly what the original did whatever the retention is at replay).
+struct UsageBooking {
+  int64_t atMs = 0;
+  int64_t expMs[3] = {0, 0, 0};  // hour, day, month bucket expiry (0 = never)
+  int64_t recentCap = 0;         // 0 = the record is not kept in the recent list
+};
+// Expired buckets are also swept incrementally: this many entries per record().
+constexpr size_t kAggSweepPerRecord = 16;
+
 // Expired sticky mappings that are never read again are swept at most this often (on a write).
 constexpr int64_t kStickySweepIntervalMs = 60'000;
 
@@ -329,6 +350,12 @@ class EmbeddedUsage final : public UsageStore {
   StatusOr<std::map<std::string, TokenCounts>> keyModelsDaily(const std::string& keyId,
                                                               const std::string& day) override;
   StatusOr<TokenCounts> accountTotal(const std::string& accountId) override;
+  void setRetention(const UsageRetention& r) override;
+  StatusOr<std::vector<UsageEvent>> recent(const std::string& keyId, size_t limit) override;
+  StatusOr<std::vector<UsagePoint>> series(UsageDim dim, const std::string& id,
+                                           UsageBucket bucket,
+                                           const std::vector<std::string>& buckets) override;
+  StatusOr<TokenCounts> lifetime(UsageDim dim, const std::string& id) override;
 
  private:
   EmbeddedStore& s_;
@@ -435,7 +462,12 @@ class EmbeddedStore final : public Store {
   int64_t now() const { return clock_.nowUnixMs(); }
   void fail() { errors_++; }
 
-  void applyUsage(const UsageEvent& ev, int64_t bookedAtMs);
+  void applyUsage(const UsageEvent& ev, const UsageBooking& b);
+  UsageBooking bookingFor(const UsageEvent& ev, int64_t atMs) const;
+  // Erases expired aggregates: up to `budget` entries from where the last sweep stopped.
+  void sweepUsageAggs(size_t budget);
+  // The live aggregate (nullptr when absent or expired).
+  const UsageAgg* findAgg(const AggKey& k) const;
   bool isBooked(const std::string& requestId);
   void pruneBooked();
   std::map<std::string, KvEntry>& kvMap(const std::string& ns) {
@@ -453,6 +485,10 @@ class EmbeddedStore final : public Store {
   std::unordered_map<std::string, TokenCounts> accountTotals_;
   std::map<DayKey, TokenCounts> keyDaily_;
   std::map<DayKey, std::map<std::string, TokenCounts>> keyModelsDaily_;
+  std::map<AggKey, UsageAgg> usageAggs_;
+  std::optional<AggKey> aggSweepCursor_;  // where the incremental sweep goes on
+  std::unordered_map<std::string, std::deque<UsageEvent>> recent_;  // keyId -> newest first
+  UsageRetention retention_;
   std::unordered_map<std::string, int64_t> bookedIds_;       // requestId -> booked at
   std::deque<std::pair<int64_t, std::string>> bookedOrder_;  // oldest first
   std::map<std::string, KvEntry> settingsMap_;
@@ -563,6 +599,9 @@ void EmbeddedStore::resetDurable() {
   accountTotals_.clear();
   keyDaily_.clear();
   keyModelsDaily_.clear();
+  usageAggs_.clear();
+  aggSweepCursor_.reset();
+  recent_.clear();
   bookedIds_.clear();
   bookedOrder_.clear();
   settingsMap_.clear();
@@ -649,10 +688,24 @@ bool EmbeddedStore::isBooked(const std::string& requestId) {
   return bookedIds_.count(requestId) > 0;
 }
 
-void EmbeddedStore::applyUsage(const UsageEvent& ev, int64_t bookedAtMs) {
+UsageBooking EmbeddedStore::bookingFor(const UsageEvent& ev, int64_t atMs) const {
+  UsageBooking b;
+  b.atMs = atMs;
+  if (storage::booksUsageBuckets(ev)) {
+    // A retention <= 0 keeps the buckets forever (like the Redis backend).
+    const int64_t ret[3] = {retention_.hourlyMs, retention_.dailyMs, retention_.monthlyMs};
+    for (int i = 0; i < 3; ++i) {
+      b.expMs[i] = ret[i] > 0 ? atMs + ret[i] : 0;
+    }
+    b.recentCap = ev.keyId.empty() ? 0 : std::max<int64_t>(0, retention_.recentPerKey);
+  }
+  return b;
+}
+
+void EmbeddedStore::applyUsage(const UsageEvent& ev, const UsageBooking& b) {
   if (!ev.requestId.empty()) {
-    bookedIds_.emplace(ev.requestId, bookedAtMs);
-    bookedOrder_.emplace_back(bookedAtMs, ev.requestId);
+    bookedIds_.emplace(ev.requestId, b.atMs);
+    bookedOrder_.emplace_back(b.atMs, ev.requestId);
   }
   if (!ev.keyId.empty()) {
     keyTotals_[ev.keyId].add(ev.counts);
@@ -662,6 +715,63 @@ void EmbeddedStore::applyUsage(const UsageEvent& ev, int64_t bookedAtMs) {
   if (!ev.accountId.empty()) {
     accountTotals_[ev.accountId].add(ev.counts);
   }
+  if (!storage::booksUsageBuckets(ev)) {
+    return;  // an event (or journal line) from before the time buckets existed
+  }
+  const std::string* buckets[3] = {&ev.hour, &ev.day, &ev.month};
+  auto book = [&](UsageDim d, const std::string& id) {
+    for (int kind = 0; kind <= kLifetimeKind; ++kind) {
+      bool life = kind == kLifetimeKind;
+      UsageAgg& a = usageAggs_[AggKey{static_cast<int>(d), kind, life ? "" : *buckets[kind], id}];
+      if (!life) {
+        if (a.expMs != 0 && a.expMs <= b.atMs) {
+          a = UsageAgg();  // expired, not yet swept: starts afresh like a Redis key would
+        }
+        a.expMs = b.expMs[kind];
+      }
+      if (d == UsageDim::kKeyModel) {
+        a.models[ev.model].add(ev.counts);
+      } else {
+        a.counts.add(ev.counts);
+      }
+    }
+  };
+  if (!ev.keyId.empty()) {
+    book(UsageDim::kKey, ev.keyId);
+    book(UsageDim::kKeyModel, ev.keyId);
+    if (b.recentCap > 0) {
+      std::deque<UsageEvent>& list = recent_[ev.keyId];
+      list.push_front(ev);
+      while (static_cast<int64_t>(list.size()) > b.recentCap) {
+        list.pop_back();
+      }
+    }
+  }
+  if (!ev.accountId.empty()) {
+    book(UsageDim::kAccount, ev.accountId);
+  }
+  book(UsageDim::kModel, ev.model);
+}
+
+void EmbeddedStore::sweepUsageAggs(size_t budget) {
+  int64_t t = now();
+  auto it = aggSweepCursor_ ? usageAggs_.lower_bound(*aggSweepCursor_) : usageAggs_.begin();
+  for (size_t n = 0; n < budget && it != usageAggs_.end(); ++n) {
+    it = it->second.expMs != 0 && it->second.expMs <= t ? usageAggs_.erase(it) : std::next(it);
+  }
+  if (it == usageAggs_.end()) {
+    aggSweepCursor_.reset();  // the next sweep starts over
+  } else {
+    aggSweepCursor_ = it->first;
+  }
+}
+
+const UsageAgg* EmbeddedStore::findAgg(const AggKey& k) const {
+  auto it = usageAggs_.find(k);
+  if (it == usageAggs_.end() || (it->second.expMs != 0 && it->second.expMs <= now())) {
+    return nullptr;
+  }
+  return &it->second;
 }
 
 void EmbeddedStore::dropExpiredLeases(std::map<std::string, int64_t>* holders) {
@@ -758,17 +868,37 @@ Status EmbeddedStore::applyLine(const std::string& line) {
       cooldowns_.erase({acct, getStr(d, "scope")});
     }
   } else if (op == "usage") {
-    UsageEvent ev;
-    ev.requestId = getStr(d, "rid");
-    ev.keyId = getStr(d, "key");
-    ev.accountId = getStr(d, "acct");
-    ev.model = getStr(d, "model");
-    ev.day = getStr(d, "day");
-    ev.unixMs = getInt(d, "ms");
-    ev.counts = getCounts(d, "c");
+    // Lines from before issue 4 have no hour/month (and no exp/cap): they book the old
+    // aggregates only, as they did.
+    UsageEvent ev = storage::readUsageEventFields(d);
     if (ev.requestId.empty() || !isBooked(ev.requestId)) {
-      applyUsage(ev, getInt(d, "at"));
+      UsageBooking b = bookingFor(ev, getInt(d, "at"));
+      auto exp = d.FindMember("exp");
+      if (exp != d.MemberEnd() && exp->value.IsArray() && exp->value.Size() == 3) {
+        for (rapidjson::SizeType i = 0; i < 3; ++i) {
+          b.expMs[i] = exp->value[i].IsInt64() ? exp->value[i].GetInt64() : 0;
+        }
+      }
+      if (d.HasMember("cap")) {
+        b.recentCap = getInt(d, "cap");
+      }
+      applyUsage(ev, b);
     }
+  } else if (op == "usage.agg") {
+    AggKey k{static_cast<int>(getInt(d, "dim")), static_cast<int>(getInt(d, "b")),
+             getStr(d, "bk"), getStr(d, "id")};
+    UsageAgg& a = usageAggs_[std::move(k)];
+    a.expMs = getInt(d, "exp");
+    if (d.HasMember("model")) {
+      a.models[getStr(d, "model")] = getCounts(d, "c");
+    } else {
+      a.counts = getCounts(d, "c");
+    }
+  } else if (op == "usage.recent") {
+    // Snapshot lines come oldest first.
+    UsageEvent ev = storage::readUsageEventFields(getObj(d, "rec"));
+    std::string key = ev.keyId;
+    recent_[key].push_front(std::move(ev));
   } else if (op == "usage.key") {
     keyTotals_[getStr(d, "id")] = getCounts(d, "c");
   } else if (op == "usage.acct") {
@@ -843,6 +973,41 @@ std::string EmbeddedStore::snapshot() {
         putStr(w, "day", dk.second);
         putStr(w, "model", model);
         putCounts(w, "c", c);
+      }));
+    }
+  }
+  aggSweepCursor_.reset();
+  sweepUsageAggs(usageAggs_.size());  // the whole map: expired buckets end here
+  for (const auto& [k, a] : usageAggs_) {
+    auto fill = [&k = k, &a = a](Writer& w) {
+      putInt(w, "dim", std::get<0>(k));
+      putInt(w, "b", std::get<1>(k));
+      putStr(w, "bk", std::get<2>(k));
+      putStr(w, "id", std::get<3>(k));
+      putInt(w, "exp", a.expMs);
+    };
+    if (std::get<0>(k) == static_cast<int>(UsageDim::kKeyModel)) {
+      for (const auto& [model, c] : a.models) {
+        add(makeLine("usage.agg", [&fill, &model = model, &c = c](Writer& w) {
+          fill(w);
+          putStr(w, "model", model);
+          putCounts(w, "c", c);
+        }));
+      }
+    } else {
+      add(makeLine("usage.agg", [&fill, &a = a](Writer& w) {
+        fill(w);
+        putCounts(w, "c", a.counts);
+      }));
+    }
+  }
+  for (const auto& [key, list] : recent_) {
+    for (auto it = list.rbegin(); it != list.rend(); ++it) {
+      add(makeLine("usage.recent", [&ev = *it](Writer& w) {
+        w.Key("rec");
+        w.StartObject();
+        storage::writeUsageEventFields(w, ev);
+        w.EndObject();
       }));
     }
   }
@@ -1102,21 +1267,25 @@ StatusOr<bool> EmbeddedUsage::record(const UsageEvent& ev) {
   if (!ev.requestId.empty() && s_.isBooked(ev.requestId)) {
     return false;
   }
-  int64_t at = s_.now();
+  UsageBooking b = s_.bookingFor(ev, s_.now());
   Status st = s_.commit(makeLine("usage", [&](Writer& w) {
-    putStr(w, "rid", ev.requestId);
-    putStr(w, "key", ev.keyId);
-    putStr(w, "acct", ev.accountId);
-    putStr(w, "model", ev.model);
-    putStr(w, "day", ev.day);
-    putInt(w, "ms", ev.unixMs);
-    putInt(w, "at", at);
-    putCounts(w, "c", ev.counts);
+    storage::writeUsageEventFields(w, ev);
+    putInt(w, "at", b.atMs);
+    if (storage::booksUsageBuckets(ev)) {
+      w.Key("exp");
+      w.StartArray();
+      for (int64_t e : b.expMs) {
+        w.Int64(e);
+      }
+      w.EndArray();
+      putInt(w, "cap", b.recentCap);
+    }
   }));
   if (!st) {
     return st;
   }
-  s_.applyUsage(ev, at);
+  s_.applyUsage(ev, b);
+  s_.sweepUsageAggs(kAggSweepPerRecord);
   return true;
 }
 
@@ -1155,6 +1324,64 @@ StatusOr<TokenCounts> EmbeddedUsage::accountTotal(const std::string& accountId) 
   }
   auto it = s_.accountTotals_.find(accountId);
   return it == s_.accountTotals_.end() ? TokenCounts() : it->second;
+}
+
+void EmbeddedUsage::setRetention(const UsageRetention& r) {
+  std::lock_guard<std::mutex> lock(s_.mu_);
+  s_.retention_ = r;
+}
+
+StatusOr<std::vector<UsageEvent>> EmbeddedUsage::recent(const std::string& keyId, size_t limit) {
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
+  std::vector<UsageEvent> out;
+  auto it = s_.recent_.find(keyId);
+  if (it != s_.recent_.end()) {
+    size_t n = std::min(limit, it->second.size());
+    out.assign(it->second.begin(), it->second.begin() + static_cast<std::ptrdiff_t>(n));
+  }
+  return out;
+}
+
+StatusOr<std::vector<UsagePoint>> EmbeddedUsage::series(UsageDim dim, const std::string& id,
+                                                        UsageBucket bucket,
+                                                        const std::vector<std::string>& buckets) {
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
+  std::vector<UsagePoint> out;
+  out.reserve(buckets.size());
+  for (const std::string& b : buckets) {
+    const UsageAgg* a =
+        s_.findAgg(AggKey{static_cast<int>(dim), static_cast<int>(bucket), b, id});
+    if (dim != UsageDim::kKeyModel) {
+      out.push_back(UsagePoint{b, std::string(), a != nullptr ? a->counts : TokenCounts()});
+    } else if (a != nullptr) {
+      for (const auto& [model, c] : a->models) {
+        out.push_back(UsagePoint{b, model, c});
+      }
+    }
+  }
+  return out;
+}
+
+StatusOr<TokenCounts> EmbeddedUsage::lifetime(UsageDim dim, const std::string& id) {
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
+  TokenCounts sum;
+  const UsageAgg* a = s_.findAgg(AggKey{static_cast<int>(dim), kLifetimeKind, "", id});
+  if (a != nullptr) {
+    sum = a->counts;
+    for (const auto& [model, c] : a->models) {
+      sum.add(c);
+    }
+  }
+  return sum;
 }
 
 // ---- Limits (memory only: they are ephemeral by contract) ---------------------------------------

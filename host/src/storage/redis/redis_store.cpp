@@ -17,6 +17,7 @@
 #include "storage/redis/redis_client.h"
 #include "storage/store.h"
 #include "storage/store_util.h"
+#include "storage/usage_codec.h"
 
 namespace rg {
 
@@ -98,22 +99,35 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
 
-// KEYS: request id marker, key total, key day, key models day, account total.
-// ARGV: retention ms, model, check id (1/0), book key (1/0), book account (1/0), name/value pairs.
+// One booking, one round trip. KEYS: [1] request id marker, then np plain counter hashes (field
+// "<counter>"), then nm per-model hashes (field "<counter>:<model>"), then (when cap > 0) the
+// key's recent-records list. ARGV: [1] marker retention ms, [2] model, [3] check id (1/0), [4] np,
+// [5] nm, [6] recent cap (0 = no push), [7] the record's JSON, [8 .. 7+np+nm] one PEXPIRE ttl per
+// hash ('0' = never expires), then counter name/value pairs (only the non-zero ones are sent).
+// The C++ side decides which hashes an event books, so the script stays a flat loop.
 constexpr const char* kUsageRecord = R"lua(
 if ARGV[3] == '1' then
   if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
 end
-for i = 6, #ARGV, 2 do
+local np, nm = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n = np + nm
+local model = ARGV[2]
+for i = 8 + n, #ARGV, 2 do
   local f, v = ARGV[i], ARGV[i + 1]
-  if ARGV[4] == '1' then
-    redis.call('HINCRBY', KEYS[2], f, v)
-    redis.call('HINCRBY', KEYS[3], f, v)
-    redis.call('HINCRBY', KEYS[4], f .. ':' .. ARGV[2], v)
+  for j = 2, 1 + np do redis.call('HINCRBY', KEYS[j], f, v) end
+  if nm > 0 then
+    local mf = f .. ':' .. model
+    for j = 2 + np, 1 + n do redis.call('HINCRBY', KEYS[j], mf, v) end
   end
-  if ARGV[5] == '1' then
-    redis.call('HINCRBY', KEYS[5], f, v)
-  end
+end
+for j = 1, n do
+  local ttl = ARGV[7 + j]
+  if ttl ~= '0' then redis.call('PEXPIRE', KEYS[1 + j], ttl) end
+end
+local cap = tonumber(ARGV[6])
+if cap > 0 then
+  redis.call('LPUSH', KEYS[2 + n], ARGV[7])
+  redis.call('LTRIM', KEYS[2 + n], 0, cap - 1)
 end
 return 1
 )lua";
@@ -509,6 +523,63 @@ TokenCounts countsFromFields(const Fields& f) {
   return c;
 }
 
+// A per-model hash (fields "<counter>:<model>": counter names have no ':', model names may).
+std::map<std::string, TokenCounts> modelCountsFromFields(const Fields& fields) {
+  std::map<std::string, TokenCounts> out;
+  for (const auto& [name, value] : fields) {
+    size_t colon = name.find(':');
+    if (colon == std::string::npos) {
+      continue;
+    }
+    std::string counter = name.substr(0, colon);
+    TokenCounts& c = out[name.substr(colon + 1)];
+    for (const auto& f : storage::kTokenFields) {
+      if (counter == f.name) {
+        c.*f.member = toInt(value);
+      }
+    }
+  }
+  return out;
+}
+
+// Issue-4 aggregate key names: "u:<dim>:<b>:<bucket>:<id>" and "u:<dim>:life:<id>". The dim,
+// bucket kind and bucket never contain ':', and the free-form id comes last, so no two
+// (dim, bucket, id) share a name whatever the id holds.
+const char* dimCode(UsageDim d) {
+  switch (d) {
+    case UsageDim::kKey:
+      return "k";
+    case UsageDim::kAccount:
+      return "a";
+    case UsageDim::kModel:
+      return "m";
+    case UsageDim::kKeyModel:
+      return "km";
+  }
+  return "?";
+}
+
+const char* bucketCode(UsageBucket b) {
+  switch (b) {
+    case UsageBucket::kHour:
+      return "h";
+    case UsageBucket::kDay:
+      return "d";
+    case UsageBucket::kMonth:
+      return "m";
+  }
+  return "?";
+}
+
+std::string bucketKeySuffix(UsageDim d, UsageBucket b, const std::string& bucket,
+                            const std::string& id) {
+  return std::string("u:") + dimCode(d) + ":" + bucketCode(b) + ":" + bucket + ":" + id;
+}
+
+std::string lifeKeySuffix(UsageDim d, const std::string& id) {
+  return std::string("u:") + dimCode(d) + ":life:" + id;
+}
+
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -553,10 +624,21 @@ class RedisUsage final : public UsageStore {
   StatusOr<std::map<std::string, TokenCounts>> keyModelsDaily(const std::string& keyId,
                                                               const std::string& day) override;
   StatusOr<TokenCounts> accountTotal(const std::string& accountId) override;
+  void setRetention(const UsageRetention& r) override;
+  StatusOr<std::vector<UsageEvent>> recent(const std::string& keyId, size_t limit) override;
+  StatusOr<std::vector<UsagePoint>> series(UsageDim dim, const std::string& id,
+                                           UsageBucket bucket,
+                                           const std::vector<std::string>& buckets) override;
+  StatusOr<TokenCounts> lifetime(UsageDim dim, const std::string& id) override;
 
  private:
   StatusOr<TokenCounts> counts(const std::string& key);
   RedisStore& s_;
+  // Read on every record(); atomics so that setRetention needs no lock on the hot path.
+  std::atomic<int64_t> hourlyMs_{UsageRetention().hourlyMs};
+  std::atomic<int64_t> dailyMs_{UsageRetention().dailyMs};
+  std::atomic<int64_t> monthlyMs_{UsageRetention().monthlyMs};
+  std::atomic<int64_t> recentPerKey_{UsageRetention().recentPerKey};
 };
 
 class RedisLimits final : public LimitStore {
@@ -903,19 +985,81 @@ Status RedisAccounts::touchLastUsed(const std::string& id, int64_t unixMs) {
 // ---- Usage --------------------------------------------------------------------------------------
 
 StatusOr<bool> RedisUsage::record(const UsageEvent& ev) {
-  std::string kd = ev.keyId + ":" + ev.day;
-  std::vector<std::string> args = {std::to_string(storage::kUsageIdRetentionMs), ev.model,
-                                   ev.requestId.empty() ? "0" : "1", ev.keyId.empty() ? "0" : "1",
-                                   ev.accountId.empty() ? "0" : "1"};
-  for (const auto& f : storage::kTokenFields) {
-    args.push_back(f.name);
-    args.push_back(std::to_string(ev.counts.*f.member));
+  // Which hashes this event books, plain (field "<counter>") and per model, each with its ttl.
+  std::vector<std::string> plain;
+  std::vector<std::string> plainTtl;
+  std::vector<std::string> perModel;
+  std::vector<std::string> perModelTtl;
+  bool byKey = !ev.keyId.empty();
+  bool byAccount = !ev.accountId.empty();
+  if (byKey) {
+    plain.push_back(s_.k("usage:key:" + ev.keyId));
+    plain.push_back(s_.k("usage:keyday:" + ev.keyId + ":" + ev.day));
+    plainTtl.insert(plainTtl.end(), 2, "0");
+    perModel.push_back(s_.k("usage:keymodels:" + ev.keyId + ":" + ev.day));
+    perModelTtl.push_back("0");
   }
-  auto r = s_.eval(
-      s_.usageRecord_,
-      {s_.k("usage:req:" + ev.requestId), s_.k("usage:key:" + ev.keyId), s_.k("usage:keyday:" + kd),
-       s_.k("usage:keymodels:" + kd), s_.k("usage:acct:" + ev.accountId)},
-      args);
+  if (byAccount) {
+    plain.push_back(s_.k("usage:acct:" + ev.accountId));
+    plainTtl.push_back("0");
+  }
+  bool buckets = storage::booksUsageBuckets(ev);
+  int64_t cap = 0;
+  if (buckets) {
+    const std::pair<UsageBucket, const std::string*> kinds[] = {
+        {UsageBucket::kHour, &ev.hour}, {UsageBucket::kDay, &ev.day},
+        {UsageBucket::kMonth, &ev.month}};
+    // A retention <= 0 keeps the buckets forever (like the embedded backend).
+    auto ttl = [](int64_t ms) { return ms > 0 ? std::to_string(ms) : std::string("0"); };
+    const std::string ttls[] = {ttl(hourlyMs_.load()), ttl(dailyMs_.load()),
+                                ttl(monthlyMs_.load())};
+    auto book = [&](UsageDim d, const std::string& id, std::vector<std::string>* dst,
+                    std::vector<std::string>* dstTtls) {
+      for (size_t i = 0; i < 3; ++i) {
+        dst->push_back(s_.k(bucketKeySuffix(d, kinds[i].first, *kinds[i].second, id)));
+        dstTtls->push_back(ttls[i]);
+      }
+      dst->push_back(s_.k(lifeKeySuffix(d, id)));
+      dstTtls->push_back("0");
+    };
+    if (byKey) {
+      book(UsageDim::kKey, ev.keyId, &plain, &plainTtl);
+      book(UsageDim::kKeyModel, ev.keyId, &perModel, &perModelTtl);
+      cap = std::max<int64_t>(0, recentPerKey_.load());
+    }
+    if (byAccount) {
+      book(UsageDim::kAccount, ev.accountId, &plain, &plainTtl);
+    }
+    book(UsageDim::kModel, ev.model, &plain, &plainTtl);
+  }
+
+  std::vector<std::string> keys;
+  keys.reserve(2 + plain.size() + perModel.size());
+  keys.push_back(s_.k("usage:req:" + ev.requestId));
+  keys.insert(keys.end(), plain.begin(), plain.end());
+  keys.insert(keys.end(), perModel.begin(), perModel.end());
+  if (cap > 0) {
+    keys.push_back(s_.k("u:recent:" + ev.keyId));
+  }
+  std::vector<std::string> args = {std::to_string(storage::kUsageIdRetentionMs),
+                                   ev.model,
+                                   ev.requestId.empty() ? "0" : "1",
+                                   std::to_string(plain.size()),
+                                   std::to_string(perModel.size()),
+                                   std::to_string(cap),
+                                   cap > 0 ? storage::encodeUsageEvent(ev) : std::string()};
+  args.insert(args.end(), plainTtl.begin(), plainTtl.end());
+  args.insert(args.end(), perModelTtl.begin(), perModelTtl.end());
+  for (const auto& f : storage::kTokenFields) {
+    int64_t v = ev.counts.*f.member;
+    // Zero counters are not sent (a missing field reads as 0); requests always is, so that a
+    // booked model shows up in the per-model hashes even with no tokens.
+    if (v != 0 || f.member == &TokenCounts::requests) {
+      args.push_back(f.name);
+      args.push_back(std::to_string(v));
+    }
+  }
+  auto r = s_.eval(s_.usageRecord_, keys, args);
   if (!r) {
     return r.status();
   }
@@ -944,26 +1088,84 @@ StatusOr<std::map<std::string, TokenCounts>> RedisUsage::keyModelsDaily(const st
   if (!r) {
     return r.status();
   }
-  std::map<std::string, TokenCounts> out;
-  for (const auto& [name, value] : replyFields(r.value().get())) {
-    // Field "<counter>:<model>": counter names have no ':', model names may.
-    size_t colon = name.find(':');
-    if (colon == std::string::npos) {
-      continue;
-    }
-    std::string counter = name.substr(0, colon);
-    TokenCounts& c = out[name.substr(colon + 1)];
-    for (const auto& f : storage::kTokenFields) {
-      if (counter == f.name) {
-        c.*f.member = toInt(value);
+  return modelCountsFromFields(replyFields(r.value().get()));
+}
+
+StatusOr<TokenCounts> RedisUsage::accountTotal(const std::string& accountId) {
+  return counts(s_.k("usage:acct:" + accountId));
+}
+
+void RedisUsage::setRetention(const UsageRetention& r) {
+  hourlyMs_ = r.hourlyMs;
+  dailyMs_ = r.dailyMs;
+  monthlyMs_ = r.monthlyMs;
+  recentPerKey_ = r.recentPerKey;
+}
+
+StatusOr<std::vector<UsageEvent>> RedisUsage::recent(const std::string& keyId, size_t limit) {
+  std::vector<UsageEvent> out;
+  if (limit == 0) {
+    return out;
+  }
+  // LRANGE takes a signed 64-bit stop: clamp (the list is capped far below this anyway).
+  size_t stop = std::min<size_t>(limit, size_t{1} << 40) - 1;
+  auto r = s_.cmd({"LRANGE", s_.k("u:recent:" + keyId), "0", std::to_string(stop)});
+  if (!r) {
+    return r.status();
+  }
+  const redisReply* rep = r.value().get();
+  if (rep->type == REDIS_REPLY_ARRAY) {
+    out.reserve(rep->elements);
+    for (size_t i = 0; i < rep->elements; ++i) {
+      UsageEvent ev;
+      if (storage::decodeUsageEvent(replyStr(rep->element[i]), &ev)) {
+        out.push_back(std::move(ev));
       }
     }
   }
   return out;
 }
 
-StatusOr<TokenCounts> RedisUsage::accountTotal(const std::string& accountId) {
-  return counts(s_.k("usage:acct:" + accountId));
+StatusOr<std::vector<UsagePoint>> RedisUsage::series(UsageDim dim, const std::string& id,
+                                                     UsageBucket bucket,
+                                                     const std::vector<std::string>& buckets) {
+  std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(buckets.size());
+  for (const std::string& b : buckets) {
+    cmds.push_back({"HGETALL", s_.k(bucketKeySuffix(dim, bucket, b, id))});
+  }
+  auto r = s_.pipe(cmds);  // one round trip for every bucket
+  if (!r) {
+    return r.status();
+  }
+  std::vector<UsagePoint> out;
+  out.reserve(buckets.size());
+  for (size_t i = 0; i < buckets.size(); ++i) {
+    Fields fields = replyFields(r.value()[i].get());
+    if (dim != UsageDim::kKeyModel) {
+      out.push_back(UsagePoint{buckets[i], std::string(), countsFromFields(fields)});
+      continue;
+    }
+    for (auto& [model, c] : modelCountsFromFields(fields)) {
+      out.push_back(UsagePoint{buckets[i], model, c});
+    }
+  }
+  return out;
+}
+
+StatusOr<TokenCounts> RedisUsage::lifetime(UsageDim dim, const std::string& id) {
+  if (dim != UsageDim::kKeyModel) {
+    return counts(s_.k(lifeKeySuffix(dim, id)));
+  }
+  auto r = s_.cmd({"HGETALL", s_.k(lifeKeySuffix(dim, id))});
+  if (!r) {
+    return r.status();
+  }
+  TokenCounts sum;
+  for (const auto& [model, c] : modelCountsFromFields(replyFields(r.value().get()))) {
+    sum.add(c);
+  }
+  return sum;
 }
 
 // ---- Limits -------------------------------------------------------------------------------------
