@@ -86,7 +86,7 @@ class OAuthTest : public ::testing::Test {
     ClaudeOAuthOptions o;
     o.tokenUrl = fake_.tokenUrl();
     o.timeoutMs = 20000;
-    oauth_ = std::make_unique<ClaudeOAuth>(o, http_, store_->settings(), clock_);
+    oauth_ = std::make_unique<ClaudeOAuth>(o, http_, store_->settings(), clock_, &box_);
     accounts_ = std::make_unique<AccountService>(*store_, clock_, box_, /*cacheTtlMs=*/0);
     events_.subscribe([this](const AccountEvent& ev) {
       std::lock_guard<std::mutex> lock(evMu_);
@@ -387,6 +387,56 @@ TEST_F(OAuthTest, ExchangeAndRefreshGoThroughTheProxy) {
   EXPECT_EQ(connect.targets()[0].port, fake_.port());
   EXPECT_EQ(connect.authFailures(), 0);
   EXPECT_EQ(fake_.calls("refresh_token"), 1u);
+}
+
+TEST_F(OAuthTest, PendingSessionKeepsTheProxyPasswordSealed) {
+  const std::string password = "pending-proxy-pass-7781";
+  rgtest::TestProxy proxy(rgtest::TestProxy::Mode::kSocks5, "relay", password);
+  ASSERT_TRUE(proxy.start());
+  auto a = oauth_->start(false, proxy.url(), password);
+  ASSERT_TRUE(a) << a.status().toString();
+  auto raw = store_->settings().get(ClaudeOAuth::sessionKey(a->sessionId));
+  ASSERT_TRUE(raw && raw->has_value());
+  const std::string& stored = **raw;
+  EXPECT_EQ(stored.find(password), std::string::npos) << "plaintext proxy password at rest";
+  rapidjson::Document d;
+  d.Parse(stored.c_str());
+  ASSERT_TRUE(d.IsObject()) << stored;
+  EXPECT_FALSE(d.HasMember("proxyPassword")) << stored;
+  ASSERT_TRUE(d.HasMember("proxyPasswordSealed") && d["proxyPasswordSealed"].IsString());
+  auto opened = box_.open(d["proxyPasswordSealed"].GetString());
+  ASSERT_TRUE(opened) << opened.status().toString();
+  EXPECT_EQ(*opened, password);
+  // exchange() opens it again: the proxy accepts the password (and only it).
+  auto t = oauth_->exchange(a->sessionId, fake_.authorize(a->url));
+  ASSERT_TRUE(t) << t.status().toString();
+  EXPECT_EQ(proxy.tunnelCount(), 1);
+  EXPECT_EQ(proxy.authFailures(), 0);
+  // Without a password nothing sealed is stored.
+  auto plain = oauth_->start(false);
+  ASSERT_TRUE(plain);
+  auto rawPlain = store_->settings().get(ClaudeOAuth::sessionKey(plain->sessionId));
+  ASSERT_TRUE(rawPlain && rawPlain->has_value());
+  EXPECT_NE((**rawPlain).find("\"proxyPasswordSealed\":\"\""), std::string::npos) << **rawPlain;
+}
+
+TEST_F(OAuthTest, ProxyPasswordNeedsASecretBoxAndTheRightKey) {
+  ClaudeOAuthOptions o = oauth_->options();
+  ClaudeOAuth boxless(o, http_, store_->settings(), clock_);
+  auto refused = boxless.start(false, "socks5://relay@127.0.0.1:1", "some-pass-1234");
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.status().code(), Code::kFailedPrecondition);
+  EXPECT_EQ(refused.status().message().find("some-pass-1234"), std::string::npos);
+  ASSERT_TRUE(boxless.start(false));  // no password: nothing to seal
+  // A session sealed under another key (say, the master key changed) is not exchanged.
+  crypto::SecretBox other(std::string(32, 'z'), "other");
+  ClaudeOAuth otherKey(o, http_, store_->settings(), clock_, &other);
+  auto a = otherKey.start(false, "socks5://relay@127.0.0.1:1", "other-pass-5678");
+  ASSERT_TRUE(a) << a.status().toString();
+  auto t = oauth_->exchange(a->sessionId, fake_.authorize(a->url));
+  ASSERT_FALSE(t);
+  EXPECT_EQ(t.status().code(), Code::kFailedPrecondition) << t.status().toString();
+  EXPECT_EQ(fake_.totalCalls(), 0u);
 }
 
 TEST_F(OAuthTest, RefreshRotatesOrKeepsTheRefreshToken) {

@@ -19,7 +19,7 @@ namespace rg {
 const std::vector<std::string>& accountFieldFlags();
 
 // The fields an OAuth exchange fills in (see setOAuthTokenFields); the admin API also takes them
-// on an account it is given directly, the CLI only from an exchange.
+// on an account it is given directly, the CLI from `accounts add/update` flags.
 const std::vector<std::string>& oauthFieldFlags();
 
 // The options of a new account of `type` from the changes an operator gave.

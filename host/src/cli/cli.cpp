@@ -47,7 +47,8 @@ commands:
                [--groups g1,g2] [--sharing shared|dedicated] [--expires-at ISO8601]
                [--schedulable yes|no]
       types and their flags (required first):
-        claude-official   --access-token [--refresh-token --base-url]
+        claude-official   --access-token [--refresh-token --token-expires-at MS
+                          --oauth-scopes S --base-url]
         claude-console    --base-url --api-key
         bedrock           --region and --aws-access-key-id --aws-secret-access-key
                           [--aws-session-token], or --bearer-token
@@ -351,7 +352,10 @@ Status readAccountFlags(const Args& a, const Clock& clock, bool adding, AccountC
   static const std::vector<std::string> common = {
       "config",    "type",  "name",   "priority", "concurrency", "models",
       "model-map", "proxy", "groups", "sharing",  "expires-at",  "schedulable"};
-  const auto& fieldFlags = accountFieldFlags();
+  // Type-specific fields and the OAuth token fields (token-expires-at, oauth-scopes).
+  std::vector<std::string> fieldFlags = accountFieldFlags();
+  const auto& oauthFlags = oauthFieldFlags();
+  fieldFlags.insert(fieldFlags.end(), oauthFlags.begin(), oauthFlags.end());
   for (const auto& [name, value] : a.flags) {
     bool known = std::find(common.begin(), common.end(), name) != common.end() ||
                  std::find(fieldFlags.begin(), fieldFlags.end(), name) != fieldFlags.end();
@@ -504,7 +508,7 @@ std::unique_ptr<ClaudeOAuth> makeClaudeOAuth(Services& s, UpstreamClient& http) 
   if (const char* v = std::getenv("RG_CLAUDE_OAUTH_AUTHORIZE_URL"); v != nullptr && *v != '\0') {
     o.authorizeUrl = v;
   }
-  return std::make_unique<ClaudeOAuth>(o, http, s.store->settings(), *s.clock);
+  return std::make_unique<ClaudeOAuth>(o, http, s.store->settings(), *s.clock, s.secretBox.get());
 }
 
 int cmdOAuthUrl(Services& s, const Args& a) {

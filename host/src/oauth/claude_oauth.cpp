@@ -153,7 +153,7 @@ struct PendingSession {
   std::string state;
   bool setupToken = false;
   std::string proxyUrl;
-  std::string proxyPassword;
+  std::string proxyPasswordSealed;  // SecretBox-sealed; "" when there is none
   int64_t expiresAtMs = 0;
 };
 
@@ -167,7 +167,7 @@ StatusOr<PendingSession> parseSession(const std::string& json) {
   s.verifier = stringMember(d, "verifier");
   s.state = stringMember(d, "state");
   s.proxyUrl = stringMember(d, "proxyUrl");
-  s.proxyPassword = stringMember(d, "proxyPassword");
+  s.proxyPasswordSealed = stringMember(d, "proxyPasswordSealed");
   auto setup = d.FindMember("setupToken");
   s.setupToken = setup != d.MemberEnd() && setup->value.IsBool() && setup->value.GetBool();
   auto exp = d.FindMember("expiresAtMs");
@@ -256,11 +256,21 @@ StatusOr<PastedCode> parsePasted(const std::string& raw) {
 }  // namespace
 
 ClaudeOAuth::ClaudeOAuth(ClaudeOAuthOptions opts, UpstreamClient& http, KvStore& pending,
-                         const Clock& clock)
-    : opts_(std::move(opts)), http_(http), pending_(pending), clock_(clock) {}
+                         const Clock& clock, const crypto::SecretBox* box)
+    : opts_(std::move(opts)), http_(http), pending_(pending), clock_(clock), box_(box) {}
 
 StatusOr<OAuthStart> ClaudeOAuth::start(bool setupToken, const std::string& proxyUrl,
                                         const std::string& proxyPassword) {
+  // The pending session sits in the settings KV for sessionTtlMs: a password there is sealed
+  // like every other secret at rest, never kept in plain text.
+  std::string sealedPassword;
+  if (!proxyPassword.empty()) {
+    if (box_ == nullptr) {
+      return Status(Code::kFailedPrecondition,
+                    "cannot keep a proxy password for the OAuth session: no secret box");
+    }
+    sealedPassword = box_->seal(proxyPassword);
+  }
   std::string verifier = crypto::base64UrlEncode(crypto::randomBytes(32));
   std::string challenge = crypto::base64UrlEncode(crypto::sha256(verifier));
   std::string state = crypto::base64UrlEncode(crypto::randomBytes(32));
@@ -273,7 +283,7 @@ StatusOr<OAuthStart> ClaudeOAuth::start(bool setupToken, const std::string& prox
                          .str("state", state)
                          .boolean("setupToken", setupToken)
                          .str("proxyUrl", proxyUrl)
-                         .str("proxyPassword", proxyPassword)
+                         .str("proxyPasswordSealed", sealedPassword)
                          .num("expiresAtMs", out.expiresAtMs)
                          .done();
   Status s = pending_.set(sessionKey(out.sessionId), json, opts_.sessionTtlMs);
@@ -315,6 +325,21 @@ StatusOr<OAuthTokens> ClaudeOAuth::exchange(const std::string& sessionId,
   if (!pasted) {
     return pasted.status();
   }
+  std::string proxyPassword;
+  if (!session->proxyPasswordSealed.empty()) {
+    if (box_ == nullptr) {
+      return Status(Code::kFailedPrecondition, "cannot open the proxy password of OAuth session " +
+                                                   sessionId + ": no secret box");
+    }
+    auto opened = box_->open(session->proxyPasswordSealed);
+    if (!opened) {
+      // The message of open() names no secret; a changed master key is the likely cause.
+      return Status(Code::kFailedPrecondition, "cannot open the proxy password of OAuth session " +
+                                                   sessionId + ": " + opened.status().message() +
+                                                   "; start the authorization again");
+    }
+    proxyPassword = std::move(*opened);
+  }
   if (pasted->state && !crypto::constantTimeEquals(*pasted->state, session->state)) {
     return invalidArgument("the state in the pasted code does not match OAuth session " +
                            sessionId + " (was the code made for another authorization?)");
@@ -329,8 +354,8 @@ StatusOr<OAuthTokens> ClaudeOAuth::exchange(const std::string& sessionId,
   if (session->setupToken) {
     body.num("expires_in", opts_.setupTokenSeconds);
   }
-  auto tokens = postToken(body.done(), "code exchange", session->proxyUrl, session->proxyPassword,
-                          {pasted->code, session->verifier, session->state});
+  auto tokens = postToken(body.done(), "code exchange", session->proxyUrl, proxyPassword,
+                          {pasted->code, session->verifier, session->state, proxyPassword});
   if (!tokens) {
     return tokens.status();
   }

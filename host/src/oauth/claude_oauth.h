@@ -21,6 +21,7 @@
 #include "accounts/account_service.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "crypto/crypto.h"
 #include "events/event_bus.h"
 #include "storage/store.h"
 #include "upstream/http_client.h"
@@ -59,10 +60,15 @@ struct OAuthTokens {
 
 class ClaudeOAuth {
  public:
-  ClaudeOAuth(ClaudeOAuthOptions opts, UpstreamClient& http, KvStore& pending, const Clock& clock);
+  // `box` seals the proxy password of a pending authorization while it waits in `pending` (the
+  // settings KV, readable by anyone with the store). Without a box start() refuses a proxy
+  // password rather than keep it in plain text.
+  ClaudeOAuth(ClaudeOAuthOptions opts, UpstreamClient& http, KvStore& pending, const Clock& clock,
+              const crypto::SecretBox* box = nullptr);
 
-  // Creates a PKCE verifier/challenge and state, stores {verifier, state, setupToken, proxy}
-  // under a new session id in `pending` (TTL sessionTtlMs), returns the authorize URL.
+  // Creates a PKCE verifier/challenge and state, stores {verifier, state, setupToken, proxy URL,
+  // sealed proxy password} under a new session id in `pending` (TTL sessionTtlMs), returns the
+  // authorize URL. kFailedPrecondition for a proxy password without a SecretBox.
   StatusOr<OAuthStart> start(bool setupToken, const std::string& proxyUrl = {},
                              const std::string& proxyPassword = {});
   // Accepts the bare code, "code#state", or the whole callback URL (code cut at '#' and '&').
@@ -91,6 +97,7 @@ class ClaudeOAuth {
   UpstreamClient& http_;
   KvStore& pending_;
   const Clock& clock_;
+  const crypto::SecretBox* box_;
 };
 
 struct TokenManagerOptions {
