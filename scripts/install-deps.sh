@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(build-essential cmake pkg-config git curl
   libpoco-dev libhiredis-dev rapidjson-dev libspdlog-dev libyaml-cpp-dev libssl-dev
-  libgtest-dev libgmock-dev redis-server nginx-light wrk microsocks)
+  libgtest-dev libgmock-dev redis-server nginx-light wrk microsocks tzdata)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -264,7 +264,8 @@ int runServe(const Config& cfg) {
   });
   Scheduler scheduler(*s.accounts, *s.store, *s.clock, cfg.scheduler, &events, &metrics);
   scheduler.startBackground();
-  ClaudeOAuth claudeOAuth(claudeOAuthOptions(cfg), upstream, s.store->settings(), *s.clock);
+  ClaudeOAuth claudeOAuth(claudeOAuthOptions(cfg), upstream, s.store->settings(), *s.clock,
+                          s.secretBox.get());
   TokenManagerOptions tmo;
   tmo.refreshLeadMs = cfg.oauth.claude.refreshLeadMs;
   tmo.backgroundIntervalMs = cfg.oauth.claude.refreshIntervalMs;
@@ -306,7 +307,21 @@ int runServe(const Config& cfg) {
     ad.adminToken = std::move(token.value());
     admin = std::make_unique<AdminApi>(std::move(ad));
   }
+  auto zone = TimeZone::load(cfg.accounting.timeZone);
+  if (!zone) {
+    spdlog::critical("cannot start: accounting.time_zone: {}", zone.status().message());
+    return 1;
+  }
+  UsageRetention retention;
+  retention.hourlyMs = int64_t{cfg.accounting.hourlyRetentionDays} * 86400000;
+  retention.dailyMs = int64_t{cfg.accounting.dailyRetentionDays} * 86400000;
+  // A month bucket is kept for N months after its last booking (31 days each), so the current
+  // month and the N-1 before it are always there.
+  retention.monthlyMs = int64_t{cfg.accounting.monthlyRetentionMonths} * 31 * 86400000;
+  retention.recentPerKey = cfg.accounting.recentRecordsPerKey;
+  s.store->usage().setRetention(retention);
   GatewayDeps deps;
+  deps.timeZone = &zone.value();
   deps.admin = admin.get();
   deps.scheduler = &scheduler;
   deps.tokens = &tokens;

@@ -99,6 +99,15 @@ struct AdminConfig {
   std::string token;  // secret; empty = generated into <dataDir>/admin.token
 };
 
+// Usage records and aggregates (docs/operations.md "Usage").
+struct AccountingConfig {
+  std::string timeZone = "UTC";  // day/week/month boundaries: UTC, +08:00, Asia/Shanghai, ...
+  int hourlyRetentionDays = 7;   // hourly buckets kept this long
+  int dailyRetentionDays = 32;
+  int monthlyRetentionMonths = 13;
+  int recentRecordsPerKey = 200;  // per-request records kept per key (0 = none)
+};
+
 struct Config {
   ServerConfig server;
   StorageConfig storage;
@@ -109,6 +118,7 @@ struct Config {
   SchedulerConfig scheduler;
   OAuthConfig oauth;
   AdminConfig admin;
+  AccountingConfig accounting;
   std::string sourcePath;  // the file it came from
 };
 

@@ -21,6 +21,7 @@
 
 #include "accounting/pricing.h"
 #include "common/number_format.h"
+#include "common/time_zone.h"
 #include "config/config.h"
 #include "observability/logging.h"
 
@@ -727,6 +728,34 @@ void loadAdmin(Loader& ld, const YAML::Node& node, const std::string& path, Admi
                 });
 }
 
+void loadTimeZone(Loader& ld, const YAML::Node& v, const std::string& p, std::string* out) {
+  std::string s;
+  if (!ld.scalarText(v, p, "a time zone name", &s)) {
+    return;
+  }
+  auto tz = TimeZone::load(s);
+  if (!tz) {
+    ld.error(p, v, tz.status().message());
+    return;
+  }
+  *out = std::move(s);
+}
+
+void loadAccounting(Loader& ld, const YAML::Node& node, const std::string& path,
+                    AccountingConfig* ac) {
+  ld.forEachKey(
+      node, path,
+      {
+          {"time_zone", RG_ON(loadTimeZone(ld, v, p, &ac->timeZone))},
+          {"hourly_retention_days", RG_ON(ld.readInt(v, p, {1, 3650}, &ac->hourlyRetentionDays))},
+          {"daily_retention_days", RG_ON(ld.readInt(v, p, {1, 3650}, &ac->dailyRetentionDays))},
+          {"monthly_retention_months",
+           RG_ON(ld.readInt(v, p, {1, 1200}, &ac->monthlyRetentionMonths))},
+          {"recent_records_per_key",
+           RG_ON(ld.readInt(v, p, {0, 100000}, &ac->recentRecordsPerKey))},
+      });
+}
+
 void loadRoot(Loader& ld, const YAML::Node& root, Config* cfg) {
   ld.forEachKey(root, kRootPath,
                 {
@@ -739,6 +768,7 @@ void loadRoot(Loader& ld, const YAML::Node& root, Config* cfg) {
                     {"scheduler", RG_ON(loadScheduler(ld, v, p, &cfg->scheduler))},
                     {"oauth", RG_ON(loadOAuth(ld, v, p, &cfg->oauth))},
                     {"admin", RG_ON(loadAdmin(ld, v, p, &cfg->admin))},
+                    {"accounting", RG_ON(loadAccounting(ld, v, p, &cfg->accounting))},
                 });
 }
 

@@ -199,6 +199,13 @@ std::string renderConfigMasked(const Config& cfg) {
   line("    setup_scopes: " + str(co.setupScopes));
   line("    refresh_lead_ms: " + std::to_string(co.refreshLeadMs));
   line("    refresh_interval_ms: " + std::to_string(co.refreshIntervalMs));
+  const AccountingConfig& ac = cfg.accounting;
+  line("accounting:");
+  line("  time_zone: " + str(ac.timeZone));
+  line("  hourly_retention_days: " + std::to_string(ac.hourlyRetentionDays));
+  line("  daily_retention_days: " + std::to_string(ac.dailyRetentionDays));
+  line("  monthly_retention_months: " + std::to_string(ac.monthlyRetentionMonths));
+  line("  recent_records_per_key: " + std::to_string(ac.recentRecordsPerKey));
   line("admin:");
   line(std::string("  enabled: ") + (cfg.admin.enabled ? "true" : "false"));
   line("  token: " + masked(cfg.admin.token) +

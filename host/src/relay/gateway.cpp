@@ -1,6 +1,7 @@
 #include "relay/gateway.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -84,7 +85,39 @@ std::string newRequestId() {
   return std::string(out, sizeof out);
 }
 
+const TimeZone& utcZone() {
+  static const TimeZone zone = TimeZone::utc();
+  return zone;
+}
+
 }  // namespace
+
+std::string clientFamily(std::string_view ua) {
+  auto lowerWord = [](std::string_view w) {
+    std::string out;
+    for (char ch : w) {
+      auto u = static_cast<unsigned char>(ch);
+      if (std::isalnum(u) != 0 || ch == '-' || ch == '_' || ch == '.') {
+        out += static_cast<char>(std::tolower(u));
+      }
+      if (out.size() >= 32) {
+        break;
+      }
+    }
+    return out;
+  };
+  std::string_view first = ua.substr(0, ua.find(' '));
+  size_t slash = first.find('/');
+  std::string name = lowerWord(first.substr(0, slash));
+  // SDKs name their language after the slash: "Anthropic/Python 0.40.0", "OpenAI/JS 4.x".
+  if ((name == "anthropic" || name == "openai") && slash != std::string_view::npos) {
+    std::string lang = lowerWord(first.substr(slash + 1));
+    if (!lang.empty() && std::isalpha(static_cast<unsigned char>(lang[0])) != 0) {
+      name += "-" + lang;
+    }
+  }
+  return name;
+}
 
 struct Gateway::Ctx {
   Ctx(Poco::Net::HTTPServerRequest& rq, Poco::Net::HTTPServerResponse& rs) : req(rq), resp(rs) {}
@@ -107,6 +140,7 @@ struct Gateway::Ctx {
   Pick pick;               // the account of the current attempt
   bool picked = false;     // ... whose lease must be released
   int status = 0;
+  int64_t firstByteMs = 0;  // from the start to the upstream's response head
   uint64_t bytesOut = 0;
   bool responded = false;
   bool hasBody = false;       // the request carries a body (length > 0 or chunked)
@@ -377,8 +411,7 @@ void Gateway::serveRoute(Ctx& c) {
   std::vector<rg_header> hdrs = abiHeaders(c.headers);
   std::string keyId = c.key ? c.key->id : std::string();
   std::string keyName = c.key ? c.key->name : std::string();
-  rg_request rq =
-      abiRequest(spec.routeId, c.method, c.path, cleanQuery, hdrs, c.body, c.requestId);
+  rg_request rq = abiRequest(spec.routeId, c.method, c.path, cleanQuery, hdrs, c.body, c.requestId);
   rq.key_id = view(keyId);
   rq.key_name = view(keyName);
 
@@ -678,6 +711,9 @@ Gateway::AttemptOutcome Gateway::attemptUpstream(Ctx& c, const rg_request& rq, F
                 "api_error");
   }
   upstreamLatency_->observe(static_cast<double>(d_.clock->monotonicMs() - sentMs) / 1000.0);
+  c.firstByteMs = static_cast<int64_t>(
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.start)
+          .count());
   if (head.status < 400) {
     d_.scheduler->reportSuccess(c.pick);
     relayResponse(c, **call, head);
@@ -829,6 +865,7 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
       // Book before the client can see a complete response: a gateway killed right after a
       // client got its answer has still recorded the usage. (Streams are booked before their
       // final chunk, which POCO writes after the handler returns.)
+      c.status = status;
       bookUsage(c);
       applyHead(c, status, reason, respHeaders);
       out.setContentLength64(static_cast<Poco::Int64>(body.size()));
@@ -1035,7 +1072,20 @@ void Gateway::bookUsage(Ctx& c) {
   ev.accountId = c.accountId;
   ev.model = !c.model.empty() ? c.model : c.hs.usageModel;
   ev.unixMs = d_.clock->nowUnixMs();
-  ev.day = dayUtc(ev.unixMs);
+  const TimeZone& tz = d_.timeZone != nullptr ? *d_.timeZone : utcZone();
+  ev.hour = tz.hourBucket(ev.unixMs);
+  ev.day = tz.dayBucket(ev.unixMs);
+  ev.month = tz.monthBucket(ev.unixMs);
+  ev.provider = c.route != nullptr ? c.route->spec.permission : std::string();
+  ev.upstreamModel = c.picked ? c.pick.upstreamModel : std::string();
+  ev.status = c.status != 0 ? c.status : 200;
+  ev.stream = c.stream;
+  ev.firstByteMs = c.firstByteMs;
+  ev.totalMs = static_cast<int64_t>(
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c.start)
+          .count());
+  const std::string* ua = findHeader(c.headers, "user-agent");
+  ev.client = ua != nullptr ? clientFamily(*ua) : std::string();
   ev.counts.requests = 1;
   ev.counts.inputTokens = static_cast<int64_t>(u.input_tokens);
   ev.counts.outputTokens = static_cast<int64_t>(u.output_tokens);

@@ -12,6 +12,7 @@
 #include "admin/admin_api.h"
 #include "auth/key_service.h"
 #include "common/clock.h"
+#include "common/time_zone.h"
 #include "config/config.h"
 #include "http/router.h"
 #include "oauth/claude_oauth.h"
@@ -27,6 +28,11 @@ class HTTPServerResponse;
 
 namespace rg {
 
+// The family of a client from its User-Agent, for usage records: "claude-cli/1.0.119 (external,
+// cli)" -> "claude-cli", "Anthropic/Python 0.40.0" -> "anthropic-python", "curl/8.5" -> "curl";
+// lower case, [a-z0-9._-] only, at most about 40 characters; "" when there is none.
+std::string clientFamily(std::string_view ua);
+
 struct GatewayDeps {
   const Config* config = nullptr;
   const Clock* clock = nullptr;
@@ -41,7 +47,8 @@ struct GatewayDeps {
   Scheduler* scheduler = nullptr;  // required
   TokenManager* tokens = nullptr;  // OAuth access tokens; nullptr = use stored tokens as they are
   AdminApi* admin = nullptr;       // /admin/...; nullptr = no admin API (404)
-  std::string pluginsSummary;      // for /ready
+  const TimeZone* timeZone = nullptr;  // usage buckets; nullptr = UTC
+  std::string pluginsSummary;          // for /ready
 };
 
 class Gateway {
