@@ -361,6 +361,18 @@ TEST_F(SchedulerTest, StickySessionHitMissInvalidationAndRenewal) {
   (void)b;
 }
 
+TEST_F(SchedulerTest, StickyMappingsAreCachedBriefly) {
+  add("a", 50);
+  add("b", 50);
+  std::string first = pickName(req("m", "conv"));
+  // Gone from storage (as if another instance dropped it): this instance still has it for up
+  // to sticky_cache_ms, then reads storage again.
+  ASSERT_TRUE(store_->sched().deleteSticky(Scheduler::stickyHash("claude", "conv")));
+  EXPECT_EQ(pickName(req("m", "conv")), first);
+  clock_.advanceMs(cfg_.stickyCacheMs);
+  EXPECT_NE(pickName(req("m", "conv")), first);
+}
+
 TEST_F(SchedulerTest, StickyMappingExpires) {
   add("a", 50);
   add("b", 50);

@@ -75,6 +75,7 @@ struct SchedulerConfig {
   int64_t quotaCooldownMs = 3600000;        // quota exhausted without a reset time
   int64_t retryAfterCapMs = 1800000;        // cap on cooldowns derived from retry-after
   int64_t stateRefreshMs = 1000;            // how stale another instance's cooldowns may be
+  int64_t stickyCacheMs = 5000;  // in-process cache of session mappings; 0 = read storage each time
 };
 
 struct ClaudeOAuthConfig {

@@ -678,6 +678,7 @@ void loadScheduler(Loader& ld, const YAML::Node& node, const std::string& path,
           {"quota_cooldown_ms", RG_ON(ld.readInt64(v, p, kCooldown, &sc->quotaCooldownMs))},
           {"retry_after_cap_ms", RG_ON(ld.readInt64(v, p, kCooldown, &sc->retryAfterCapMs))},
           {"state_refresh_ms", RG_ON(ld.readInt64(v, p, {100, 60000}, &sc->stateRefreshMs))},
+          {"sticky_cache_ms", RG_ON(ld.readInt64(v, p, {0, 600000}, &sc->stickyCacheMs))},
       });
 }
 

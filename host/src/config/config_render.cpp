@@ -188,6 +188,7 @@ std::string renderConfigMasked(const Config& cfg) {
   line("  quota_cooldown_ms: " + std::to_string(sc.quotaCooldownMs));
   line("  retry_after_cap_ms: " + std::to_string(sc.retryAfterCapMs));
   line("  state_refresh_ms: " + std::to_string(sc.stateRefreshMs));
+  line("  sticky_cache_ms: " + std::to_string(sc.stickyCacheMs));
   const ClaudeOAuthConfig& co = cfg.oauth.claude;
   line("oauth:");
   line("  claude:");

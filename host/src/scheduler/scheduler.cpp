@@ -236,6 +236,55 @@ void Scheduler::tick() {
   }
 }
 
+StatusOr<std::optional<StickyRecord>> Scheduler::lookupSticky(const std::string& hash,
+                                                              int64_t now) {
+  int64_t mono = clock_.monotonicMs();
+  if (cfg_.stickyCacheMs > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = stickyCache_.find(hash);
+    if (it != stickyCache_.end()) {
+      if (mono < it->second.cachedUntilMono && now < it->second.rec.expiresAtMs) {
+        return std::optional<StickyRecord>(it->second.rec);
+      }
+      stickyCache_.erase(it);
+    }
+  }
+  auto m = store_.sched().getSticky(hash);
+  if (m && m->has_value() && cfg_.stickyCacheMs > 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stickyCache_.size() >= kStickyCacheMax) {
+      stickyCache_.clear();  // bounded; refilled from storage on demand
+    }
+    stickyCache_[hash] = {**m, mono + cfg_.stickyCacheMs};
+  }
+  return m;
+}
+
+void Scheduler::rememberSticky(const std::string& hash, const std::string& accountId, int64_t now) {
+  Status s = store_.sched().setSticky(hash, accountId, cfg_.stickyTtlMs);
+  if (!s || cfg_.stickyCacheMs <= 0) {
+    forgetSticky(hash, std::string());
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stickyCache_.size() >= kStickyCacheMax) {
+    stickyCache_.clear();
+  }
+  stickyCache_[hash] = {StickyRecord{accountId, now + cfg_.stickyTtlMs},
+                        clock_.monotonicMs() + cfg_.stickyCacheMs};
+}
+
+void Scheduler::forgetSticky(const std::string& hash, const std::string& accountId) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!hash.empty()) {
+    stickyCache_.erase(hash);
+    return;
+  }
+  for (auto it = stickyCache_.begin(); it != stickyCache_.end();) {
+    it = it->second.rec.accountId == accountId ? stickyCache_.erase(it) : std::next(it);
+  }
+}
+
 int64_t Scheduler::lruStamp(const AccountRecord& rec) {
   auto it = lastPickedMs_.find(rec.id);
   return std::max(rec.lastUsedAtMs, it == lastPickedMs_.end() ? 0 : it->second);
@@ -349,7 +398,7 @@ StatusOr<Pick> Scheduler::pick(const PickRequest& req) {
   int64_t stickyExpiresAt = 0;
   if (!req.sessionKey.empty()) {
     hash = stickyHash(req.provider, req.sessionKey);
-    auto m = store_.sched().getSticky(hash);
+    auto m = lookupSticky(hash, now);
     if (m && m->has_value()) {
       stickyExpiresAt = (*m)->expiresAtMs;
       auto it = std::find_if(cands.begin(), cands.end(),
@@ -359,6 +408,7 @@ StatusOr<Pick> Scheduler::pick(const PickRequest& req) {
         stickyHit = true;
       } else if (req.exclude.count((*m)->accountId) == 0) {
         // Its account can no longer serve this conversation: the next choice is remembered.
+        forgetSticky(hash, std::string());
         (void)store_.sched().deleteSticky(hash);
       }
     }
@@ -425,10 +475,10 @@ StatusOr<Pick> Scheduler::pick(const PickRequest& req) {
       if (p.sticky) {
         if (cfg_.stickyRenewThresholdMs > 0 &&
             stickyExpiresAt - now < cfg_.stickyRenewThresholdMs) {
-          (void)store_.sched().setSticky(hash, c.rec->id, cfg_.stickyTtlMs);
+          rememberSticky(hash, c.rec->id, now);
         }
       } else {
-        (void)store_.sched().setSticky(hash, c.rec->id, cfg_.stickyTtlMs);
+        rememberSticky(hash, c.rec->id, now);
       }
     }
     if (p.sticky ? picksSticky_ != nullptr : picksPool_ != nullptr) {
@@ -553,6 +603,8 @@ bool Scheduler::reportError(const Pick& p, const UpstreamError& e) {
       if (!s) {
         spdlog::warn("could not mark account {} blocked: {}", p.record.id, s.message());
       }
+      forgetSticky(std::string(), p.record.id);
+      forgetSticky(std::string(), p.record.id);
       (void)store_.sched().deleteStickyForAccount(p.record.id);
       publish("account.blocked", p.record, p.record.status, "blocked", "", e.reason, 0);
       return true;
@@ -581,6 +633,7 @@ void Scheduler::markCooldown(const Pick& p, const std::string& scope, int64_t un
     spdlog::warn("could not record the cooldown of account {}: {}", p.record.id, s.message());
     return;
   }
+  forgetSticky(std::string(), p.record.id);
   (void)store_.sched().deleteStickyForAccount(p.record.id);
   {
     std::lock_guard<std::mutex> lock(mu_);

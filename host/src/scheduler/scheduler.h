@@ -129,6 +129,18 @@ class Scheduler {
                const std::string& newState, const std::string& scope, const std::string& reason,
                int64_t untilMs);
   int64_t lruStamp(const AccountRecord& rec);
+  // Sticky mappings, read through a small in-process cache (scheduler.sticky_cache_ms): a
+  // conversation's turns then cost no storage read. Marking an account forgets its entries here
+  // at once; another instance's changes are seen when the entry ends.
+  StatusOr<std::optional<StickyRecord>> lookupSticky(const std::string& hash, int64_t now);
+  void rememberSticky(const std::string& hash, const std::string& accountId, int64_t now);
+  void forgetSticky(const std::string& hash, const std::string& accountId);
+  struct CachedSticky {
+    StickyRecord rec;
+    int64_t cachedUntilMono = 0;
+  };
+  static constexpr size_t kStickyCacheMax = 100000;
+  std::unordered_map<std::string, CachedSticky> stickyCache_;
 
   AccountService& accounts_;
   Store& store_;
