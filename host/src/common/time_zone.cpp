@@ -217,16 +217,30 @@ class PosixParser {
 
   bool date(RuleDate& d) {
     if (eat('M')) {
+      // Plain values rather than optionals: GCC's -O2 flow analysis flags optionals built on
+      // both arms of a conditional as maybe-uninitialized.
       auto m = number(2);
-      auto w = eat('.') ? number(1) : std::nullopt;
-      auto wd = eat('.') ? number(1) : std::nullopt;
-      if (!m || !w || !wd || *m < 1 || *m > 12 || *w < 1 || *w > 5 || *wd > 6) {
+      if (!m || !eat('.')) {
+        return false;
+      }
+      auto w = number(1);
+      if (!w || !eat('.')) {
+        return false;
+      }
+      auto wd = number(1);
+      if (!wd) {
+        return false;
+      }
+      int64_t month = *m;
+      int64_t week = *w;
+      int64_t weekday = *wd;
+      if (month < 1 || month > 12 || week < 1 || week > 5 || weekday > 6) {
         return false;
       }
       d.kind = RuleDate::Kind::kMonthWeek;
-      d.month = static_cast<int>(*m);
-      d.week = static_cast<int>(*w);
-      d.weekday = static_cast<int>(*wd);
+      d.month = static_cast<int>(month);
+      d.week = static_cast<int>(week);
+      d.weekday = static_cast<int>(weekday);
     } else if (eat('J')) {
       auto n = number(3);
       if (!n || *n < 1 || *n > 365) {
