@@ -10,14 +10,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <regex>
 #include <sstream>
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "fakes/support.h"
 
@@ -76,7 +80,7 @@ int decodeStatus(int st) {
   return -1;
 }
 
-} // namespace
+}  // namespace
 
 bool waitFor(const std::function<bool()>& pred, int timeoutMs) {
   int64_t deadline = nowMs() + timeoutMs;
@@ -135,8 +139,8 @@ std::unique_ptr<GatewayProcess> GatewayProcess::start(const std::string& binary,
   std::string n = std::to_string(launches.fetch_add(1));
   p->outPath_ = workDir + "/gateway." + n + ".out";
   p->errPath_ = workDir + "/gateway." + n + ".err";
-  p->pid_ = spawn(binary, {"serve", "--config", configPath}, env, workDir, p->outPath_,
-                  p->errPath_);
+  p->pid_ =
+      spawn(binary, {"serve", "--config", configPath}, env, workDir, p->outPath_, p->errPath_);
   static const std::regex re("listening on http://[^:]+:([0-9]+)");
   bool up = waitFor(
       [&] {
@@ -163,8 +167,12 @@ GatewayProcess::~GatewayProcess() {
   }
 }
 
-std::string GatewayProcess::stdoutText() const { return readFile(outPath_); }
-std::string GatewayProcess::stderrText() const { return readFile(errPath_); }
+std::string GatewayProcess::stdoutText() const {
+  return readFile(outPath_);
+}
+std::string GatewayProcess::stderrText() const {
+  return readFile(errPath_);
+}
 
 bool GatewayProcess::running() {
   if (pid_ <= 0 || exitStatus_ != -1) {
@@ -338,4 +346,66 @@ std::string rawExchange(int port, const std::string& bytes, int timeoutMs) {
   return out;
 }
 
-} // namespace rgtest
+std::string gatewayConfigYaml(const GatewayYaml& cfg) {
+  std::string y = "server:\n  host: 127.0.0.1\n  port: 0\n";
+  if (cfg.workerThreads > 0) {
+    y += "  worker_threads: " + std::to_string(cfg.workerThreads) + "\n";
+  }
+  if (cfg.upstreamTimeoutMs > 0) {
+    y += "  upstream_timeout_ms: " + std::to_string(cfg.upstreamTimeoutMs) + "\n";
+  }
+  if (cfg.drainTimeoutMs > 0) {
+    y += "  drain_timeout_ms: " + std::to_string(cfg.drainTimeoutMs) + "\n";
+  }
+  y += "storage:\n  backend: " + cfg.backend + "\n  data_dir: " + cfg.dataDir + "\n";
+  if (cfg.backend == "redis") {
+    y += "  redis:\n    url: " + cfg.redisUrl + "\n    key_prefix: \"" + cfg.keyPrefix + "\"\n";
+    if (cfg.redisPoolSize > 0) {
+      y += "    pool_size: " + std::to_string(cfg.redisPoolSize) + "\n";
+    }
+  }
+  y += "security:\n  master_key: " + cfg.masterKey + "\n";
+  y += "logging:\n  level: info\n";
+  y += "plugins:\n  directory: " + cfg.pluginDir + "\n  enabled:\n    - name: claude\n";
+  y += "scheduler:\n  state_refresh_ms: " + std::to_string(cfg.stateRefreshMs) + "\n";
+  return y + cfg.extra;
+}
+
+std::string testKeyPrefix(const std::string& tag) {
+  const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string prefix = tag + std::to_string(::getpid()) + "_" +
+                       (info != nullptr ? std::string(info->name()) : std::string("none")) + ":";
+  std::replace(prefix.begin(), prefix.end(), '/', '_');
+  return prefix;
+}
+
+void expectLeasesReleasedAndNoSecrets(GatewayProcess& gw, const std::vector<std::string>& secrets,
+                                      std::string* metricsOut, int timeoutMs, int stopTimeoutMs) {
+  std::string text;
+  bool zero = waitFor(
+      [&] {
+        text = httpRequest(gw.port(), "GET", "/metrics", {}, "").body;
+        return text.find("\nrelaygate_leases_held 0\n") != std::string::npos &&
+               text.find("\nrelaygate_account_leases_held 0\n") != std::string::npos;
+      },
+      timeoutMs);
+  EXPECT_TRUE(zero) << text;
+  gw.stop(SIGTERM, stopTimeoutMs);
+  std::string logs = gw.stdoutText() + gw.stderrText() + text;
+  if (::testing::Test::HasFailure()) {
+    std::string err = gw.stderrText();
+    std::cerr << "---- gateway log (tail) ----\n"
+              << err.substr(err.size() > 8000 ? err.size() - 8000 : 0) << "\n";
+  }
+  for (const std::string& secret : secrets) {
+    if (secret.size() >= 8) {
+      EXPECT_EQ(logs.find(secret), std::string::npos)
+          << "secret leaked into logs/metrics: " << secret.substr(0, 6) << "...";
+    }
+  }
+  if (metricsOut != nullptr) {
+    *metricsOut = text;
+  }
+}
+
+}  // namespace rgtest

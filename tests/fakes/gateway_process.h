@@ -23,11 +23,10 @@ struct CommandResult {
 
 // Runs `binary args...` to completion with extra environment variables.
 CommandResult runCommand(const std::string& binary, const std::vector<std::string>& args,
-                         const std::map<std::string, std::string>& env = {},
-                         int timeoutMs = 60000);
+                         const std::map<std::string, std::string>& env = {}, int timeoutMs = 60000);
 
 class GatewayProcess {
-public:
+ public:
   // Starts `binary serve --config <config>`; waits until it prints its listening line (or exits).
   // Returns nullptr and fills *error when it does not come up in time.
   static std::unique_ptr<GatewayProcess> start(const std::string& binary,
@@ -42,12 +41,13 @@ public:
   std::string baseUrl() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string stdoutText() const;
   std::string stderrText() const;
-  // Sends `sig` and waits for exit; returns the exit status (128+signal when killed), -1 on timeout.
+  // Sends `sig` and waits for exit; returns the exit status (128+signal when killed), -1 on
+  // timeout.
   int stop(int sig, int timeoutMs = 30000);
   void kill9();
   bool running();
 
-private:
+ private:
   GatewayProcess() = default;
   pid_t pid_ = -1;
   int port_ = 0;
@@ -60,7 +60,7 @@ private:
 struct HttpResult {
   int status = 0;
   std::vector<std::pair<std::string, std::string>> headers;
-  std::string body; // de-chunked
+  std::string body;  // de-chunked
   std::string header(const std::string& name) const;
   bool ok = false;  // a complete response was read
   std::string error;
@@ -77,4 +77,34 @@ std::string rawExchange(int port, const std::string& bytes, int timeoutMs = 1000
 // Waits until `pred` is true or the deadline passes (polling; no fixed sleeps elsewhere).
 bool waitFor(const std::function<bool()>& pred, int timeoutMs);
 
-} // namespace rgtest
+// The gateway YAML the end-to-end tests share. Optional values of 0 / "" leave the setting out.
+struct GatewayYaml {
+  std::string backend;  // "file" or "redis"
+  std::string dataDir;
+  std::string redisUrl;   // used only with backend "redis"
+  std::string keyPrefix;  // a per-test prefix (testKeyPrefix) so tests can share one Redis
+  std::string masterKey;
+  std::string pluginDir;  // the claude plugin is enabled from here
+  int workerThreads = 0;
+  int upstreamTimeoutMs = 20000;
+  int drainTimeoutMs = 5000;
+  int redisPoolSize = 0;
+  int stateRefreshMs = 100;  // scheduler.state_refresh_ms
+  std::string extra;         // appended as is: more scheduler keys first, then whole sections
+};
+
+std::string gatewayConfigYaml(const GatewayYaml& cfg);
+
+// "<tag><pid>_<current test name>:" with '/' replaced, unique per process and parameterised test.
+std::string testKeyPrefix(const std::string& tag);
+
+// Polls /metrics until relaygate_leases_held and relaygate_account_leases_held are both 0 (a
+// failure when they are not within timeoutMs), stops the gateway with SIGTERM, and expects none
+// of `secrets` (those of 8+ characters; shorter ones are not meaningful) in its stdout, stderr or
+// last metrics. Prints the tail of stderr when the test has failed. The last /metrics text is
+// stored in *metricsOut when given.
+void expectLeasesReleasedAndNoSecrets(GatewayProcess& gw, const std::vector<std::string>& secrets,
+                                      std::string* metricsOut = nullptr, int timeoutMs = 15000,
+                                      int stopTimeoutMs = 15000);
+
+}  // namespace rgtest

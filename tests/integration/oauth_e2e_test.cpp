@@ -14,7 +14,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <iostream>
 #include <memory>
 #include <regex>
 #include <string>
@@ -118,30 +117,8 @@ class OAuthE2E : public ::testing::TestWithParam<std::string> {
     secrets.push_back(oauth_.lastAccessToken());
     secrets.push_back(oauth_.lastRefreshToken());
     for (auto& gw : gws_) {
-      if (!gw || !gw->running()) {
-        continue;
-      }
-      std::string text;
-      bool zero = rgtest::waitFor(
-          [&] {
-            text = rgtest::httpRequest(gw->port(), "GET", "/metrics", {}, "").body;
-            return text.find("\nrelaygate_leases_held 0\n") != std::string::npos &&
-                   text.find("\nrelaygate_account_leases_held 0\n") != std::string::npos;
-          },
-          30000);
-      EXPECT_TRUE(zero) << text;
-      gw->stop(SIGTERM, 30000);
-      std::string logs = gw->stdoutText() + gw->stderrText() + text;
-      if (HasFailure()) {
-        std::string err = gw->stderrText();
-        std::cerr << "---- gateway log (tail) ----\n"
-                  << err.substr(err.size() > 8000 ? err.size() - 8000 : 0) << "\n";
-      }
-      for (const std::string& secret : secrets) {
-        if (secret.size() >= 8) {
-          EXPECT_EQ(logs.find(secret), std::string::npos)
-              << "secret leaked into logs/metrics: " << secret.substr(0, 6) << "...";
-        }
+      if (gw && gw->running()) {
+        rgtest::expectLeasesReleasedAndNoSecrets(*gw, secrets, nullptr, 30000, 30000);
       }
     }
     // The CLI shows a new gateway key once, by design; no other secret may appear.
@@ -164,34 +141,23 @@ class OAuthE2E : public ::testing::TestWithParam<std::string> {
     if (!generatedAdminToken) {
       adminToken_ = kAdminToken;
     }
-    std::string prefix = "oae" + std::to_string(::getpid()) + "_" +
-                         ::testing::UnitTest::GetInstance()->current_test_info()->name() + ":";
-    for (char& c : prefix) {
-      if (c == '/') {
-        c = '_';
-      }
-    }
     // The background refresher is off: the request path alone must refresh, so each test knows
     // who made the one refresh it counts.
-    std::string cfg =
-        "server:\n  host: 127.0.0.1\n  port: 0\n  worker_threads: 128\n"
-        "  upstream_timeout_ms: 60000\n  drain_timeout_ms: 5000\n"
-        "storage:\n  backend: " +
-        GetParam() + "\n  data_dir: " + dir_.file("data") + "\n" +
-        (redis() ? "  redis:\n    url: " + sharedRedis().url() + "\n    key_prefix: \"" + prefix +
-                       "\"\n    pool_size: 32\n"
-                 : std::string()) +
-        "security:\n  master_key: " + kMasterKey +
-        "\n"
-        "logging:\n  level: info\n"
-        "plugins:\n  directory: " +
-        kPluginDir +
-        "\n  enabled:\n    - name: claude\n"
-        "scheduler:\n  state_refresh_ms: 100\n"
-        "oauth:\n  claude:\n    token_url: " +
-        oauth_.tokenUrl() + "\n    authorize_url: " + oauth_.baseUrl() +
-        "/oauth/authorize\n    refresh_interval_ms: 0\n" +
-        (generatedAdminToken ? std::string() : "admin:\n  token: " + kAdminToken + "\n");
+    rgtest::GatewayYaml y;
+    y.backend = GetParam();
+    y.dataDir = dir_.file("data");
+    y.redisUrl = redis() ? sharedRedis().url() : std::string();
+    y.keyPrefix = rgtest::testKeyPrefix("oae");
+    y.masterKey = kMasterKey;
+    y.pluginDir = kPluginDir;
+    y.workerThreads = 128;
+    y.upstreamTimeoutMs = 60000;
+    y.redisPoolSize = 32;
+    y.extra = "oauth:\n  claude:\n    token_url: " + oauth_.tokenUrl() +
+              "\n    authorize_url: " + oauth_.baseUrl() +
+              "/oauth/authorize\n    refresh_interval_ms: 0\n" +
+              (generatedAdminToken ? std::string() : "admin:\n  token: " + kAdminToken + "\n");
+    std::string cfg = rgtest::gatewayConfigYaml(y);
     config_ = dir_.file("relaygate.yaml");
     rgtest::writeFile(config_, cfg);
   }

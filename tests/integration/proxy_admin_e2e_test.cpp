@@ -20,7 +20,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <iostream>
 #include <memory>
 #include <regex>
 #include <string>
@@ -135,28 +134,11 @@ class ProxyAdminE2E : public ::testing::TestWithParam<std::string> {
 
   void TearDown() override {
     if (gw_ && gw_->running()) {
-      std::string text;
-      bool zero = rgtest::waitFor(
-          [&] {
-            text = rgtest::httpRequest(gw_->port(), "GET", "/metrics", {}, "").body;
-            return text.find("\nrelaygate_leases_held 0\n") != std::string::npos &&
-                   text.find("\nrelaygate_account_leases_held 0\n") != std::string::npos;
-          },
-          15000);
-      EXPECT_TRUE(zero) << text;
-      gw_->stop(SIGTERM, 15000);
-      std::string logs = gw_->stdoutText() + gw_->stderrText() + text;
-      if (HasFailure()) {
-        std::cerr << "---- gateway log ----\n" << gw_->stderrText() << "\n";
-      }
       std::vector<std::string> secrets = {kKeyProxied,   kKeyHttpProxied, kKeyDirect,
                                           kKeyAdminMade, kProxyPassword,  kWrongPassword,
                                           kMasterKey,    kAdminToken};
       secrets.insert(secrets.end(), extraSecrets_.begin(), extraSecrets_.end());
-      for (const std::string& secret : secrets) {
-        EXPECT_EQ(logs.find(secret), std::string::npos)
-            << "secret leaked into logs/metrics: " << secret.substr(0, 6) << "...";
-      }
+      rgtest::expectLeasesReleasedAndNoSecrets(*gw_, secrets, nullptr, 15000, 15000);
     }
     // No admin answer ever carried an account credential or a proxy password.
     for (const std::string& b : adminBodies_) {
@@ -171,29 +153,15 @@ class ProxyAdminE2E : public ::testing::TestWithParam<std::string> {
 
   // adminYaml: the whole admin: section ("" = the defaults: enabled, generated token).
   void writeConfig(const std::string& adminYaml, const std::string& schedulerYaml = "") {
-    std::string prefix = "pae" + std::to_string(::getpid()) + "_" +
-                         ::testing::UnitTest::GetInstance()->current_test_info()->name() + ":";
-    for (char& c : prefix) {
-      if (c == '/') {
-        c = '_';
-      }
-    }
-    std::string cfg =
-        "server:\n  host: 127.0.0.1\n  port: 0\n  upstream_timeout_ms: 20000\n"
-        "  drain_timeout_ms: 5000\n"
-        "storage:\n  backend: " +
-        GetParam() + "\n  data_dir: " + dir_.file("data") + "\n" +
-        (redis() ? "  redis:\n    url: " + sharedRedis().url() + "\n    key_prefix: \"" + prefix +
-                       "\"\n"
-                 : std::string()) +
-        "security:\n  master_key: " + kMasterKey +
-        "\n"
-        "logging:\n  level: info\n"
-        "plugins:\n  directory: " +
-        kPluginDir +
-        "\n  enabled:\n    - name: claude\n"
-        "scheduler:\n  state_refresh_ms: 100\n" +
-        schedulerYaml + adminYaml;
+    rgtest::GatewayYaml y;
+    y.backend = GetParam();
+    y.dataDir = dir_.file("data");
+    y.redisUrl = redis() ? sharedRedis().url() : std::string();
+    y.keyPrefix = rgtest::testKeyPrefix("pae");
+    y.masterKey = kMasterKey;
+    y.pluginDir = kPluginDir;
+    y.extra = schedulerYaml + adminYaml;
+    std::string cfg = rgtest::gatewayConfigYaml(y);
     config_ = dir_.file("relaygate.yaml");
     rgtest::writeFile(config_, cfg);
   }

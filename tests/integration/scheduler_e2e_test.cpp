@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -68,24 +67,8 @@ class SchedulerE2E : public ::testing::TestWithParam<std::string> {
   void TearDown() override {
     for (auto& gw : gws_) {
       if (gw && gw->running()) {
-        std::string text;
-        bool zero = rgtest::waitFor(
-            [&] {
-              text = rgtest::httpRequest(gw->port(), "GET", "/metrics", {}, "").body;
-              return text.find("\nrelaygate_leases_held 0\n") != std::string::npos &&
-                     text.find("\nrelaygate_account_leases_held 0\n") != std::string::npos;
-            },
-            10000);
-        EXPECT_TRUE(zero) << text;
-        gw->stop(SIGTERM, 15000);
-        std::string logs = gw->stdoutText() + gw->stderrText() + text;
-        if (HasFailure()) {
-          std::string tail = gw->stderrText();
-          std::cerr << "---- gateway log (tail) ----\n" << tail << "\n";
-        }
-        for (const std::string& secret : {kKeyA, kKeyB, kKeyC, kMasterKey, gatewayKey_}) {
-          EXPECT_EQ(logs.find(secret), std::string::npos) << "secret leaked into logs/metrics";
-        }
+        rgtest::expectLeasesReleasedAndNoSecrets(
+            *gw, {kKeyA, kKeyB, kKeyC, kMasterKey, gatewayKey_}, nullptr, 10000, 15000);
       }
     }
   }
@@ -93,29 +76,18 @@ class SchedulerE2E : public ::testing::TestWithParam<std::string> {
   bool redis() const { return GetParam() == "redis"; }
 
   void writeConfig(const std::string& schedulerYaml) {
-    prefix_ = "sch" + std::to_string(::getpid()) + "_" +
-              ::testing::UnitTest::GetInstance()->current_test_info()->name() + ":";
-    for (char& c : prefix_) {
-      if (c == '/') {
-        c = '_';
-      }
-    }
-    std::string cfg =
-        "server:\n  host: 127.0.0.1\n  port: 0\n  worker_threads: 256\n"
-        "  upstream_timeout_ms: 20000\n  drain_timeout_ms: 5000\n"
-        "storage:\n  backend: " +
-        GetParam() + "\n  data_dir: " + dir_.file("data") + "\n" +
-        (redis() ? "  redis:\n    url: " + sharedRedis().url() + "\n    key_prefix: \"" + prefix_ +
-                       "\"\n    pool_size: 32\n"
-                 : std::string()) +
-        "security:\n  master_key: " + kMasterKey +
-        "\n"
-        "logging:\n  level: info\n"
-        "plugins:\n  directory: " +
-        kPluginDir +
-        "\n  enabled:\n    - name: claude\n"
-        "scheduler:\n  state_refresh_ms: 100\n" +
-        schedulerYaml;
+    prefix_ = rgtest::testKeyPrefix("sch");
+    rgtest::GatewayYaml y;
+    y.backend = GetParam();
+    y.dataDir = dir_.file("data");
+    y.redisUrl = redis() ? sharedRedis().url() : std::string();
+    y.keyPrefix = prefix_;
+    y.masterKey = kMasterKey;
+    y.pluginDir = kPluginDir;
+    y.workerThreads = 256;
+    y.redisPoolSize = 32;
+    y.extra = schedulerYaml;
+    std::string cfg = rgtest::gatewayConfigYaml(y);
     config_ = dir_.file("relaygate.yaml");
     rgtest::writeFile(config_, cfg);
   }
@@ -392,19 +364,14 @@ TEST(SchedulerTwoInstances, ShareCooldownsAndStickyMappings) {
   FakeAnthropic upstream;
   ASSERT_TRUE(upstream.start());
   std::string prefix = "two" + std::to_string(::getpid()) + ":";
-  std::string cfg =
-      "server:\n  host: 127.0.0.1\n  port: 0\n"
-      "storage:\n  backend: redis\n  data_dir: " +
-      dir.file("data") + "\n  redis:\n    url: " + sharedRedis().url() + "\n    key_prefix: \"" +
-      prefix +
-      "\"\n"
-      "security:\n  master_key: " +
-      kMasterKey +
-      "\n"
-      "plugins:\n  directory: " +
-      kPluginDir +
-      "\n  enabled:\n    - name: claude\n"
-      "scheduler:\n  state_refresh_ms: 100\n";
+  rgtest::GatewayYaml y;
+  y.backend = "redis";
+  y.dataDir = dir.file("data");
+  y.redisUrl = sharedRedis().url();
+  y.keyPrefix = prefix;
+  y.masterKey = kMasterKey;
+  y.pluginDir = kPluginDir;
+  std::string cfg = rgtest::gatewayConfigYaml(y);
   std::string config = dir.file("relaygate.yaml");
   rgtest::writeFile(config, cfg);
   auto run = [&](std::vector<std::string> args) {
