@@ -1,6 +1,6 @@
 // Accounts on a real embedded store: validation per type, sealing of every secret, masked views,
-// updates and status changes; and the choice for a route: priority first, then least recently
-// used (rotation within a tier), and a clear reason when nothing can serve.
+// updates and status changes, and how they reach the scheduler's choice for a route (priority
+// first, then least recently used, and a clear reason when nothing can serve).
 #include "accounts/account_service.h"
 
 #include <algorithm>
@@ -12,16 +12,47 @@
 #include "crypto/crypto.h"
 #include "fakes/support.h"
 #include "gateway/account_store_fixture.h"
+#include "scheduler/scheduler.h"
 
 namespace rg {
 namespace {
 
 class AccountServiceTest : public rgtest::AccountStoreTest {
-protected:
+ protected:
   void SetUp() override {
     AccountStoreTest::SetUp();
     svc_ = accounts_.get();
+    sched_ =
+        std::make_unique<Scheduler>(*svc_, *store_, clock_, SchedulerConfig{}, nullptr, nullptr);
   }
+  // The scheduler's choice for a route of `type` (released at once), with its opened secret.
+  struct Chosen {
+    AccountRecord record;
+    std::string secret;
+  };
+  // `boundTo`: through a key bound to that account (how a dedicated account is reached).
+  StatusOr<Chosen> pick(const std::string& type, const std::string& boundTo = "") {
+    PickRequest r;
+    r.types = {type};
+    r.provider = AccountService::providerOf(type);
+    r.holder = "test";
+    ApiKeyRecord key;
+    if (!boundTo.empty()) {
+      key.bindings[r.provider] = boundTo;
+      r.key = &key;
+    }
+    auto p = sched_->pick(r);
+    if (!p) {
+      return p.status();
+    }
+    sched_->release(*p);
+    auto secret = svc_->openPrimaryCached(p->record);
+    if (!secret) {
+      return secret.status();
+    }
+    return Chosen{p->record, *secret};
+  }
+  std::unique_ptr<Scheduler> sched_;
   std::string add(const std::string& name, int64_t priority, const std::string& key) {
     NewAccountOptions o;
     o.type = "claude-console";
@@ -42,14 +73,14 @@ TEST_F(AccountServiceTest, RotatesWithinATierAndPrefersLowerPriority) {
   add("b", 50, "sk-ant-bbbbbbbbbbbbbbbb");
   std::vector<std::string> seen;
   for (int i = 0; i < 4; ++i) {
-    auto p = svc_->pick({"claude-console"});
+    auto p = pick("claude-console");
     ASSERT_TRUE(p) << p.status().toString();
     seen.push_back(p->record.name);
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"a", "b", "a", "b"}));
   add("preferred", 10, "sk-ant-pppppppppppppppp");
   for (int i = 0; i < 3; ++i) {
-    auto p = svc_->pick({"claude-console"});
+    auto p = pick("claude-console");
     ASSERT_TRUE(p);
     EXPECT_EQ(p->record.name, "preferred");
     EXPECT_EQ(p->secret, "sk-ant-pppppppppppppppp");
@@ -79,7 +110,7 @@ TEST_F(AccountServiceTest, SecretsAreSealedAndInputIsValidated) {
 }
 
 TEST_F(AccountServiceTest, NoAccountNamesWhy) {
-  auto p = svc_->pick({"claude-console"});
+  auto p = pick("claude-console");
   EXPECT_EQ(p.status().code(), Code::kUnavailable);
   EXPECT_NE(p.status().message().find("claude-console"), std::string::npos);
 }
@@ -89,7 +120,7 @@ struct TypeCase {
   std::string type;
   AccountFields fields;
   std::string provider;
-  std::string primary; // the secret name expected in secretSealed
+  std::string primary;  // the secret name expected in secretSealed
 };
 
 std::vector<TypeCase> typeCases() {
@@ -202,7 +233,7 @@ TEST_F(AccountServiceTest, EachTypeNamesItsMissingOrForeignFlag) {
   for (const auto& tc : typeCases()) {
     for (const auto& [flag, value] : tc.fields) {
       if (flag == "refresh-token" || flag == "aws-session-token" || flag == "project-id") {
-        continue; // optional
+        continue;  // optional
       }
       SCOPED_TRACE(tc.type + " without --" + flag);
       NewAccountOptions o;
@@ -212,14 +243,13 @@ TEST_F(AccountServiceTest, EachTypeNamesItsMissingOrForeignFlag) {
       o.fields.erase(flag);
       if (tc.type == "claude-official" || tc.type == "gemini" || tc.type == "gemini-api") {
         if (flag == "base-url") {
-          continue; // has a default
+          continue;  // has a default
         }
       }
       auto r = svc_->add(o);
       ASSERT_FALSE(r);
       EXPECT_EQ(r.status().code(), Code::kInvalidArgument);
-      EXPECT_NE(r.status().message().find("--" + flag), std::string::npos)
-          << r.status().message();
+      EXPECT_NE(r.status().message().find("--" + flag), std::string::npos) << r.status().message();
     }
   }
   NewAccountOptions o;
@@ -308,7 +338,7 @@ TEST_F(AccountServiceTest, FormatsAndRangesAreChecked) {
   auto m = parseModelMapping("claude-3=claude-3-5, opus = claude-opus-4");
   ASSERT_TRUE(m);
   EXPECT_EQ(*m, (std::map<std::string, std::string>{{"claude-3", "claude-3-5"},
-                                                     {"opus", "claude-opus-4"}}));
+                                                    {"opus", "claude-opus-4"}}));
   auto list = parseModelMapping("a,b");
   ASSERT_TRUE(list);
   EXPECT_EQ(*list, (std::map<std::string, std::string>{{"a", "a"}, {"b", "b"}}));
@@ -354,7 +384,7 @@ TEST_F(AccountServiceTest, UpdateEnableDisableAndTheirEffectOnPick) {
   AccountChanges key;
   key.fields = {{"api-key", "sk-NEW-KEY-111111111"}};
   ASSERT_TRUE(svc_->update(r->id, key));
-  auto p = svc_->pick({"openai-responses"});
+  auto p = pick("openai-responses", r->id);
   ASSERT_TRUE(p) << p.status().toString();
   EXPECT_EQ(p->secret, "sk-NEW-KEY-111111111");
 
@@ -375,14 +405,14 @@ TEST_F(AccountServiceTest, UpdateEnableDisableAndTheirEffectOnPick) {
   got = svc_->get(r->id);
   EXPECT_EQ(got->status, "disabled");
   EXPECT_EQ(got->statusReason, "quota exhausted");
-  EXPECT_EQ(svc_->pick({"openai-responses"}).status().code(), Code::kUnavailable);
+  EXPECT_EQ(pick("openai-responses", r->id).status().code(), Code::kUnavailable);
   ASSERT_TRUE(svc_->enable(r->id));
   got = svc_->get(r->id);
   EXPECT_EQ(got->status, "active");
   EXPECT_EQ(got->statusReason, "");
-  EXPECT_TRUE(svc_->pick({"openai-responses"}));
+  EXPECT_TRUE(pick("openai-responses", r->id));
   ASSERT_TRUE(svc_->setSchedulable(r->id, false));
-  EXPECT_EQ(svc_->pick({"openai-responses"}).status().code(), Code::kUnavailable);
+  EXPECT_EQ(pick("openai-responses", r->id).status().code(), Code::kUnavailable);
   EXPECT_EQ(svc_->enable("missing").code(), Code::kNotFound);
 }
 
@@ -404,5 +434,5 @@ TEST_F(AccountServiceTest, RecordsWrittenBeforeTheFullModelGetTheirProvider) {
   EXPECT_EQ(svc_->get("nope").status().code(), Code::kNotFound);
 }
 
-} // namespace
-} // namespace rg
+}  // namespace
+}  // namespace rg

@@ -723,64 +723,6 @@ StatusOr<std::shared_ptr<const std::vector<AccountRecord>>> AccountService::snap
   return snap;
 }
 
-StatusOr<ChosenAccount> AccountService::pick(const std::vector<std::string>& types) {
-  auto snap = snapshot();
-  if (!snap) {
-    return Status(Code::kUnavailable, "account storage unavailable: " + snap.status().message());
-  }
-  const AccountRecord* best = nullptr;
-  int64_t bestUsed = 0;
-  bool persist = false;
-  int64_t now = clock_.nowUnixMs();
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& a : **snap) {
-      if (std::find(types.begin(), types.end(), a.type) == types.end()) {
-        continue;
-      }
-      if (a.status != "active" || !a.schedulable) {
-        continue;
-      }
-      auto it = lastPickedMs_.find(a.id);
-      int64_t used = std::max(a.lastUsedAtMs, it == lastPickedMs_.end() ? 0 : it->second);
-      if (best == nullptr || a.priority < best->priority ||
-          (a.priority == best->priority &&
-           (used < bestUsed || (used == bestUsed && a.createdAtMs < best->createdAtMs)))) {
-        best = &a;
-        bestUsed = used;
-      }
-    }
-    if (best != nullptr) {
-      // A strictly increasing stamp: two picks in the same millisecond still rotate.
-      int64_t stamp = std::max(now, bestUsed + 1);
-      lastPickedMs_[best->id] = stamp;
-      int64_t& persisted = lastPersistedMs_[best->id];
-      if (now - persisted >= 60000) {
-        persisted = now;
-        persist = true;
-      }
-    }
-  }
-  if (best == nullptr) {
-    std::string list;
-    for (const auto& t : types) {
-      list += (list.empty() ? "" : ", ") + t;
-    }
-    return Status(Code::kUnavailable,
-                  "No upstream account is available for this route "
-                  "(no active account of type " +
-                      list + ")");
-  }
-  if (persist) {
-    (void)store_.accounts().touchLastUsed(best->id, now);  // best effort: for display only
-  }
-  auto secret = openPrimaryCached(*best);
-  if (!secret) {
-    return secret.status();
-  }
-  return ChosenAccount{*best, std::move(secret.value())};
-}
-
 StatusOr<std::string> AccountService::maskedSecret(const AccountRecord& rec) const {
   auto secret = box_.open(rec.secretSealed);
   if (!secret) {

@@ -1,8 +1,7 @@
 #pragma once
 // Upstream accounts: one model for every type (validation per type, sealing of every secret at
-// rest, masked display), and (for now) the simple choice of an account for a route: the best
-// active, schedulable account of an accepted type, by priority, then least recently used, then
-// creation time. The scheduler issue replaces pick() with the full policy.
+// rest, masked display), a cached snapshot and opened-secret cache for the request path. Which
+// account serves a request is the scheduler's decision (scheduler/scheduler.h).
 
 #include <map>
 #include <memory>
@@ -63,12 +62,6 @@ struct MaskedSecret {
   std::string masked;
 };
 
-// An account ready for one request: the record plus its opened secret (kept only for the request).
-struct ChosenAccount {
-  AccountRecord record;
-  std::string secret;
-};
-
 // "a=b,c=d" -> {a: b, c: d}; "a,b" (no '=') -> identity mappings. Rejects empty names and
 // duplicates.
 StatusOr<std::map<std::string, std::string>> parseModelMapping(const std::string& text);
@@ -106,8 +99,6 @@ class AccountService {
   // minutes) keyed by the hash of the sealed form (a changed secret has a new sealed form, so it
   // is never served stale).
   StatusOr<std::string> openPrimaryCached(const AccountRecord& rec);
-  // kUnavailable with a client-facing reason when no account can serve.
-  StatusOr<ChosenAccount> pick(const std::vector<std::string>& types);
   // Masked form of a sealed secret for display: "sk-a****wxyz" style; never the secret.
   StatusOr<std::string> maskedSecret(const AccountRecord& rec) const;
   // Every secret of the account (primary first), masked.
@@ -127,10 +118,6 @@ class AccountService {
   std::mutex mu_;
   std::shared_ptr<const std::vector<AccountRecord>> cached_;
   int64_t cachedUntilMs_ = 0;
-  // Least-recently-used order within a priority tier is kept in memory (a storage write per
-  // request would be too dear); lastUsedAt is persisted at most once a minute per account.
-  std::unordered_map<std::string, int64_t> lastPickedMs_;
-  std::unordered_map<std::string, int64_t> lastPersistedMs_;
   // Opened primary secrets: bounded LRU, 5-minute TTL, wiped on eviction.
   SecretCache secrets_;
 };
