@@ -52,6 +52,17 @@ int rg_layout_checks_c(int* mismatches) {
     ++n;
     bad += RG_HAS(&api, http_call) != 0; /* beyond struct_size */
   }
+  {
+    /* RG_HAS_FIELD: a minor-1 host's rg_request_meta (48 bytes) has no minor-2 field. */
+    rg_request_meta meta;
+    memset(&meta, 0, sizeof(meta));
+    meta.struct_size = (uint32_t)offsetof(rg_request_meta, max_output_tokens);
+    ++n;
+    bad += RG_HAS_FIELD(&meta, max_output_tokens) != 0;
+    meta.struct_size = (uint32_t)sizeof(meta);
+    ++n;
+    bad += RG_HAS_FIELD(&meta, input_tokens_estimate) == 0;
+  }
   *mismatches = bad;
   return n;
 }

@@ -1,4 +1,6 @@
-/* Golden layout of every ABI struct on x86_64 (LP64, SysV). Recorded from abi.h v1.0; a change
+/* Golden layout of every ABI struct on x86_64 (LP64, SysV). Recorded from abi.h v1.0 (minor 1:
+ * rg_account.upstream_model/settings_json; minor 2: rg_request_meta.max_output_tokens/
+ * input_tokens_estimate, rg_request_meta grew from 48 to 64 bytes); a change
  * here is an ABI break unless it only appends at the end of a struct that starts with
  * struct_size (then add the new lines, never edit old ones). Included by C and C++ tests.
  *   S(type, sizeof, alignof)   F(type, field, offsetof)   E(enum type, sizeof)            */
@@ -10,7 +12,7 @@
   S(rg_header, 32, 8)          \
   S(rg_route, 96, 8)           \
   S(rg_request, 136, 8)        \
-  S(rg_request_meta, 48, 8)    \
+  S(rg_request_meta, 64, 8)    \
   S(rg_account, 120, 8)        \
   S(rg_usage, 64, 8)           \
   S(rg_sse_event, 56, 8)       \
@@ -51,6 +53,8 @@
   F(rg_request_meta, model, 8)                   \
   F(rg_request_meta, stream, 24)                 \
   F(rg_request_meta, session_key, 32)            \
+  F(rg_request_meta, max_output_tokens, 48)      \
+  F(rg_request_meta, input_tokens_estimate, 56)  \
   F(rg_account, struct_size, 0)                  \
   F(rg_account, id, 8)                           \
   F(rg_account, name, 24)                        \
@@ -156,6 +160,6 @@
                           V(RG_EC_TRANSIENT, 5) V(RG_EC_AUTH, 6) V(RG_EC_QUOTA_EXHAUSTED, 7)       \
                               V(RG_EC_BLOCKED, 8) V(RG_ROUTE_RELAY, 0) V(RG_ROUTE_LOCAL, 1)        \
                                   V(RG_ROUTE_NO_AUTH, 1) V(RG_ROUTE_SKIP_CONCURRENCY, 2)           \
-                                      V(RG_ABI_MAJOR, 1) V(RG_ABI_MINOR, 1)
+                                      V(RG_ABI_MAJOR, 1) V(RG_ABI_MINOR, 2)
 
 #endif

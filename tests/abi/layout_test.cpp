@@ -41,15 +41,16 @@ TEST(AbiLayout, CppMatchesGolden) {
   RG_LAYOUT_FIELDS(F)
 #undef S
 #undef F
-  EXPECT_EQ(checked, 15 + 113);
+  EXPECT_EQ(checked, 15 + 115);
 }
 
 TEST(AbiLayout, CMatchesGolden) {
   int mismatches = -1;
   int checked = rg_layout_checks_c(&mismatches);
   EXPECT_EQ(mismatches, 0);
-  // sizes + fields + enums + values + 2 RG_HAS checks: all ran in the C translation unit.
-  EXPECT_EQ(checked, 15 + 113 + 6 + 32 + 2);
+  // sizes + fields + enums + values + 2 RG_HAS + 2 RG_HAS_FIELD checks: all ran in the C
+  // translation unit.
+  EXPECT_EQ(checked, 15 + 115 + 6 + 32 + 2 + 2);
 }
 
 TEST(AbiLayout, RgHasRespectsStructSizeAndNull) {
@@ -66,6 +67,23 @@ TEST(AbiLayout, RgHasRespectsStructSizeAndNull) {
   EXPECT_FALSE(RG_HAS(&vt, on_body_chunk));
   const rg_provider_vtable* none = nullptr;
   EXPECT_FALSE(RG_HAS(none, create));
+}
+
+TEST(AbiLayout, RequestMetaMinorTwoFieldsNeedTheirSize) {
+  rg_request_meta meta;
+  std::memset(&meta, 0, sizeof(meta));
+  // A minor-1 host hands exactly the v1.0 struct: 48 bytes, no room for the minor-2 fields.
+  meta.struct_size = static_cast<uint32_t>(offsetof(rg_request_meta, max_output_tokens));
+  EXPECT_EQ(meta.struct_size, 48u);
+  EXPECT_TRUE(RG_HAS_FIELD(&meta, session_key));
+  EXPECT_FALSE(RG_HAS_FIELD(&meta, max_output_tokens));
+  EXPECT_FALSE(RG_HAS_FIELD(&meta, input_tokens_estimate));
+  // Room for the first minor-2 field only.
+  meta.struct_size = static_cast<uint32_t>(offsetof(rg_request_meta, input_tokens_estimate));
+  EXPECT_TRUE(RG_HAS_FIELD(&meta, max_output_tokens));
+  EXPECT_FALSE(RG_HAS_FIELD(&meta, input_tokens_estimate));
+  meta.struct_size = static_cast<uint32_t>(sizeof(meta));
+  EXPECT_TRUE(RG_HAS_FIELD(&meta, input_tokens_estimate));
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -119,7 +121,8 @@ TEST_F(LoaderTest, MinHostMinorTooNew) {
   auto m = PluginLoader::readManifest(fx("fx_min_minor"));
   ASSERT_FALSE(m.isOk());
   EXPECT_EQ(m.status().message(),
-            "librg_fx_min_minor.so: min_host_minor: plugin needs 9, host has 1");
+            "librg_fx_min_minor.so: min_host_minor: plugin needs 9, host has " +
+                std::to_string(RG_ABI_MINOR));
 }
 
 TEST_F(LoaderTest, BadName) {
@@ -231,6 +234,50 @@ rg_request makeRequest(const std::string& body, const std::string& path = "/good
   return r;
 }
 
+TEST_F(LoaderTest, RequestBoundsFallBackAndStayWithinTheHostStruct) {
+  auto lp = loader_->loadProvider(fx("fx_good"), "{}");
+  ASSERT_TRUE(lp.isOk()) << lp.status().message();
+  rg::ProviderPlugin& p = **lp;
+
+  // A plugin that fills no minor-2 field: no output bound, input = ceil(body bytes / 4).
+  rg_host_stream st;
+  rg_request req = makeRequest("0123456789");  // '0' = the fixture acts as a minor-1 plugin
+  rg_request_meta meta{};
+  meta.struct_size = sizeof(meta);
+  ASSERT_TRUE(p.parseRequest(&st, req, &meta).isOk());
+  rg::RequestBounds b = rg::requestBounds(meta, req.body.len);
+  EXPECT_EQ(b.maxOutputTokens, 0u);
+  EXPECT_EQ(b.inputTokensEstimate, 3u);  // ceil(10 / 4)
+  EXPECT_FALSE(b.inputFromPlugin);
+  EXPECT_EQ(rg::requestBounds(meta, 0).inputTokensEstimate, 0u);
+  EXPECT_EQ(rg::requestBounds(meta, 8).inputTokensEstimate, 2u);
+
+  // A minor-1-sized struct (as an older caller would pass): nothing written past it.
+  struct {
+    rg_request_meta meta;
+    unsigned char guard[1];
+  } small;
+  std::memset(&small, 0xA5, sizeof(small));
+  small.meta.struct_size = static_cast<uint32_t>(offsetof(rg_request_meta, max_output_tokens));
+  rg_request full = makeRequest("Stream please");
+  ASSERT_TRUE(p.parseRequest(&st, full, &small.meta).isOk());
+  EXPECT_EQ(small.meta.struct_size, offsetof(rg_request_meta, max_output_tokens));
+  const auto* bytes = reinterpret_cast<const unsigned char*>(&small.meta);
+  for (size_t i = offsetof(rg_request_meta, max_output_tokens); i < sizeof(small); ++i) {
+    EXPECT_EQ(bytes[i], 0xA5) << "byte " << i << " written past struct_size";
+  }
+  EXPECT_EQ(rg::requestBounds(small.meta, 13).maxOutputTokens, 0u);
+  EXPECT_EQ(rg::requestBounds(small.meta, 13).inputTokensEstimate, 4u);
+
+  // Absurd client numbers are capped so tokens x price cannot overflow.
+  rg_request_meta huge{};
+  huge.struct_size = sizeof(huge);
+  huge.max_output_tokens = UINT64_MAX;
+  huge.input_tokens_estimate = UINT64_MAX;
+  EXPECT_EQ(rg::requestBounds(huge, 1).maxOutputTokens, rg::kMaxRequestTokens);
+  EXPECT_EQ(rg::requestBounds(huge, 1).inputTokensEstimate, rg::kMaxRequestTokens);
+}
+
 TEST_F(LoaderTest, GoodPluginRequestHooks) {
   auto lp = loader_->loadProvider(fx("fx_good"), "{}");
   ASSERT_TRUE(lp.isOk()) << lp.status().message();
@@ -245,6 +292,14 @@ TEST_F(LoaderTest, GoodPluginRequestHooks) {
   EXPECT_EQ(meta.stream, 1);
   EXPECT_EQ(str(meta.session_key), "key-7");
   EXPECT_TRUE(st.hookRan);
+
+  // Minor 2: the request's bounds come back in the same struct.
+  EXPECT_EQ(meta.max_output_tokens, 512u);
+  EXPECT_EQ(meta.input_tokens_estimate, 26u);  // "Stream please" = 13 bytes, x2 by the fixture
+  rg::RequestBounds bounds = rg::requestBounds(meta, 13);
+  EXPECT_EQ(bounds.maxOutputTokens, 512u);
+  EXPECT_EQ(bounds.inputTokensEstimate, 26u);
+  EXPECT_TRUE(bounds.inputFromPlugin);
 
   rg_request empty = makeRequest("");
   rg::Status bad = p.parseRequest(&st, empty, &meta);

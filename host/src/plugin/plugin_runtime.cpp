@@ -5,6 +5,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstring>
 #include <exception>
 #include <set>
@@ -284,8 +285,28 @@ Status ProviderPlugin::parseRequest(rg_host_stream* st, const rg_request& req,
   if (st != nullptr) {
     st->hookRan = true;
   }
-  return callHook(prefix(), "parse_request",
-                  [&] { return vt_.parse_request(inst_, st, &req, out); });
+  const uint32_t size = out->struct_size;
+  Status s = callHook(prefix(), "parse_request",
+                      [&] { return vt_.parse_request(inst_, st, &req, out); });
+  out->struct_size = size; // callers read fields by it (RG_HAS_FIELD): never the plugin's word
+  return s;
+}
+
+RequestBounds requestBounds(const rg_request_meta& meta, size_t bodyBytes) {
+  // RG_HAS_FIELD without its NULL test (a reference is never null; GCC warns on the test).
+  auto has = [&](size_t offset) { return meta.struct_size >= offset + sizeof(uint64_t); };
+  RequestBounds b;
+  if (has(offsetof(rg_request_meta, max_output_tokens))) {
+    b.maxOutputTokens = std::min(meta.max_output_tokens, kMaxRequestTokens);
+  }
+  if (has(offsetof(rg_request_meta, input_tokens_estimate)) && meta.input_tokens_estimate != 0) {
+    b.inputTokensEstimate = std::min(meta.input_tokens_estimate, kMaxRequestTokens);
+    b.inputFromPlugin = true;
+  } else {
+    uint64_t bytes = bodyBytes;
+    b.inputTokensEstimate = std::min(bytes / 4 + (bytes % 4 != 0 ? 1 : 0), kMaxRequestTokens);
+  }
+  return b;
 }
 
 bool ProviderPlugin::hasTransform() const { return vt_.transform_request != nullptr; }

@@ -71,6 +71,9 @@ public:
   ~ProviderPlugin() override;
   const std::vector<RouteSpec>& routes() const { return routes_; }
 
+  // `out` must be zeroed with struct_size set by the caller (the minor-2 fields
+  // max_output_tokens / input_tokens_estimate come back in it; see requestBounds()). struct_size is
+  // restored after the call, whatever the plugin did to it.
   Status parseRequest(rg_host_stream* st, const rg_request& req, rg_request_meta* out) noexcept;
   bool hasTransform() const;
   Status transformRequest(rg_host_stream* st, const rg_request& req, const rg_account& acct,
@@ -116,6 +119,22 @@ using NotifierPluginPtr = std::unique_ptr<NotifierPlugin>;
 
 // Host default classification by HTTP status (used when a plugin has no classify_error).
 rg_error_info classifyByStatus(uint32_t status);
+
+// The request's worst-case size as the host reserves it against cost and token limits before
+// the upstream call: the ABI minor-2 rg_request_meta fields parse_request filled, with the host's
+// fallback applied. A plugin built against minor 0/1 leaves both fields 0 (the host zeroed them).
+struct RequestBounds {
+  // The request's own output bound (max_tokens & co.); 0 = the client gave none (the caller
+  // decides what to reserve then, e.g. a configured default).
+  uint64_t maxOutputTokens = 0;
+  // The plugin's estimate of the prompt's input tokens, else ceil(body bytes / 4).
+  uint64_t inputTokensEstimate = 0;
+  bool inputFromPlugin = false; // inputTokensEstimate came from the plugin, not the fallback
+};
+// Both values are capped at kMaxRequestTokens: a client can put any number in max_tokens, and
+// tokens x price (int64 micro-dollars) must not overflow.
+constexpr uint64_t kMaxRequestTokens = uint64_t{1} << 40;
+RequestBounds requestBounds(const rg_request_meta& meta, size_t bodyBytes);
 
 // Loads plugins. Failure messages name the file and the offending field with both values, e.g.
 // "libfoo.so: abi_major: plugin has 2, host has 1".

@@ -78,7 +78,9 @@ uint64_t u64(const Value& obj, const char* name) {
     return v->GetUint64();
   }
   if (v->IsNumber() && v->GetDouble() > 0) {
-    return static_cast<uint64_t>(v->GetDouble());
+    // A client may send any number (1e300): clamp instead of an undefined conversion.
+    double d = v->GetDouble();
+    return d >= 18446744073709551615.0 ? UINT64_MAX : static_cast<uint64_t>(d);
   }
   return 0;
 }
@@ -207,18 +209,58 @@ SessionSource sessionSource(const Value& doc) {
   return s;
 }
 
-size_t utf8Chars(const Value& v) {
-  if (!v.IsString()) {
-    return 0;
-  }
-  size_t n = 0;
-  const char* p = v.GetString();
-  for (size_t i = 0; i < v.GetStringLength(); ++i) {
+size_t utf8Chars(const char* p, size_t n) {
+  size_t chars = 0;
+  for (size_t i = 0; i < n; ++i) {
     if ((static_cast<unsigned char>(p[i]) & 0xC0) != 0x80) {
-      ++n;
+      ++chars;
     }
   }
-  return n;
+  return chars;
+}
+
+size_t utf8Chars(const Value& v) {
+  return v.IsString() ? utf8Chars(v.GetString(), v.GetStringLength()) : 0;
+}
+
+// An image, or a block carrying binary media by reference or base64 (a PDF document): its bytes
+// say nothing about its token cost, so it counts as a fixed kMediaBlockTokens.
+bool isMediaBlock(const Value& obj) {
+  if (str(obj, "type") == "image") {
+    return true;
+  }
+  const Value* source = member(obj, "source");
+  if (source == nullptr) {
+    return false;
+  }
+  std::string t = str(*source, "type");
+  return t == "base64" || t == "url" || t == "file";
+}
+
+// Adds the size of `root` to *out. Iterative, so a deeply nested body cannot exhaust the stack.
+void measurePrompt(const Value& root, PromptSize* out) {
+  std::vector<const Value*> todo{&root};
+  while (!todo.empty()) {
+    const Value& v = *todo.back();
+    todo.pop_back();
+    if (v.IsString()) {
+      out->chars += utf8Chars(v.GetString(), v.GetStringLength());
+    } else if (v.IsArray()) {
+      for (const Value& e : v.GetArray()) {
+        todo.push_back(&e);
+      }
+    } else if (v.IsObject()) {
+      if (isMediaBlock(v)) {
+        ++out->mediaBlocks;
+        continue;
+      }
+      for (const auto& m : v.GetObject()) {
+        out->chars += utf8Chars(m.name.GetString(), m.name.GetStringLength());
+        todo.push_back(&m.value);
+      }
+    }
+    // Numbers, booleans and null carry (almost) no prompt text: not counted.
+  }
 }
 
 // Fills cache fields per §6.3: with the detailed cache_creation object, 5m + 1h replace the total.
@@ -592,6 +634,12 @@ ParsedRequest parseRequestBody(std::string_view body) {
   const Value* stream = member(doc, "stream");
   r.stream = stream != nullptr && stream->IsBool() && stream->GetBool();
   r.session = sessionSource(doc);
+  r.maxTokens = u64(doc, "max_tokens");
+  for (const char* field : {"system", "messages", "tools"}) {
+    if (const Value* v = member(doc, field)) {
+      measurePrompt(*v, &r.prompt);
+    }
+  }
   return r;
 }
 

@@ -57,11 +57,33 @@ struct SessionSource {
   std::string value;
 };
 
+// The input-token estimate the host reserves against limits before the upstream call (ABI minor 2,
+// rg_request_meta.input_tokens_estimate). Deterministic and cheap: one walk over the already
+// parsed body, never a second parse. Under `system`, `messages` and `tools` it counts the UTF-8
+// characters of every string value and member name; a media block (type "image", or any block
+// whose `source.type` is "base64", "url" or "file", e.g. a PDF document) counts a fixed
+// kMediaBlockTokens instead of its bytes. Estimate = ceil(characters / kCharsPerToken) +
+// media blocks * kMediaBlockTokens. The same convention as rg::sdk::tokensForChars /
+// rg::sdk::kMediaBlockTokens (checked in claude_plugin.cpp).
+inline constexpr uint64_t kCharsPerToken = 4;
+inline constexpr uint64_t kMediaBlockTokens = 1600;
+
+struct PromptSize {
+  uint64_t chars = 0;
+  uint64_t mediaBlocks = 0;
+  uint64_t tokens() const {
+    return (chars + kCharsPerToken - 1) / kCharsPerToken + mediaBlocks * kMediaBlockTokens;
+  }
+};
+
 struct ParsedRequest {
   bool validJson = false;
   std::string model;
   bool stream = false;
   SessionSource session;
+  // "max_tokens" as a positive integer; 0 = absent or not a positive number.
+  uint64_t maxTokens = 0;
+  PromptSize prompt;  // see kMediaBlockTokens
 };
 
 ParsedRequest parseRequestBody(std::string_view body);

@@ -17,6 +17,9 @@ namespace sdk = ::rg::sdk;
 enum class RouteKind { kMessages, kCountTokens, kModels, kMe };
 
 constexpr size_t kMaxBufferedBody = 8u << 20;  // usage of bigger JSON bodies is not parsed
+// input_tokens_estimate follows the SDK's convention, so all plugins' estimates mean the same.
+static_assert(kCharsPerToken == sdk::kCharsPerToken && kMediaBlockTokens == sdk::kMediaBlockTokens,
+              "the Claude estimate must follow the SDK convention");
 // The account types the relay routes accept (rg_route.account_types).
 constexpr std::string_view kAccountTypes = "claude-official,claude-console";
 
@@ -25,6 +28,7 @@ struct StreamState {
   SseUsageTracker sse;
   std::string body;
   bool bodyTooLarge = false;
+  bool bodyEnded = false;  // on_body_chunk saw end_of_stream (the usage was parsed then)
 };
 
 sdk::Usage toSdk(const Usage& u, const std::string& fallbackModel) {
@@ -117,6 +121,9 @@ class ClaudeProvider : public sdk::Provider {
     }
     out.model = p.model;
     out.stream = kind == RouteKind::kMessages && p.stream;
+    // The worst case the host reserves before the call: count_tokens produces no output.
+    out.maxOutputTokens = kind == RouteKind::kMessages ? p.maxTokens : 0;
+    out.inputTokensEstimate = p.prompt.tokens();
     if (p.session.raw) {
       out.sessionKey = p.session.value;
     } else if (!p.session.value.empty()) {
@@ -200,14 +207,29 @@ class ClaudeProvider : public sdk::Provider {
         s.body.append(chunk.data(), chunk.size());
       }
     }
-    if (endOfStream && !s.bodyTooLarge) {
-      Usage u;
-      if (parseJsonUsage(s.body, &u)) {
-        st.reportUsage(toSdk(u, s.requestModel));
-      }
-      s.body.clear();
+    if (endOfStream) {
+      s.bodyEnded = true;
+      reportBodyUsage(st, s);
     }
     return sdk::Status::ok();
+  }
+
+  // The host may end a stream without a final call: the client left, the upstream connection
+  // failed, the gateway drained. Whatever usage the upstream already sent still counts: a JSON
+  // body that arrived whole (the client went away before the end marker) is parsed now, and a
+  // cut SSE stream reports its totals once more (input from message_start, output estimated
+  // from the content deltas seen), so the last word the host has is never 0 output.
+  void onStreamDone(sdk::Stream& st) override {
+    StreamState* s = st.stateIfAny<StreamState>();
+    if (s == nullptr) {
+      return;
+    }
+    if (!s->bodyEnded && !s->body.empty()) {
+      reportBodyUsage(st, *s);
+    }
+    if (s->sse.seenAny()) {
+      st.reportUsage(toSdk(s->sse.totals(), s->requestModel));
+    }
   }
 
   sdk::ErrorInfo classifyError(sdk::Stream& st, uint32_t status, sdk::Headers headers,
@@ -244,6 +266,14 @@ class ClaudeProvider : public sdk::Provider {
   }
 
  private:
+  void reportBodyUsage(sdk::Stream& st, StreamState& s) {
+    Usage u;
+    if (!s.bodyTooLarge && parseJsonUsage(s.body, &u)) {
+      st.reportUsage(toSdk(u, s.requestModel));
+    }
+    s.body.clear();
+  }
+
   RouteKind kindOf(uint32_t routeId) const {
     return routeId < kinds_.size() ? kinds_[routeId] : RouteKind::kMessages;
   }

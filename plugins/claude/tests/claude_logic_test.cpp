@@ -181,6 +181,86 @@ TEST(ParseRequest, InvalidJsonIsRejected) {
   EXPECT_TRUE(parseRequestBody("{}").validJson);
 }
 
+TEST(ParseRequest, MaxTokens) {
+  EXPECT_EQ(parseRequestBody(R"({"model":"m","max_tokens":4096})").maxTokens, 4096u);
+  EXPECT_EQ(parseRequestBody(R"({"model":"m"})").maxTokens, 0u);
+  EXPECT_EQ(parseRequestBody(R"({"max_tokens":"4096"})").maxTokens, 0u);  // not a number
+  EXPECT_EQ(parseRequestBody(R"({"max_tokens":-5})").maxTokens, 0u);
+  EXPECT_EQ(parseRequestBody(R"({"max_tokens":100.7})").maxTokens, 100u);
+  // A client may send any number: clamped, never an undefined conversion.
+  EXPECT_EQ(parseRequestBody(R"({"max_tokens":1e300})").maxTokens, UINT64_MAX);
+  EXPECT_EQ(parseRequestBody(R"({"max_tokens":18446744073709551615})").maxTokens, UINT64_MAX);
+}
+
+TEST(PromptEstimate, CharactersOfStringsAndMemberNamesOverFour) {
+  // system "Be brief." = 9; messages: "role"+"user"+"content"+"Hello" = 4+4+7+5 = 20.
+  auto p = parseRequestBody(R"({"model":"claude-x","max_tokens":64,"system":"Be brief.",)"
+                            R"("messages":[{"role":"user","content":"Hello"}]})");
+  EXPECT_EQ(p.prompt.chars, 29u);
+  EXPECT_EQ(p.prompt.mediaBlocks, 0u);
+  EXPECT_EQ(p.prompt.tokens(), 8u);  // ceil(29 / 4)
+  // Members outside system / messages / tools (model, metadata, ...) do not count.
+  auto q =
+      parseRequestBody(R"({"model":"a-very-long-model-name","metadata":{"user_id":"u"},)"
+                       R"("system":"Be brief.","messages":[{"role":"user","content":"Hello"}]})");
+  EXPECT_EQ(q.prompt.chars, 29u);
+  // Characters, not bytes: "éééé" is 4 characters (8 bytes), 1 token.
+  auto u = parseRequestBody("{\"system\":\"\u00e9\u00e9\u00e9\u00e9\"}");
+  EXPECT_EQ(u.prompt.chars, 4u);
+  EXPECT_EQ(u.prompt.tokens(), 1u);
+  EXPECT_EQ(parseRequestBody(R"({"model":"m"})").prompt.tokens(), 0u);
+}
+
+TEST(PromptEstimate, ToolsAndSystemBlocksCount) {
+  // system blocks: "type"+"text"+"text"+"Rules" = 4+4+4+5 = 17.
+  // tools: "name"+"get"+"input_schema"+"type"+"object" = 4+3+12+4+6 = 29; numbers not counted.
+  auto p =
+      parseRequestBody(R"({"system":[{"type":"text","text":"Rules"}],)"
+                       R"("tools":[{"name":"get","input_schema":{"type":"object"},"max":5}]})");
+  EXPECT_EQ(p.prompt.chars, 17u + 29u + 3u);  // + "max"
+  EXPECT_EQ(p.prompt.tokens(), 13u);          // ceil(49 / 4)
+}
+
+TEST(PromptEstimate, MediaBlocksCountAFixedAmountNotTheirBytes) {
+  std::string big(40000, 'A');  // 40 KB of base64 would be 10000 "tokens" by size
+  std::string body =
+      R"({"messages":[{"role":"user","content":[)"
+      R"({"type":"image","source":{"type":"base64","media_type":"image/png","data":")" +
+      big +
+      R"("}},)"
+      R"({"type":"document","source":{"type":"base64","media_type":"application/pdf","data":")" +
+      big +
+      R"("}},)"
+      R"({"type":"image","source":{"type":"url","url":"https://example.test/a.png"}},)"
+      R"({"type":"document","source":{"type":"text","media_type":"text/plain","data":"abcd"}},)"
+      R"({"type":"tool_result","tool_use_id":"t","content":[{"type":"image","source":{}}]}]}]})";
+  auto p = parseRequestBody(body);
+  ASSERT_TRUE(p.validJson);
+  EXPECT_EQ(p.prompt.mediaBlocks, 4u);  // 2 images, the PDF, the image inside the tool result
+  // Text document counted as text: "type"+"document"+"source"+"type"+"text"+"media_type"+
+  // "text/plain"+"data"+"abcd" = 4+8+6+4+4+10+10+4+4 = 54; the tool_result wrapper:
+  // "type"+"tool_result"+"tool_use_id"+"t"+"content" = 4+11+11+1+7 = 34; the message:
+  // "role"+"user"+"content" = 15.
+  EXPECT_EQ(p.prompt.chars, 54u + 34u + 15u);
+  EXPECT_EQ(p.prompt.tokens(), 4u * kMediaBlockTokens + 26u);  // ceil(103 / 4) = 26
+}
+
+TEST(PromptEstimate, DeepNestingDoesNotRecurse) {
+  // rapidjson parses this (it is within its own limits); the estimate walk must not overflow.
+  std::string deep = R"({"tools":)";
+  for (int i = 0; i < 5000; ++i) {
+    deep += "[";
+  }
+  deep += R"("abcd")";
+  for (int i = 0; i < 5000; ++i) {
+    deep += "]";
+  }
+  deep += "}";
+  auto p = parseRequestBody(deep);
+  ASSERT_TRUE(p.validJson);
+  EXPECT_EQ(p.prompt.chars, 4u);
+}
+
 TEST(SessionSource, JsonStringUserIdWins) {
   auto p = parseRequestBody(
       R"({"metadata":{"user_id":"{\"device_id\":\"d\",\"account_uuid\":\"a\",\"session_id\":\"5b1f0c1e-1111-4222-8333-944445555666\"}"},)"

@@ -1,6 +1,7 @@
 // The built plugin (librg_claude.so, loaded with dlopen exactly as the host does) driven through
 // the SDK's FakeHost: routes, parse_request, transform_request, SSE and body usage, classify_error,
 // LOCAL routes, per-stream state.
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,44 @@ TEST_F(ClaudePlugin, ParseRequestModelStreamAndSession) {
   auto ct = h_->parse(request("/v1/messages/count_tokens", R"({"model":"m","stream":true})"));
   EXPECT_FALSE(ct.stream);
   EXPECT_EQ(ct.model, "m");
+}
+
+TEST_F(ClaudePlugin, ParseRequestReportsMaxTokensAndInputEstimate) {
+  // kBody: messages "role"+"user"+"content"+"Hello" = 20 characters -> 5 tokens.
+  auto r = h_->parse(request("/v1/messages", kBody));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.maxOutputTokens, 64u);
+  EXPECT_EQ(r.inputTokensEstimate, 5u);
+  EXPECT_FALSE(r.wroteBeyondStructSize);
+  h_->done();
+
+  // count_tokens produces no output: no output bound, but the prompt is still estimated.
+  auto ct = h_->parse(request("/v1/messages/count_tokens", kBody));
+  ASSERT_TRUE(ct.ok()) << ct.error;
+  EXPECT_EQ(ct.maxOutputTokens, 0u);
+  EXPECT_EQ(ct.inputTokensEstimate, 5u);
+  h_->done();
+
+  // An image counts a fixed 1600 tokens whatever its size; no max_tokens = 0.
+  std::string img = R"({"model":"m","messages":[{"role":"user","content":[{"type":"image",)"
+                    R"("source":{"type":"base64","media_type":"image/png","data":")" +
+                    std::string(100000, 'A') + R"("}}]}]})";
+  auto im = h_->parse(request("/api/v1/messages", img));
+  ASSERT_TRUE(im.ok()) << im.error;
+  EXPECT_EQ(im.maxOutputTokens, 0u);
+  EXPECT_EQ(im.inputTokensEstimate, 1600u + 4u);  // + ceil(15 characters of role/user/content / 4)
+}
+
+TEST_F(ClaudePlugin, MinorOneHostGetsNoMinorTwoFields) {
+  // A host built against ABI minor 1 hands a 48-byte rg_request_meta: nothing may be written
+  // past it (the fake poisons and checks those bytes).
+  auto r = h_->parse(request("/v1/messages", kBody),
+                     static_cast<uint32_t>(offsetof(rg_request_meta, max_output_tokens)));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.model, "claude-sonnet-4-5-20250929");
+  EXPECT_FALSE(r.wroteBeyondStructSize);
+  EXPECT_FALSE(r.structSizeChanged);
+  EXPECT_EQ(r.maxOutputTokens, 0u);
 }
 
 TEST_F(ClaudePlugin, InvalidJsonIsInvalidArg) {
@@ -416,6 +455,40 @@ TEST_F(ClaudePlugin, CutStreamStillBooksInputAndCache) {
   h_->done();
 }
 
+TEST_F(ClaudePlugin, CutStreamReportsTheOutputEstimateAtStreamDone) {
+  // The upstream connection dies after two text deltas (no message_delta, no message_stop): the
+  // host's last word on this stream, after on_stream_done, is message_start's input and cache
+  // plus the output estimated from the deltas, never 0 output.
+  ASSERT_TRUE(h_->parse(request("/v1/messages", kBody)).ok());
+  auto events = rgtest::loadSse("cut_stream.sse");
+  for (const auto& e : events) {
+    h_->sseEvent(e.raw);
+  }
+  int before = h_->usageReports();
+  h_->done();
+  EXPECT_GT(h_->usageReports(), before);  // reported again at stream end
+  EXPECT_EQ(h_->usage().inputTokens, 25u);
+  EXPECT_EQ(h_->usage().cacheReadTokens, 4096u);
+  EXPECT_EQ(h_->usage().outputTokens, 21u);  // ceil(81 characters / 4)
+  EXPECT_EQ(h_->usage().model, "claude-haiku-4-5-20251001");
+}
+
+TEST_F(ClaudePlugin, CutStreamBeforeAnyDeltaKeepsMessageStartOutput) {
+  ASSERT_TRUE(h_->parse(request("/v1/messages", kBody)).ok());
+  h_->sseEvent(rgtest::loadSse("cut_stream.sse").at(0).raw);  // message_start only
+  h_->done();
+  ASSERT_TRUE(h_->usageReported());
+  EXPECT_EQ(h_->usage().inputTokens, 25u);
+  EXPECT_EQ(h_->usage().outputTokens, 1u);
+}
+
+TEST_F(ClaudePlugin, StreamWithoutUsageEventsReportsNothingAtStreamDone) {
+  ASSERT_TRUE(h_->parse(request("/v1/messages", kBody)).ok());
+  h_->sseEvent("event: ping\ndata: {\"type\":\"ping\"}\n\n");
+  h_->done();
+  EXPECT_FALSE(h_->usageReported());
+}
+
 TEST_F(ClaudePlugin, ThinkingToolStreamUsage) {
   ASSERT_TRUE(h_->parse(request("/v1/messages", kBody)).ok());
   for (const auto& e : rgtest::loadSse("thinking_tool_stream.sse")) {
@@ -448,6 +521,37 @@ TEST_F(ClaudePlugin, NonStreamUsageFromSplitBody) {
   EXPECT_EQ(h_->usage().cacheCreation5mTokens, 3u);
   EXPECT_EQ(h_->usage().cacheReadTokens, 5u);
   h_->done();
+}
+
+TEST_F(ClaudePlugin, WholeJsonBodyWithoutEndMarkerIsBookedAtStreamDone) {
+  // A chunked (non-SSE) JSON response arrived whole, but the client left before the host could
+  // send the end-of-stream call: the upstream billed it, so on_stream_done still reports it.
+  ASSERT_TRUE(h_->parse(request("/v1/messages", kBody)).ok());
+  std::string body = R"({"id":"msg_2","type":"message","model":"claude-haiku-4-5-20251001",)"
+                     R"("content":[],"usage":{"input_tokens":13,"output_tokens":9}})";
+  h_->bodyChunk(body.substr(0, 20), false);
+  h_->bodyChunk(body.substr(20), false);
+  EXPECT_FALSE(h_->usageReported());
+  h_->done();
+  ASSERT_TRUE(h_->usageReported());
+  EXPECT_EQ(h_->usage().inputTokens, 13u);
+  EXPECT_EQ(h_->usage().outputTokens, 9u);
+  EXPECT_EQ(h_->usage().model, "claude-haiku-4-5-20251001");
+}
+
+TEST_F(ClaudePlugin, TruncatedJsonBodyReportsNothing) {
+  ASSERT_TRUE(h_->parse(request("/v1/messages", kBody)).ok());
+  h_->bodyChunk(R"({"id":"msg_3","usage":{"input_tokens":13,"output)", false);
+  h_->done();
+  EXPECT_FALSE(h_->usageReported());
+}
+
+TEST_F(ClaudePlugin, EndedJsonBodyIsReportedOnce) {
+  ASSERT_TRUE(h_->parse(request("/v1/messages", kBody)).ok());
+  h_->bodyChunk(R"({"usage":{"input_tokens":2,"output_tokens":3}})", true);
+  EXPECT_EQ(h_->usageReports(), 1);
+  h_->done();
+  EXPECT_EQ(h_->usageReports(), 1);  // nothing left to parse at stream end
 }
 
 TEST_F(ClaudePlugin, ErrorAndCountTokensBodiesReportNoUsage) {

@@ -1,5 +1,5 @@
 /*
- * relaygate plugin ABI, version 1.0 -- the only contract between the relaygate host and a plugin.
+ * relaygate plugin ABI, version 1.2 -- the only contract between the relaygate host and a plugin.
  *
  * Pure C99, <stddef.h> and <stdint.h> only. No C++ type, exception or allocator crosses this line.
  * See docs/plugin-abi.md for the full specification; the rules in short:
@@ -28,7 +28,7 @@ extern "C" {
 #endif
 
 #define RG_ABI_MAJOR 1 /* bump = breaking change; the host rejects plugins of another major */
-#define RG_ABI_MINOR 1 /* bump = appended slots/fields/enum values only */
+#define RG_ABI_MINOR 2 /* bump = appended slots/fields/enum values only */
 
 #if defined(_WIN32)
 #define RG_EXPORT __declspec(dllexport)
@@ -153,14 +153,23 @@ typedef struct rg_request {
   rg_str key_name;   /* its display name */
 } rg_request;
 
-/** What parse_request learns about a request. Filled by the plugin; rg_str fields may point into
- * the request body (borrowed from the host) or plugin memory valid until the next hook call on the
- * same stream; the host copies them. */
+/** What parse_request learns about a request. The HOST zeroes it and sets struct_size to the size
+ * it was built with; the plugin fills it, never writes struct_size, and writes a field appended
+ * after minor 0 only when RG_HAS_FIELD(out, field) (a minor-1 host hands a shorter struct).
+ * rg_str fields may point into the request body (borrowed from the host) or plugin memory valid
+ * until the next hook call on the same stream; the host copies them. */
 typedef struct rg_request_meta {
   uint32_t struct_size;
   rg_str model;       /* requested model, empty if none */
   int32_t stream;     /* non-zero when the client asked for a streamed (SSE) response */
   rg_str session_key; /* stable conversation key for sticky scheduling; empty = none */
+  /* minor 2+ (write only when RG_HAS_FIELD(out, field)); the host reserves cost and tokens for the
+   * request's worst case from them before the upstream call: */
+  uint64_t max_output_tokens;     /* the request's own output bound (Anthropic/OpenAI max_tokens,
+                                     max_completion_tokens, max_output_tokens, Gemini
+                                     generationConfig.maxOutputTokens); 0 = not given */
+  uint64_t input_tokens_estimate; /* the plugin's estimate of the prompt's input tokens; 0 = no
+                                     estimate (the host then uses body bytes / 4, rounded up) */
 } rg_request_meta;
 
 /** The upstream account chosen for a RELAY request. OWNERSHIP: host; valid for the hook call.

@@ -307,7 +307,21 @@ struct RequestMeta {
   std::string model;
   bool stream = false;
   std::string sessionKey;
+  // ABI minor 2: what the host reserves against cost and token limits before the upstream call.
+  // The SDK hands them over only when the host's rg_request_meta has room for them (a minor-1 host
+  // never sees them), so a plugin may always set them.
+  uint64_t maxOutputTokens = 0;      // the request's own output bound; 0 = the client gave none
+  uint64_t inputTokensEstimate = 0;  // estimated prompt tokens; 0 = none (host: body bytes / 4)
 };
+
+// The shared convention for RequestMeta::inputTokensEstimate, so every plugin's estimate means the
+// same: one token per 4 characters of prompt text (rounded up), a fixed count per image or other
+// binary media block (its base64 size says nothing about its token cost).
+constexpr uint64_t kCharsPerToken = 4;
+constexpr uint64_t kMediaBlockTokens = 1600;
+constexpr uint64_t tokensForChars(uint64_t chars) {
+  return chars / kCharsPerToken + (chars % kCharsPerToken != 0 ? 1 : 0);
+}
 
 struct ErrorInfo {
   rg_error_class cls = RG_EC_NONE;
@@ -787,6 +801,13 @@ struct ProviderGlue {
       out->model = str(m.model);
       out->stream = m.stream ? 1 : 0;
       out->session_key = str(m.sessionKey);
+      // Minor-2 fields: only inside the struct the host declared (a minor-1 host's is shorter).
+      if (RG_HAS_FIELD(out, max_output_tokens)) {
+        out->max_output_tokens = m.maxOutputTokens;
+      }
+      if (RG_HAS_FIELD(out, input_tokens_estimate)) {
+        out->input_tokens_estimate = m.inputTokensEstimate;
+      }
       return report(b->host, r);
     } catch (...) {
       return fromCurrentException(b->host);

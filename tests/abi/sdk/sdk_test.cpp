@@ -2,6 +2,7 @@
 // plugin's own unit tests would. This binary must not link host code (see fake_host.hpp).
 #include <gtest/gtest.h>
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -58,6 +59,10 @@ public:
     out.model = "model-" + std::string(req.body().substr(0, 3)); // not a view into the body
     out.stream = req.header("accept") == std::optional<std::string_view>("text/event-stream");
     out.sessionKey = std::string(req.keyId());
+    if (auto max = req.header("x-max-tokens")) {
+      out.maxOutputTokens = std::stoull(std::string(*max));
+    }
+    out.inputTokensEstimate = sdk::tokensForChars(req.body().size());
     return sdk::Status::ok();
   }
   sdk::Status transformRequest(sdk::Stream&, const sdk::Request& req, const sdk::Account& acct,
@@ -209,6 +214,50 @@ TEST(SdkProvider, ParseAndTransform) {
   // sha256("abcdef")
   EXPECT_EQ(up.header("x-sig"), "bef57ec7f53a6d40beb640a780a639c83bc29ac8a9816f1fc6c5c6dcd93c4721");
   EXPECT_EQ(up.body, "abcdef");
+}
+
+TEST(SdkProvider, TokenEstimateConvention) {
+  EXPECT_EQ(sdk::tokensForChars(0), 0u);
+  EXPECT_EQ(sdk::tokensForChars(1), 1u);
+  EXPECT_EQ(sdk::tokensForChars(4), 1u);
+  EXPECT_EQ(sdk::tokensForChars(5), 2u);
+  EXPECT_EQ(sdk::tokensForChars(4000), 1000u);
+}
+
+TEST(SdkProvider, MinorTwoMetaFieldsReachAMinorTwoHost) {
+  FakeHost host;
+  auto h = host.createProvider<Full>();
+  TestRequest req;
+  req.body = "abcdefghi";  // 9 characters: 3 tokens
+  req.withHeader("x-max-tokens", "4096");
+  auto meta = h.parse(req);
+  ASSERT_TRUE(meta.ok()) << meta.error;
+  EXPECT_EQ(meta.maxOutputTokens, 4096u);
+  EXPECT_EQ(meta.inputTokensEstimate, 3u);
+  EXPECT_FALSE(meta.wroteBeyondStructSize);
+  EXPECT_FALSE(meta.structSizeChanged);
+}
+
+TEST(SdkProvider, MinorTwoMetaFieldsAreNotWrittenPastAMinorOneStruct) {
+  FakeHost host;
+  auto h = host.createProvider<Full>();
+  TestRequest req;
+  req.body = "abcdefghi";
+  req.withHeader("x-max-tokens", "4096");
+  // A minor-1 host: its rg_request_meta ends before the minor-2 fields.
+  auto old = h.parse(req, static_cast<uint32_t>(offsetof(rg_request_meta, max_output_tokens)));
+  ASSERT_TRUE(old.ok()) << old.error;
+  EXPECT_EQ(old.model, "model-abc");  // the minor-0 fields still arrive
+  EXPECT_FALSE(old.wroteBeyondStructSize);
+  EXPECT_FALSE(old.structSizeChanged);
+  EXPECT_EQ(old.maxOutputTokens, 0u);
+  h.done();
+  // A struct with room for the first minor-2 field only gets that one.
+  auto half =
+      h.parse(req, static_cast<uint32_t>(offsetof(rg_request_meta, input_tokens_estimate)));
+  EXPECT_FALSE(half.wroteBeyondStructSize);
+  EXPECT_EQ(half.maxOutputTokens, 4096u);
+  EXPECT_EQ(half.inputTokensEstimate, 0u);
 }
 
 TEST(SdkProvider, SseForwardDropReplaceUsageAndThrow) {

@@ -300,6 +300,13 @@ struct ParseResult : HookResult {
   std::string model;
   bool stream = false;
   std::string sessionKey;
+  // ABI minor 2; 0 when the meta struct the fake handed over had no room for them.
+  uint64_t maxOutputTokens = 0;
+  uint64_t inputTokensEstimate = 0;
+  // The plugin wrote past the struct_size it was given, or changed struct_size (both are bugs:
+  // a shorter host struct has nothing there to write to).
+  bool wroteBeyondStructSize = false;
+  bool structSizeChanged = false;
 };
 
 // What a hook wrote to a sink (upstream request or client response).
@@ -438,21 +445,38 @@ class ProviderHarness {
   const rg_provider_vtable* vtable() const { return vt_; }
   rg_instance instance() const { return inst_; }
 
-  ParseResult parse(const TestRequest& req) {
+  // `metaStructSize` is the struct_size the fake host declares for rg_request_meta; 0 = sizeof
+  // (this SDK's minor). Pass offsetof(rg_request_meta, max_output_tokens) to act as a minor-1 host:
+  // the bytes past it are then poisoned and checked after the call (wroteBeyondStructSize).
+  ParseResult parse(const TestRequest& req, uint32_t metaStructSize = 0) {
     ParseResult r;
     r.hookPresent = vt_->parse_request != nullptr;
     if (!r.hookPresent) {
       return r;
     }
     Built b(req);
+    const uint32_t size = metaStructSize != 0 ? metaStructSize : uint32_t{sizeof(rg_request_meta)};
+    static constexpr unsigned char kPoison = 0xA5;
     rg_request_meta m{};
-    m.struct_size = sizeof(m);
+    if (size < sizeof(m)) {
+      std::memset(reinterpret_cast<unsigned char*>(&m) + size, kPoison, sizeof(m) - size);
+    }
+    m.struct_size = size;
     begin();
     r.status = vt_->parse_request(inst_, stream_.get(), &b.req, &m);
     r.error = detail::lastError();
+    r.structSizeChanged = m.struct_size != size;
+    for (size_t i = size; i < sizeof(m); ++i) {
+      if (reinterpret_cast<const unsigned char*>(&m)[i] != kPoison) {
+        r.wroteBeyondStructSize = true;
+      }
+    }
+    m.struct_size = size;
     r.model.assign(sv(m.model));
     r.stream = m.stream != 0;
     r.sessionKey.assign(sv(m.session_key));
+    r.maxOutputTokens = RG_HAS_FIELD(&m, max_output_tokens) ? m.max_output_tokens : 0;
+    r.inputTokensEstimate = RG_HAS_FIELD(&m, input_tokens_estimate) ? m.input_tokens_estimate : 0;
     return r;
   }
 
