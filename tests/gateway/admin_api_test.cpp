@@ -675,6 +675,122 @@ TEST_F(AdminApiTest, KeyValidationAndBindings) {
   EXPECT_EQ(call("PATCH", "/admin/keys/nope", R"({"bindings":{}})").status, 404);
 }
 
+TEST_F(AdminApiTest, KeyLimitsCreatePatchAndShow) {
+  // Amounts as strings and as numbers; a number is read from its text, never via a double.
+  AdminResponse r = call("POST", "/admin/keys",
+                         R"({"name":"limited","rate_window_minutes":60,"rate_cost_usd":"2.5",
+                             "daily_cost_usd":10,"total_cost_usd":999999999.999999,
+                             "weekly_cost_usd":"0.25","weekly_reset_day":7,
+                             "weekly_reset_hour":23,"rate":1.5,"activation_hours":24})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto d = parse(r.body);
+  std::string id = d["api_key"]["id"].GetString();
+  std::string plain = d["key"].GetString();
+  const auto& k = d["api_key"];
+  EXPECT_EQ(k["rate_cost_micro_usd"].GetInt64(), 2'500'000);
+  EXPECT_STREQ(k["rate_cost_usd"].GetString(), "2.5");
+  EXPECT_EQ(k["daily_cost_micro_usd"].GetInt64(), 10'000'000);
+  EXPECT_STREQ(k["daily_cost_usd"].GetString(), "10");
+  EXPECT_EQ(k["total_cost_micro_usd"].GetInt64(), 999'999'999'999'999);
+  EXPECT_STREQ(k["total_cost_usd"].GetString(), "999999999.999999");
+  EXPECT_EQ(k["weekly_cost_micro_usd"].GetInt64(), 250'000);
+  EXPECT_EQ(k["weekly_reset_day"].GetInt64(), 7);
+  EXPECT_EQ(k["weekly_reset_hour"].GetInt64(), 23);
+  EXPECT_STREQ(k["rate"].GetString(), "1.5");
+  EXPECT_EQ(k["rate_ppm"].GetInt64(), 1'500'000);
+  EXPECT_EQ(k["activation_ms"].GetInt64(), 24 * 3'600'000LL);
+  EXPECT_EQ(k["activated_at"].GetInt64(), 0);
+  EXPECT_EQ(k["expires_at"].GetInt64(), 0);
+  ApiKeyRecord rec = *keys_->get(id);
+  EXPECT_EQ(rec.totalCostMicroUsd, 999'999'999'999'999);
+  EXPECT_EQ(rec.ratePpm, 1'500'000);
+
+  // A key without limits shows the defaults.
+  r = call("POST", "/admin/keys", R"({"name":"plain"})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  d = parse(r.body);
+  EXPECT_STREQ(d["api_key"]["daily_cost_usd"].GetString(), "0");
+  EXPECT_STREQ(d["api_key"]["rate"].GetString(), "1");
+  EXPECT_EQ(d["api_key"]["weekly_reset_day"].GetInt64(), 1);
+
+  // Partial update: only the given members change.
+  clock_.advanceMs(5);
+  r = call("PATCH", "/admin/keys/" + id, R"({"daily_cost_usd":"12.345678","rate":"0.5"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  d = parse(r.body);
+  EXPECT_EQ(d["daily_cost_micro_usd"].GetInt64(), 12'345'678);
+  EXPECT_STREQ(d["daily_cost_usd"].GetString(), "12.345678");
+  EXPECT_STREQ(d["rate"].GetString(), "0.5");
+  EXPECT_EQ(d["total_cost_micro_usd"].GetInt64(), 999'999'999'999'999);
+  EXPECT_EQ(d["rate_cost_micro_usd"].GetInt64(), 2'500'000);
+  EXPECT_STREQ(d["name"].GetString(), "limited");
+  EXPECT_EQ(d["updated_at"].GetInt64(), clock_.nowUnixMs());
+  AdminResponse one = call("GET", "/admin/keys/" + id);
+  ASSERT_EQ(one.status, 200);
+  EXPECT_EQ(parse(one.body)["daily_cost_micro_usd"].GetInt64(), 12'345'678);
+  AdminResponse list = call("GET", "/admin/keys");
+  d = parse(list.body);
+  ASSERT_EQ(d["api_keys"].Size(), 2u);
+  for (const auto& item : d["api_keys"].GetArray()) {
+    EXPECT_STREQ(item["rate"].GetString(), item["id"].GetString() == id ? "0.5" : "1");
+  }
+
+  // Refusals name the member and change nothing.
+  struct {
+    const char* body;
+    const char* message;
+  } refused[] = {
+      {R"({"rate_window_minutes":0})", "rate_cost_usd needs rate_window_minutes"},
+      {R"({"daily_cost_usd":"1.1234567"})", "daily_cost_usd: at most 6 decimal places"},
+      {R"({"daily_cost_usd":-1})", "daily_cost_usd: must not be negative"},
+      {R"({"total_cost_usd":"1000000001"})", "total_cost_usd: at most 1000000000 USD"},
+      {R"({"weekly_cost_usd":true})", "weekly_cost_usd: expected a decimal"},
+      {R"({"rate":0})", "rate: expected a decimal multiplier"},
+      {R"({"weekly_reset_day":8})", "weekly_reset_day: expected 1 (Monday) .. 7 (Sunday)"},
+      {R"({"weekly_reset_hour":24})", "weekly_reset_hour: expected 0..23"},
+      {R"({"activation_hours":1,"activation_days":1})", "either activation_hours or"},
+      {R"({"expires_at":4102444800000})", "expires_at: the key has activation expiry"},
+      {R"({"name":"renamed"})", R"(unknown field \"name\")"},
+      {"{}", "nothing to change"},
+  };
+  for (const auto& c : refused) {
+    r = call("PATCH", "/admin/keys/" + id, c.body);
+    EXPECT_EQ(r.status, 400) << c.body << " -> " << r.body;
+    EXPECT_NE(r.body.find(c.message), std::string::npos) << c.body << " -> " << r.body;
+  }
+  EXPECT_EQ(call("PATCH", "/admin/keys/nope", R"({"rate":"2"})").status, 404);
+  ApiKeyRecord after = *keys_->get(id);
+  EXPECT_EQ(after.dailyCostMicroUsd, 12'345'678);
+  EXPECT_EQ(after.rateWindowMinutes, 60);
+  EXPECT_EQ(after.weeklyResetDay, 7);
+  EXPECT_EQ(after.activationMs, 24 * 3'600'000LL);
+
+  // Activation: the first authenticated use starts it; the admin view shows it.
+  const int64_t firstUse = clock_.nowUnixMs();
+  ASSERT_TRUE(keys_->authenticate(plain));
+  d = parse(call("GET", "/admin/keys/" + id).body);
+  EXPECT_EQ(d["activated_at"].GetInt64(), firstUse);
+  EXPECT_EQ(d["expires_at"].GetInt64(), firstUse + 24 * 3'600'000LL);
+  // Switched to a fixed expiry in one patch.
+  r = call("PATCH", "/admin/keys/" + id, R"({"activation_hours":0,"expires_at":4102444800000})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  d = parse(r.body);
+  EXPECT_EQ(d["activation_ms"].GetInt64(), 0);
+  EXPECT_EQ(d["activated_at"].GetInt64(), 0);
+  EXPECT_EQ(d["expires_at"].GetInt64(), 4102444800000LL);
+
+  // Create refuses both kinds of expiry together, and a window cost without a window.
+  r = call("POST", "/admin/keys", R"({"name":"x","expires_at":4102444800000,"activation_days":2})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("expires_at and activation_hours / activation_days exclude each other"),
+            std::string::npos)
+      << r.body;
+  r = call("POST", "/admin/keys", R"({"name":"x","rate_cost_usd":"1"})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("rate_cost_usd needs rate_window_minutes"), std::string::npos) << r.body;
+  EXPECT_EQ(keys_->list()->size(), 2u);
+}
+
 // ---- Claude OAuth ----------------------------------------------------------------------------
 
 TEST_F(AdminApiTest, OAuthEndpointsWithoutOAuthAnswer501) {

@@ -830,6 +830,121 @@ TEST_F(Cli, KeyBindingsCreateBindUnbindShowList) {
       << "a failed change altered the bindings: " << show.out;
 }
 
+TEST_F(Cli, KeyLimitsCreateUpdateShowList) {
+  std::string cfg = config();
+  auto created = run({"keys",
+                      "create",
+                      "--config",
+                      cfg,
+                      "--name",
+                      "limited",
+                      "--rate-window-min",
+                      "60",
+                      "--rate-cost",
+                      "2.5",
+                      "--daily-cost",
+                      "10",
+                      "--total-cost",
+                      "100.000001",
+                      "--weekly-cost",
+                      "0.25",
+                      "--weekly-reset-day",
+                      "7",
+                      "--weekly-reset-hour",
+                      "23",
+                      "--rate",
+                      "1.5",
+                      "--activation-days",
+                      "3"});
+  ASSERT_EQ(created.exitCode, 0) << created.err;
+  std::string id = idFromShow(created.out);
+  ASSERT_EQ(id.size(), 36u) << created.out;
+  for (const char* line :
+       {"rate window:  60 min, 0 requests, 0 tokens, $2.5 cost", "daily cost:   $10\n",
+        "total cost:   $100.000001\n", "weekly cost:  $0.25 (week starts Sun 23:00)\n",
+        "rate:         x1.5\n", "activation:   3 days after first use, not used yet\n",
+        "expires:      never\n"}) {
+    EXPECT_NE(created.out.find(line), std::string::npos) << line << " in\n" << created.out;
+  }
+  auto list = run({"keys", "list", "--config", cfg});
+  ASSERT_EQ(list.exitCode, 0) << list.err;
+  EXPECT_NE(list.out.find("LIMITS"), std::string::npos) << list.out;
+  EXPECT_NE(list.out.find("window $2.5, daily $10, weekly $0.25, total $100.000001, rate x1.5, "
+                          "activation 3 days"),
+            std::string::npos)
+      << list.out;
+
+  auto updated = run({"keys", "update", "--config", cfg, id, "--daily-cost", "12.345678", "--rate",
+                      "0.5", "--weekly-reset-day", "1"});
+  ASSERT_EQ(updated.exitCode, 0) << updated.err;
+  auto show = run({"keys", "show", "--config", cfg, id});
+  ASSERT_EQ(show.exitCode, 0) << show.err;
+  for (const char* line :
+       {"daily cost:   $12.345678\n", "rate:         x0.5\n", "total cost:   $100.000001\n",
+        "weekly cost:  $0.25 (week starts Mon 23:00)\n", "name:         limited\n"}) {
+    EXPECT_NE(show.out.find(line), std::string::npos) << line << " in\n" << show.out;
+  }
+
+  // Refusals name the flag and change nothing.
+  struct {
+    std::vector<std::string> flags;
+    const char* message;
+  } refused[] = {
+      {{"--daily-cost", "1.1234567"}, "--daily-cost: at most 6 decimal places"},
+      {{"--daily-cost", "-1"}, "--daily-cost: must not be negative"},
+      {{"--total-cost", "ten"}, "--total-cost: expected a USD amount"},
+      {{"--rate-window-min", "0"}, "--rate-cost needs --rate-window-min"},
+      {{"--rate", "0"}, "--rate: expected a decimal multiplier"},
+      {{"--weekly-reset-day", "8"}, "--weekly-reset-day: expected 1 (Monday) .. 7 (Sunday)"},
+      {{"--weekly-reset-hour", "24"}, "--weekly-reset-hour: expected 0..23"},
+      {{"--activation-hours", "1", "--activation-days", "1"}, "either --activation-hours or"},
+      {{"--expires-at", "2099-01-01"}, "--expires-at: the key has activation expiry"},
+      {{"--name", "renamed"}, "unknown flag --name for keys update"},
+      {{"--daily-cst", "5"}, "unknown flag --daily-cst"},
+      {{}, "keys update needs at least one flag"},
+  };
+  for (const auto& c : refused) {
+    std::vector<std::string> args = {"keys", "update", "--config", cfg, id};
+    args.insert(args.end(), c.flags.begin(), c.flags.end());
+    auto r = run(args);
+    EXPECT_EQ(r.exitCode, 1) << c.message;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.message << " <- " << r.err;
+  }
+  auto unknown = run(
+      {"keys", "update", "--config", cfg, "00000000-0000-4000-8000-000000000000", "--rate", "2"});
+  EXPECT_EQ(unknown.exitCode, 1);
+  EXPECT_NE(unknown.err.find("no key with id"), std::string::npos) << unknown.err;
+  auto same = run({"keys", "show", "--config", cfg, id});
+  EXPECT_EQ(same.out, show.out) << "a refused update changed the key";
+
+  // From activation expiry to a fixed one, and back to none.
+  auto fixed = run({"keys", "update", "--config", cfg, id, "--activation-hours", "0",
+                    "--expires-at", "2099-01-01T00:00:00Z"});
+  ASSERT_EQ(fixed.exitCode, 0) << fixed.err;
+  EXPECT_NE(fixed.out.find("activation:   none\n"), std::string::npos) << fixed.out;
+  EXPECT_NE(fixed.out.find("expires:      2099-01-01T00:00:00Z"), std::string::npos) << fixed.out;
+  auto never = run({"keys", "update", "--config", cfg, id, "--expires-at", "never"});
+  ASSERT_EQ(never.exitCode, 0) << never.err;
+  EXPECT_NE(never.out.find("expires:      never\n"), std::string::npos) << never.out;
+
+  // Create: both kinds of expiry, and a window cost without a window.
+  auto both = run({"keys", "create", "--config", cfg, "--name", "x", "--expires-at", "2099-01-01",
+                   "--activation-hours", "5"});
+  EXPECT_EQ(both.exitCode, 1);
+  EXPECT_NE(both.err.find("--expires-at and --activation-hours / --activation-days exclude"),
+            std::string::npos)
+      << both.err;
+  auto noWindow = run({"keys", "create", "--config", cfg, "--name", "x", "--rate-cost", "1"});
+  EXPECT_EQ(noWindow.exitCode, 1);
+  EXPECT_NE(noWindow.err.find("--rate-cost needs --rate-window-min"), std::string::npos)
+      << noWindow.err;
+  auto typo = run({"keys", "create", "--config", cfg, "--name", "x", "--daily-limit", "1"});
+  EXPECT_EQ(typo.exitCode, 1);
+  EXPECT_NE(typo.err.find("unknown flag --daily-limit for keys create"), std::string::npos)
+      << typo.err;
+  EXPECT_EQ(run({"keys", "list", "--config", cfg}).out.find(" x "), std::string::npos);
+}
+
 TEST_F(Cli, AccountsCooldownsListingAndReset) {
   std::string cfg = config();
   auto acct = run({"accounts", "add", "--config", cfg, "--type", "claude-console", "--name", "hot",

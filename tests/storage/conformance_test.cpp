@@ -86,6 +86,19 @@ void expectSameKey(const rg::ApiKeyRecord& a, const rg::ApiKeyRecord& b) {
   EXPECT_EQ(a.models, b.models);
 }
 
+// What a key record written before the cost-limit fields reads back as.
+void expectKeyCostDefaults(const rg::ApiKeyRecord& r) {
+  EXPECT_EQ(r.rateCostMicroUsd, 0);
+  EXPECT_EQ(r.dailyCostMicroUsd, 0);
+  EXPECT_EQ(r.totalCostMicroUsd, 0);
+  EXPECT_EQ(r.weeklyCostMicroUsd, 0);
+  EXPECT_EQ(r.weeklyResetDay, 1);
+  EXPECT_EQ(r.weeklyResetHour, 0);
+  EXPECT_EQ(r.ratePpm, 1'000'000);
+  EXPECT_EQ(r.activationMs, 0);
+  EXPECT_EQ(r.activatedAtMs, 0);
+}
+
 rg::AccountRecord makeAccount(const std::string& id, int64_t createdAt) {
   rg::AccountRecord r;
   r.id = id;
@@ -580,68 +593,6 @@ TEST_P(Conformance, ConcurrentAcquireNeverExceedsLimit) {
   auto cnt = store_->limits().leaseCount("key:burst");
   ASSERT_TRUE(cnt);
   EXPECT_EQ(*cnt, kLimit);
-}
-
-TEST_P(Conformance, WindowRequestCapAndReset) {
-  rg::LimitStore& l = store_->limits();
-  int64_t start = clock_.nowUnixMs();
-  for (int i = 1; i <= 3; ++i) {
-    auto w = l.windowAdmit("key:w", 60000, 3, 0);
-    ASSERT_TRUE(w);
-    EXPECT_TRUE(w->allowed);
-    EXPECT_EQ(w->requests, i);
-    EXPECT_EQ(w->windowEndMs, start + 60000);
-  }
-  clock_.advanceMs(1000);
-  auto denied = l.windowAdmit("key:w", 60000, 3, 0);
-  ASSERT_TRUE(denied);
-  EXPECT_FALSE(denied->allowed);
-  EXPECT_EQ(denied->limitedBy, "requests");
-  EXPECT_EQ(denied->requests, 3);
-  EXPECT_EQ(denied->windowEndMs, start + 60000);  // fixed window from the first request
-
-  clock_.advanceMs(59000);  // the window has ended
-  auto fresh = l.windowAdmit("key:w", 60000, 3, 0);
-  ASSERT_TRUE(fresh);
-  EXPECT_TRUE(fresh->allowed);
-  EXPECT_EQ(fresh->requests, 1);
-  EXPECT_EQ(fresh->tokens, 0);
-  EXPECT_EQ(fresh->windowEndMs, start + 60000 + 60000);
-}
-
-TEST_P(Conformance, WindowTokenCap) {
-  rg::LimitStore& l = store_->limits();
-  // No window open: adding tokens is a no-op.
-  ASSERT_TRUE(l.windowAddTokens("key:t", 500));
-  auto w = l.windowAdmit("key:t", 60000, 0, 1000);
-  ASSERT_TRUE(w);
-  EXPECT_TRUE(w->allowed);
-  EXPECT_EQ(w->tokens, 0);
-  ASSERT_TRUE(l.windowAddTokens("key:t", 600));
-  w = l.windowAdmit("key:t", 60000, 0, 1000);
-  ASSERT_TRUE(w);
-  EXPECT_TRUE(w->allowed);
-  EXPECT_EQ(w->tokens, 600);
-  EXPECT_EQ(w->requests, 2);
-  ASSERT_TRUE(l.windowAddTokens("key:t", 400));
-  w = l.windowAdmit("key:t", 60000, 0, 1000);
-  ASSERT_TRUE(w);
-  EXPECT_FALSE(w->allowed);
-  EXPECT_EQ(w->limitedBy, "tokens");
-  EXPECT_EQ(w->tokens, 1000);
-  EXPECT_EQ(w->requests, 2);
-
-  clock_.advanceMs(60000);
-  // After the window ends, tokens are not added to a dead window, and a new window starts empty.
-  ASSERT_TRUE(l.windowAddTokens("key:t", 5000));
-  w = l.windowAdmit("key:t", 60000, 0, 1000);
-  ASSERT_TRUE(w);
-  EXPECT_TRUE(w->allowed);
-  EXPECT_EQ(w->tokens, 0);
-  // Leases and windows with the same scope name do not collide.
-  auto lease = l.acquireLease("key:t", "h", 1, 1000);
-  ASSERT_TRUE(lease);
-  EXPECT_TRUE(lease->acquired);
 }
 
 TEST_P(Conformance, KvAndSettings) {
@@ -1160,6 +1111,7 @@ TEST_F(EmbeddedConformance, KeyLinesWithoutBindingsReadBackEmpty) {
   ASSERT_TRUE(got && got->has_value());
   EXPECT_EQ((*got)->permissions, std::vector<std::string>{"claude"});
   EXPECT_TRUE((*got)->bindings.empty());
+  expectKeyCostDefaults(**got);
   EXPECT_EQ((*s)->errorCount(), 0u);
 }
 
@@ -1185,13 +1137,33 @@ TEST_F(EmbeddedConformance, EphemeralStateIsNotDurable) {
     auto s = open();
     ASSERT_TRUE(s);
     ASSERT_TRUE((*s)->limits().acquireLease("key:x", "h", 1, 60000));
-    ASSERT_TRUE((*s)->limits().windowAdmit("key:x", 60000, 1, 0));
+    rg::AdmitRequest req;
+    req.keyId = "key:x";
+    req.requestId = "r1";
+    req.ttlMs = 60000;
+    req.limits.concurrency = 1;
+    req.limits.windowMs = 60000;
+    req.limits.windowRequests = 1;
+    auto a = (*s)->admission().admit(req);
+    ASSERT_TRUE(a);
+    ASSERT_EQ(a->verdict, rg::AdmitVerdict::kAdmitted);
   }
   auto s = open();
   ASSERT_TRUE(s);
   auto lease = (*s)->limits().acquireLease("key:x", "other", 1, 60000);
   ASSERT_TRUE(lease);
   EXPECT_TRUE(lease->acquired);
+  // Reservations and rate windows are gone with the process.
+  rg::AdmitRequest req;
+  req.keyId = "key:x";
+  req.requestId = "r2";
+  req.ttlMs = 60000;
+  req.limits.concurrency = 1;
+  req.limits.windowMs = 60000;
+  req.limits.windowRequests = 1;
+  auto a = (*s)->admission().admit(req);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->verdict, rg::AdmitVerdict::kAdmitted);
 }
 
 TEST_F(EmbeddedConformance, TtlKvSurvivesReopenUntilItExpires) {
@@ -1328,16 +1300,17 @@ TEST_F(EmbeddedConformance, NewerJournalFormatIsRefused) {
 }
 
 TEST_F(EmbeddedConformance, CompactionKeepsDataAndBoundsTheJournal) {
-  constexpr int64_t kThreshold = 4096;
+  // Above the snapshot of writeAll (its usage fills every time bucket: ~6 KiB).
+  constexpr int64_t kThreshold = 16384;
   {
     auto s = open(kThreshold);
     ASSERT_TRUE(s);
     writeAll(**s);
-    for (int i = 0; i < 500; ++i) {
+    for (int i = 0; i < 1000; ++i) {
       ASSERT_TRUE((*s)->settings().set("counter", std::to_string(i), 0));
       ASSERT_TRUE((*s)->accounts().touchLastUsed("a1", 1000 + i));
     }
-    // 1000 lines of ~50 bytes were written; compaction keeps the file near its snapshot.
+    // 2000 lines of ~50 bytes were written; compaction keeps the file near its snapshot.
     EXPECT_LT(static_cast<int64_t>(readFile(journal()).size()), 2 * kThreshold);
     EXPECT_EQ((*s)->errorCount(), 0u);
   }
@@ -1345,10 +1318,10 @@ TEST_F(EmbeddedConformance, CompactionKeepsDataAndBoundsTheJournal) {
   ASSERT_TRUE(s);
   auto counter = (*s)->settings().get("counter");
   ASSERT_TRUE(counter && counter->has_value());
-  EXPECT_EQ(**counter, "499");
+  EXPECT_EQ(**counter, "999");
   auto a1 = (*s)->accounts().get("a1");
   ASSERT_TRUE(a1 && a1->has_value());
-  EXPECT_EQ((*a1)->lastUsedAtMs, 1499);
+  EXPECT_EQ((*a1)->lastUsedAtMs, 1999);
   // Everything else from writeAll, except lastUsedAtMs which the loop moved on.
   ASSERT_TRUE((*s)->accounts().touchLastUsed("a1", 777));
   checkAll(**s);
@@ -1500,6 +1473,7 @@ TEST_F(RedisConformance, KeyHashesWithoutBindingsReadBackEmpty) {
   ASSERT_TRUE(got && got->has_value());
   EXPECT_EQ((*got)->permissions, std::vector<std::string>{"claude"});
   EXPECT_TRUE((*got)->bindings.empty());
+  expectKeyCostDefaults(**got);
 }
 
 TEST_F(RedisConformance, SchedulerLayoutAndExpiredCooldownsArePruned) {
@@ -1584,7 +1558,15 @@ TEST_F(RedisConformance, PrefixIsolationAndLayout) {
   ASSERT_TRUE(bRecord);
   EXPECT_TRUE(*bRecord);  // request ids are per prefix too
   ASSERT_TRUE((*a)->limits().acquireLease("key:k1", "h", 1, 10000));
-  ASSERT_TRUE((*a)->limits().windowAdmit("key:k1", 60000, 5, 0));
+  rg::AdmitRequest req;
+  req.keyId = "k1";
+  req.requestId = "r1";
+  req.ttlMs = 60000;
+  req.limits.windowMs = 60000;
+  req.limits.windowRequests = 5;
+  auto admitted = (*a)->admission().admit(req);
+  ASSERT_TRUE(admitted);
+  EXPECT_EQ(admitted->verdict, rg::AdmitVerdict::kAdmitted);
   ASSERT_TRUE((*a)->accounts().create(makeAccount("a1", 1)));
   ASSERT_TRUE((*a)->pluginKv().set("p", "v", 0));
 
@@ -1606,7 +1588,8 @@ TEST_F(RedisConformance, PrefixIsolationAndLayout) {
     EXPECT_TRUE(k.rfind("tenantA:", 0) == 0 || k.rfind("tenantB:", 0) == 0) << k;
   }
   EXPECT_FALSE(rawKeys(server, "tenantA:lease:*").empty());
-  EXPECT_FALSE(rawKeys(server, "tenantA:win:*").empty());
+  EXPECT_FALSE(rawKeys(server, "tenantA:adm:win:*").empty());
+  EXPECT_FALSE(rawKeys(server, "tenantA:adm:res:*").empty());
   EXPECT_FALSE(rawKeys(server, "tenantA:usage:req:*").empty());
 }
 
@@ -1654,11 +1637,21 @@ TEST_F(RedisConformance, ScriptFlushFallsBackToEval) {
   RedisServer server;
   auto s = open(server, "flush:");
   ASSERT_TRUE(s);
-  ASSERT_TRUE((*s)->limits().windowAdmit("w", 60000, 5, 0));
+  rg::AdmitRequest req;
+  req.keyId = "w";
+  req.requestId = "r1";
+  req.ttlMs = 60000;
+  req.limits.windowMs = 60000;
+  req.limits.windowRequests = 5;
+  ASSERT_TRUE((*s)->admission().admit(req));
   rawCommand(server, "SCRIPT FLUSH");
-  auto w = (*s)->limits().windowAdmit("w", 60000, 5, 0);
+  req.requestId = "r2";
+  auto w = (*s)->admission().admit(req);
   ASSERT_TRUE(w) << w.status().toString();
-  EXPECT_EQ(w->requests, 2);
+  EXPECT_EQ(w->verdict, rg::AdmitVerdict::kAdmitted);
+  auto st = (*s)->admission().state("w", "");
+  ASSERT_TRUE(st) << st.status().toString();
+  EXPECT_EQ(st->windowRequests, 2);
   EXPECT_EQ((*s)->errorCount(), 0u);
 }
 

@@ -1,5 +1,6 @@
 // Usage records and aggregates (issue 4) on both Store backends: time buckets per key, account,
 // model and key+model, lifetime totals, the recent-records list, retention and idempotency.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -418,32 +419,49 @@ TEST_P(UsageRecords, SeriesListsTheBucketsAskedForWithZerosForEmptyOnes) {
   EXPECT_TRUE(emptyKm->empty());
 }
 
-TEST_P(UsageRecords, EventsWithoutHourOrMonthBookOnlyTheOldAggregates) {
+TEST_P(UsageRecords, EventsWithoutTimeBucketsGetThemFromUnixMsInUtc) {
   rg::UsageStore& u = store_->usage();
+  // 1'700'000'000'005 ms = 2023-11-14T22:13:20Z.
   auto ev = makeEvent("old-1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 5);
-  ev.hour.clear();
+  ev.hour.clear();  // day and month stay as given
   ASSERT_TRUE(u.record(ev));
   auto ev2 = makeEvent("old-2", "key-1", "acct-1", "sonnet", "2025-05-01T10", 6);
+  ev2.hour.clear();
+  ev2.day.clear();
   ev2.month.clear();
   ASSERT_TRUE(u.record(ev2));
 
+  EXPECT_EQ(point(u, UsageDim::kKey, "key-1", UsageBucket::kHour, "2023-11-14T22"),
+            countsOf(2, 11));
+  EXPECT_EQ(point(u, UsageDim::kKey, "key-1", UsageBucket::kDay, "2025-05-01"), countsOf(1, 5));
+  EXPECT_EQ(point(u, UsageDim::kKey, "key-1", UsageBucket::kDay, "2023-11-14"), countsOf(1, 6));
+  EXPECT_EQ(point(u, UsageDim::kAccount, "acct-1", UsageBucket::kMonth, "2025-05"), countsOf(1, 5));
+  EXPECT_EQ(point(u, UsageDim::kModel, "sonnet", UsageBucket::kMonth, "2023-11"), countsOf(1, 6));
+  for (UsageDim d : {UsageDim::kKey, UsageDim::kAccount, UsageDim::kModel, UsageDim::kKeyModel}) {
+    std::string id = d == UsageDim::kAccount ? "acct-1"
+                     : d == UsageDim::kModel ? "sonnet"
+                                             : "key-1";
+    EXPECT_EQ(life(u, d, id), countsOf(2, 11));
+  }
   auto total = u.keyTotal("key-1");
   ASSERT_TRUE(total);
   EXPECT_EQ(*total, countsOf(2, 11));
   auto day = u.keyDaily("key-1", "2025-05-01");
   ASSERT_TRUE(day);
-  EXPECT_EQ(*day, countsOf(2, 11));
+  EXPECT_EQ(*day, countsOf(1, 5));
   auto acct = u.accountTotal("acct-1");
   ASSERT_TRUE(acct);
   EXPECT_EQ(*acct, countsOf(2, 11));
-  for (UsageDim d : {UsageDim::kKey, UsageDim::kAccount, UsageDim::kModel, UsageDim::kKeyModel}) {
-    std::string id = d == UsageDim::kAccount ? "acct-1"
-                     : d == UsageDim::kModel ? "sonnet"
-                                             : "key-1";
-    EXPECT_EQ(life(u, d, id), TokenCounts());
-  }
-  EXPECT_EQ(point(u, UsageDim::kKey, "key-1", UsageBucket::kDay, "2025-05-01"), TokenCounts());
-  EXPECT_TRUE(recentIds(u, "key-1", 10).empty());
+  auto models = u.keyModelsDaily("key-1", "2023-11-14");
+  ASSERT_TRUE(models);
+  ASSERT_EQ(models->size(), 1u);
+  EXPECT_EQ(models->at("sonnet"), countsOf(1, 6));
+  auto recent = u.recent("key-1", 10);
+  ASSERT_TRUE(recent);
+  ASSERT_EQ(recent->size(), 2u);
+  EXPECT_EQ((*recent)[0].hour, "2023-11-14T22");
+  EXPECT_EQ((*recent)[0].day, "2023-11-14");
+  EXPECT_EQ((*recent)[0].month, "2023-11");
   // Still idempotent.
   auto again = u.record(ev);
   ASSERT_TRUE(again);
@@ -685,10 +703,18 @@ TEST(UsageRetentionRedis, BucketKeysExpireLifetimeAndRecentDoNot) {
   }
   EXPECT_EQ(raw.integer("LLEN", "ret:u:recent:key-1"), 1);
   EXPECT_EQ(raw.integer("PTTL", "ret:u:recent:key-1"), -1);
-  // The old aggregates never expire either.
-  EXPECT_EQ(raw.integer("PTTL", "ret:usage:key:key-1"), -1);
-  // 4 dims x (3 buckets + lifetime), the recent list, 4 old aggregates, the request id marker.
-  EXPECT_EQ(raw.keys("ret:*").size(), 4u * 4 + 1 + 4 + 1);
+  // The top-keys index of each bucket expires with the bucket.
+  for (int i = 0; i < 3; ++i) {
+    std::string key = std::string("ret:u:top:") + kinds[i] + ":" + buckets[i];
+    int64_t pttl = raw.integer("PTTL", key);
+    EXPECT_GT(pttl, limits[i] - 60'000) << key;
+    EXPECT_LE(pttl, limits[i]) << key;
+  }
+  // 4 dims x (3 buckets + lifetime), the recent list, 3 top-keys zsets, the request id marker;
+  // no other aggregate (the older usage:key:* and friends are gone).
+  EXPECT_EQ(raw.keys("ret:*").size(), 4u * 4 + 1 + 3 + 1);
+  EXPECT_TRUE(raw.keys("ret:usage:key*").empty());
+  EXPECT_TRUE(raw.keys("ret:usage:acct*").empty());
 
   // A key Redis expired reads as zero.
   std::string hourKey = "ret:u:k:h:2025-05-01T10:key-1";
@@ -705,7 +731,7 @@ TEST(UsageRetentionRedis, BucketKeysExpireLifetimeAndRecentDoNot) {
 // ---- Embedded: journal compatibility and sharing
 // --------------------------------------------------
 
-TEST(UsageJournalEmbedded, OldUsageLineReplaysIntoTheOldAggregatesOnly) {
+TEST(UsageJournalEmbedded, OldUsageLineIsBookedIntoLifetimeAndBuckets) {
   rg::ManualClock clock;
   TempDir dir;
   rg::EmbeddedOptions o;
@@ -727,18 +753,27 @@ TEST(UsageJournalEmbedded, OldUsageLineReplaysIntoTheOldAggregatesOnly) {
   auto s = rg::openEmbeddedStore(o, clock);
   ASSERT_TRUE(s) << s.status().toString();
   rg::UsageStore& u = (*s)->usage();
+  TokenCounts old;
+  old.requests = 1;
+  old.inputTokens = 5;
+  old.outputTokens = 6;
+  old.costMicroUsd = 7;
+  old.billedMicroUsd = 8;
   auto total = u.keyTotal("k-old");
   ASSERT_TRUE(total);
-  EXPECT_EQ(total->requests, 1);
-  EXPECT_EQ(total->billedMicroUsd, 8);
+  EXPECT_EQ(*total, old);
+  EXPECT_EQ(life(u, UsageDim::kAccount, "a-old"), old);
+  EXPECT_EQ(life(u, UsageDim::kModel, "m"), old);
+  auto day = u.keyDaily("k-old", "2025-01-01");
+  ASSERT_TRUE(day);
+  EXPECT_EQ(*day, old);
   auto models = u.keyModelsDaily("k-old", "2025-01-01");
   ASSERT_TRUE(models);
   EXPECT_EQ(models->size(), 1u);
-  EXPECT_EQ(life(u, UsageDim::kKey, "k-old"), TokenCounts());
-  EXPECT_EQ(life(u, UsageDim::kAccount, "a-old"), TokenCounts());
-  EXPECT_EQ(point(u, UsageDim::kModel, "m", UsageBucket::kDay, "2025-01-01"), TokenCounts());
+  // Its hour comes from its unixMs in UTC; it had no recent record and gets none.
+  EXPECT_EQ(point(u, UsageDim::kKey, "k-old", UsageBucket::kHour, "1970-01-01T00"), old);
   EXPECT_TRUE(recentIds(u, "k-old", 10).empty());
-  // Its request id is remembered; a new booking adds to the old totals and fills the new ones.
+  // Its request id is remembered; a new booking adds to the totals.
   auto again = u.record(makeEvent("old-1", "k-old", "a-old", "m", "2025-01-01T00", 1));
   ASSERT_TRUE(again);
   EXPECT_FALSE(*again);
@@ -746,8 +781,106 @@ TEST(UsageJournalEmbedded, OldUsageLineReplaysIntoTheOldAggregatesOnly) {
   total = u.keyTotal("k-old");
   ASSERT_TRUE(total);
   EXPECT_EQ(total->requests, 2);
-  EXPECT_EQ(life(u, UsageDim::kKey, "k-old"), countsOf(1, 1));
+  EXPECT_EQ(total->billedMicroUsd, 8 + 2'000'007);
   EXPECT_EQ((*s)->errorCount(), 0u);
+}
+
+// A snapshot as the previous version compacted it: the older totals (usage.key/acct/day/model,
+// which hold every event) next to the bucket aggregates (only the events booked with hour and
+// month), then a line booked after the snapshot.
+TEST(UsageJournalEmbedded, OlderSnapshotTotalsBecomeLifetimeAndDayBuckets) {
+  rg::ManualClock clock;
+  TempDir dir;
+  rg::EmbeddedOptions o;
+  o.dataDir = dir.file("data");
+  ASSERT_EQ(::mkdir(o.dataDir.c_str(), 0700), 0);
+  auto c = [](int64_t requests, int64_t input, int64_t billed) {
+    return R"({"requests":)" + std::to_string(requests) + R"(,"inputTokens":)" +
+           std::to_string(input) + R"(,"billedMicroUsd":)" + std::to_string(billed) + "}";
+  };
+  {
+    std::ofstream out(o.dataDir + "/journal.jsonl", std::ios::binary);
+    out << R"({"op":"header","v":1})"
+        << "\n"
+        << R"({"op":"usage.key","id":"k1","c":)" << c(5, 50, 500) << "}\n"
+        << R"({"op":"usage.acct","id":"a1","c":)" << c(5, 50, 500) << "}\n"
+        << R"({"op":"usage.day","id":"k1","day":"2025-01-01","c":)" << c(4, 40, 400) << "}\n"
+        << R"({"op":"usage.day","id":"k1","day":"2024-12-31","c":)" << c(1, 10, 100) << "}\n"
+        << R"({"op":"usage.model","id":"k1","day":"2025-01-01","model":"m1","c":)" << c(3, 30, 300)
+        << "}\n"
+        << R"({"op":"usage.model","id":"k1","day":"2025-01-01","model":"m2","c":)" << c(1, 10, 100)
+        << "}\n"
+        << R"({"op":"usage.model","id":"k1","day":"2024-12-31","model":"m1","c":)" << c(1, 10, 100)
+        << "}\n"
+        // The bucket aggregates hold one of the five events (booked with hour/month): m1.
+        << R"({"op":"usage.agg","dim":0,"b":3,"bk":"","id":"k1","exp":0,"c":)" << c(1, 10, 100)
+        << "}\n"
+        << R"({"op":"usage.agg","dim":1,"b":3,"bk":"","id":"a1","exp":0,"c":)" << c(1, 10, 100)
+        << "}\n"
+        << R"({"op":"usage.agg","dim":2,"b":3,"bk":"","id":"m1","exp":0,"c":)" << c(1, 10, 100)
+        << "}\n"
+        << R"({"op":"usage.agg","dim":3,"b":3,"bk":"","id":"k1","exp":0,"model":"m1","c":)"
+        << c(1, 10, 100) << "}\n"
+        << R"({"op":"usage.agg","dim":0,"b":1,"bk":"2025-01-01","id":"k1","exp":)"
+        << clock.nowUnixMs() + 86'400'000 << R"(,"c":)" << c(1, 10, 100) << "}\n"
+        << R"({"op":"usage.rid","id":"seen","at":)" << clock.nowUnixMs() << "}\n"
+        << R"({"op":"usage","rid":"after","key":"k1","acct":"a1","model":"m2",)"
+        << R"("day":"2025-01-01","hour":"2025-01-01T10","month":"2025-01","ms":1,"at":)"
+        << clock.nowUnixMs() << R"(,"c":)" << c(1, 1, 1) << "}\n";
+  }
+  auto check = [&](rg::Store& s) {
+    rg::UsageStore& u = s.usage();
+    TokenCounts want;
+    want.requests = 6;
+    want.inputTokens = 51;
+    want.billedMicroUsd = 501;
+    EXPECT_EQ(life(u, UsageDim::kKey, "k1"), want);
+    EXPECT_EQ(life(u, UsageDim::kAccount, "a1"), want);
+    EXPECT_EQ(life(u, UsageDim::kKeyModel, "k1"), want);
+    auto day = u.keyDaily("k1", "2025-01-01");
+    ASSERT_TRUE(day);
+    EXPECT_EQ(day->requests, 5);
+    EXPECT_EQ(day->billedMicroUsd, 401);
+    auto older = u.keyDaily("k1", "2024-12-31");
+    ASSERT_TRUE(older);
+    EXPECT_EQ(older->requests, 1);
+    auto models = u.keyModelsDaily("k1", "2025-01-01");
+    ASSERT_TRUE(models);
+    ASSERT_EQ(models->size(), 2u);
+    EXPECT_EQ(models->at("m1").requests, 3);
+    EXPECT_EQ(models->at("m2").requests, 2);
+    // Per model overall: m1 = 1 (bucketed) + 3 (older), m2 = 1 (older) + 1 (after).
+    EXPECT_EQ(life(u, UsageDim::kModel, "m1").requests, 4);
+    EXPECT_EQ(life(u, UsageDim::kModel, "m1").billedMicroUsd, 400);
+    EXPECT_EQ(life(u, UsageDim::kModel, "m2").requests, 2);
+    auto top = u.topKeys(UsageBucket::kDay, {"2025-01-01", "2024-12-31"}, 10);
+    ASSERT_TRUE(top);
+    ASSERT_EQ(top->size(), 1u);
+    EXPECT_EQ((*top)[0].keyId, "k1");
+    EXPECT_EQ((*top)[0].billedMicroUsd, 501);
+    auto seen = u.record(makeEvent("seen", "k1", "a1", "m1", "2025-01-01T00", 1));
+    ASSERT_TRUE(seen);
+    EXPECT_FALSE(*seen);
+    EXPECT_EQ(s.errorCount(), 0u);
+  };
+  {
+    auto s = rg::openEmbeddedStore(o, clock);
+    ASSERT_TRUE(s) << s.status().toString();
+    check(**s);
+  }
+  // Compacted in the new format (threshold 1 byte: at open), the same totals.
+  o.compactThresholdBytes = 1;
+  {
+    auto s = rg::openEmbeddedStore(o, clock);
+    ASSERT_TRUE(s) << s.status().toString();
+    check(**s);
+  }
+  std::string journal = readFile(o.dataDir + "/journal.jsonl");
+  EXPECT_EQ(journal.find("usage.key"), std::string::npos);
+  o.compactThresholdBytes = 0;
+  auto s = rg::openEmbeddedStore(o, clock);
+  ASSERT_TRUE(s) << s.status().toString();
+  check(**s);
 }
 
 TEST(UsageJournalEmbedded, AnotherStoreOnTheDirSeesBucketsAndRecords) {
@@ -812,10 +945,11 @@ TEST(UsageRecordRedis, RecordIsOneEvalshaRoundTrip) {
   }
   EXPECT_EQ(calls["set"], kRecords);  // the request id marker, inside the script
   EXPECT_EQ(calls["lpush"], kRecords);
+  EXPECT_EQ(calls["zincrby"], 3 * kRecords);  // the top-keys index of hour, day, month
   for (const auto& [name, n] : calls) {
     EXPECT_TRUE(name == "evalsha" || name == "set" || name == "hincrby" || name == "pexpire" ||
-                name == "lpush" || name == "ltrim" || name.rfind("config", 0) == 0 ||
-                name == "info")
+                name == "zincrby" || name == "lpush" || name == "ltrim" ||
+                name.rfind("config", 0) == 0 || name == "info")
         << name << " called " << n << " times";
   }
 }

@@ -622,5 +622,32 @@ TEST(ConfigSchedulerTest, AdminTokenIsMasked) {
   EXPECT_NE(out.find("admin:\n  enabled: true\n  token: "), std::string::npos) << out;
 }
 
+TEST(ConfigLimitsTest, DefaultsValuesErrorsAndRenderedForm) {
+  auto d = parse("");
+  ASSERT_TRUE(d.isOk());
+  EXPECT_EQ(d->limits.defaultMaxOutputTokens, 4096);
+  EXPECT_FALSE(d->limits.queueEnabled);
+  EXPECT_EQ(d->limits.queueWaitMs, 10000);
+  EXPECT_EQ(d->limits.queueMaxPerKey, 32);
+  auto r = parse(
+      "limits:\n  default_max_output_tokens: 1000\n  queue_enabled: true\n"
+      "  queue_wait_ms: 2500\n  queue_max_per_key: 3\n");
+  ASSERT_TRUE(r.isOk()) << r.status().message();
+  EXPECT_EQ(r->limits.defaultMaxOutputTokens, 1000);
+  EXPECT_TRUE(r->limits.queueEnabled);
+  EXPECT_EQ(r->limits.queueWaitMs, 2500);
+  EXPECT_EQ(r->limits.queueMaxPerKey, 3);
+  auto again = parse(rg::renderConfigMasked(*r));
+  ASSERT_TRUE(again.isOk()) << again.status().message();
+  EXPECT_EQ(again->limits.defaultMaxOutputTokens, 1000);
+  EXPECT_TRUE(again->limits.queueEnabled);
+  EXPECT_EQ(again->limits.queueWaitMs, 2500);
+  EXPECT_EQ(again->limits.queueMaxPerKey, 3);
+  EXPECT_EQ(errorOf("limits:\n  queue_wait_ms: 0\n"),
+            "limits.queue_wait_ms: must be between 1 and 600000, got 0 (line 2)");
+  EXPECT_EQ(errorOf("limits:\n  queue_max: 3\n").rfind("limits.queue_max: unknown key (line 2)", 0),
+            0u);
+}
+
 }  // namespace
 }  // namespace rgtest

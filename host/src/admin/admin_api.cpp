@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "accounts/account_input.h"
+#include "admin/usage_routes.h"
 #include "auth/key_input.h"
 #include "crypto/crypto.h"
 #include "oauth/claude_oauth.h"
@@ -265,6 +266,27 @@ void writeKey(Writer& w, const ApiKeyRecord& k) {
   field(w, "model_mode", modelModeName(k.modelMode));
   field(w, "models", k.models);
   field(w, "bindings", k.bindings);
+  // Money twice: exact integer micro-dollars and the same amount as decimal USD text.
+  struct {
+    const char* micro;
+    const char* usd;
+    int64_t v;
+  } money[] = {
+      {"rate_cost_micro_usd", "rate_cost_usd", k.rateCostMicroUsd},
+      {"daily_cost_micro_usd", "daily_cost_usd", k.dailyCostMicroUsd},
+      {"total_cost_micro_usd", "total_cost_usd", k.totalCostMicroUsd},
+      {"weekly_cost_micro_usd", "weekly_cost_usd", k.weeklyCostMicroUsd},
+  };
+  for (const auto& m : money) {
+    field(w, m.micro, m.v);
+    field(w, m.usd, formatUsdMicros(m.v));
+  }
+  field(w, "weekly_reset_day", k.weeklyResetDay);
+  field(w, "weekly_reset_hour", k.weeklyResetHour);
+  field(w, "rate", formatRatePpm(k.ratePpm));
+  field(w, "rate_ppm", k.ratePpm);
+  field(w, "activation_ms", k.activationMs);
+  field(w, "activated_at", k.activatedAtMs);
   w.EndObject();
 }
 
@@ -869,20 +891,56 @@ class Handlers {
     return jsonResponse(200, [&](Writer& w) { writeKey(w, *k); });
   }
 
+  // A decimal member (USD amount, rate): a JSON string, or a number read from its text. `raw` is
+  // the body parsed again with numbers kept as text, so no amount ever passes through a double.
+  static void getDecimal(Fields& f, const Json& raw, const char* name,
+                         std::optional<std::string>* out) {
+    const Json* v = f.find(name);
+    if (v == nullptr || !f.ok()) {
+      return;
+    }
+    auto it = raw.FindMember(name);
+    if ((!v->IsString() && !v->IsNumber()) || it == raw.MemberEnd() || !it->value.IsString()) {
+      f.fail(invalidArgument(std::string(name) + ": expected a decimal as a string or number"));
+      return;
+    }
+    *out = std::string(it->value.GetString(), it->value.GetStringLength());
+  }
+
+  // The key members of POST and PATCH /admin/keys: the CLI's flags in snake_case.
+  static void readKeyInput(Fields& f, const std::string& rawBody, KeyInput* in) {
+    rapidjson::Document raw;
+    raw.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag>(
+        rawBody.data(), rawBody.size());
+    if (raw.HasParseError() || !raw.IsObject()) {
+      raw.SetObject();  // a blank body; anything else was refused by parseBody already
+    }
+    f.get("permissions", &in->permissions);
+    f.get("expires_at", &in->expiresAtMs);
+    f.getAny({"concurrency", "concurrency_limit"}, &in->concurrencyLimit);
+    f.getAny({"rate_window_min", "rate_window_minutes"}, &in->rateWindowMinutes);
+    f.get("rate_requests", &in->rateRequests);
+    f.get("rate_tokens", &in->rateTokens);
+    f.get("allow_models", &in->allowModels);
+    f.get("deny_models", &in->denyModels);
+    f.get("bindings", &in->bindings);
+    getDecimal(f, raw, "rate_cost_usd", &in->rateCostUsd);
+    getDecimal(f, raw, "daily_cost_usd", &in->dailyCostUsd);
+    getDecimal(f, raw, "total_cost_usd", &in->totalCostUsd);
+    getDecimal(f, raw, "weekly_cost_usd", &in->weeklyCostUsd);
+    f.get("weekly_reset_day", &in->weeklyResetDay);
+    f.get("weekly_reset_hour", &in->weeklyResetHour);
+    getDecimal(f, raw, "rate", &in->rate);
+    f.get("activation_hours", &in->activationHours);
+    f.get("activation_days", &in->activationDays);
+  }
+
   // The CLI's `keys create` flags as JSON (snake_case).
-  AdminResponse createKey(const Json& body) {
+  AdminResponse createKey(const Json& body, const std::string& rawBody) {
     Fields f(body);
     KeyInput in;
     f.get("name", &in.name);
-    f.get("permissions", &in.permissions);
-    f.get("expires_at", &in.expiresAtMs);
-    f.getAny({"concurrency", "concurrency_limit"}, &in.concurrencyLimit);
-    f.getAny({"rate_window_min", "rate_window_minutes"}, &in.rateWindowMinutes);
-    f.get("rate_requests", &in.rateRequests);
-    f.get("rate_tokens", &in.rateTokens);
-    f.get("allow_models", &in.allowModels);
-    f.get("deny_models", &in.denyModels);
-    f.get("bindings", &in.bindings);
+    readKeyInput(f, rawBody, &in);
     if (Status s = f.finish(); !s) {
       return errorResponse(s);
     }
@@ -890,7 +948,7 @@ class Handlers {
     if (!o) {
       return errorResponse(o.status());
     }
-    auto created = d_.keys->create(*o);
+    auto created = d_.keys->create(*o, InputSpelling::kJson);
     if (!created) {
       return errorResponse(created.status());
     }
@@ -904,19 +962,22 @@ class Handlers {
     });
   }
 
-  // PATCH: only the bindings can change after creation (the rest is fixed by the key's owner).
-  AdminResponse updateKey(const std::string& id, const Json& body) {
+  // PATCH: a partial update with the create members but the name; absent members are kept.
+  AdminResponse updateKey(const std::string& id, const Json& body, const std::string& rawBody) {
     Fields f(body);
-    std::optional<std::map<std::string, std::string>> bindings;
-    f.get("bindings", &bindings);
-    Status s = f.finish();
-    if (s && !bindings) {
-      s = invalidArgument("bindings: required (an object, {} for the shared pool)");
-    }
-    if (!s) {
+    KeyInput in;
+    readKeyInput(f, rawBody, &in);
+    if (Status s = f.finish(); !s) {
       return errorResponse(s);
     }
-    auto r = d_.keys->setBindings(id, *bindings);
+    auto patch = keyPatch(in, d_.clock->nowUnixMs(), InputSpelling::kJson);
+    if (!patch) {
+      return errorResponse(patch.status());
+    }
+    if (patch->empty()) {
+      return errorResponse(invalidArgument("nothing to change: give at least one key field"));
+    }
+    auto r = d_.keys->update(id, *patch, InputSpelling::kJson);
     if (!r) {
       return errorResponse(r.status());
     }
@@ -1082,6 +1143,9 @@ AdminResponse AdminApi::route(const AdminRequest& req) {
   if (req.path.compare(0, kPrefix.size(), kPrefix) != 0) {
     return errorResponse(404, "no such admin endpoint: " + req.path);
   }
+  if (auto usage = handleUsageRoute(req, {deps_.store, deps_.clock, deps_.timeZone})) {
+    return std::move(*usage);
+  }
   std::string rest = req.path.substr(kPrefix.size());
   if (!rest.empty() && rest.back() == '/') {
     rest.pop_back();
@@ -1171,12 +1235,12 @@ AdminResponse AdminApi::route(const AdminRequest& req) {
   }
   if (seg[0] == "keys") {
     if (n == 1) {
-      return m == "GET" ? h.listKeys() : h.createKey(b);
+      return m == "GET" ? h.listKeys() : h.createKey(b, req.body);
     }
     const std::string& id = seg[1];
     if (n == 2) {
       return m == "GET"     ? h.keyResponse(seg[1])
-             : m == "PATCH" ? h.updateKey(id, b)
+             : m == "PATCH" ? h.updateKey(id, b, req.body)
                             : h.deleteKey(id);
     }
     return h.setKeyEnabled(id, action == "enable", b);

@@ -20,9 +20,25 @@
 //   GET    /admin/events[?limit=N]           the event bus's recent events, oldest first
 //   GET    /admin/keys | POST /admin/keys    (create returns {"key": "cr_...", "api_key": {...}})
 //   GET    /admin/keys/{id} | DELETE /admin/keys/{id} | POST /admin/keys/{id}/enable|disable
-//   PATCH  /admin/keys/{id} {bindings}        replaces the key's account bindings
+//   PATCH  /admin/keys/{id}                  partial update: any create member but name
+//                                            (bindings replace all bindings; {} = shared pool)
+//   Key members (create / patch): name, permissions, expires_at (unix ms, 0 = never),
+//     concurrency_limit (alias concurrency), rate_window_minutes (alias rate_window_min),
+//     rate_requests, rate_tokens, rate_cost_usd, daily_cost_usd, total_cost_usd,
+//     weekly_cost_usd, weekly_reset_day (1 = Mon .. 7 = Sun), weekly_reset_hour (0..23),
+//     rate (per-key price multiplier), activation_hours | activation_days (the key expires this
+//     long after its first use; excludes expires_at; 0 turns it off), allow_models |
+//     deny_models ([] drops the filter on patch), bindings. USD amounts and rate are decimal
+//     text: a JSON string ("0.25") or number (0.25), read from its text, never via a double;
+//     at most 6 decimal places, "0" = no limit.
+//   A key as answered: id, name, enabled, created_at, updated_at, expires_at, permissions,
+//     concurrency_limit, rate_window_minutes, rate_requests, rate_tokens, model_mode, models,
+//     bindings, <cost>_micro_usd (integer, exact) and <cost>_usd (decimal text) for <cost> in
+//     rate_cost, daily_cost, total_cost, weekly_cost; weekly_reset_day, weekly_reset_hour,
+//     rate (decimal text) and rate_ppm, activation_ms, activated_at (0 = not yet used).
 //   POST   /admin/oauth/claude/start {setup_token?, proxy?, proxy_password?}
 //   POST   /admin/oauth/claude/exchange {session_id, code, name, ...account fields}
+//   GET    /admin/usage | /admin/usage/top | /admin/usage/recent   (admin/usage_routes.h)
 // Errors: {"error": {"type": ..., "message": ...}} with 400/401/404/405/409/413/500/501/503.
 
 #include <cstddef>
@@ -34,6 +50,7 @@
 #include "auth/key_service.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "common/time_zone.h"
 #include "events/event_bus.h"
 #include "storage/store.h"
 #include "upstream/http_client.h"
@@ -68,6 +85,7 @@ struct AdminDeps {
       testAccount;
   const Clock* clock = nullptr;
   std::string adminToken;  // empty = the admin API is disabled (404 for every /admin path)
+  const TimeZone* timeZone = nullptr;  // buckets of /admin/usage...; nullptr = UTC
 };
 
 class AdminApi {

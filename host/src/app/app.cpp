@@ -280,6 +280,11 @@ int runServe(const Config& cfg) {
   for (auto& p : plugins->providers) {
     testerDeps.providers.push_back(p.get());
   }
+  auto zone = TimeZone::load(cfg.accounting.timeZone);
+  if (!zone) {
+    spdlog::critical("cannot start: accounting.time_zone: {}", zone.status().message());
+    return 1;
+  }
   std::unique_ptr<AdminApi> admin;
   if (cfg.admin.enabled) {
     bool generated = false;
@@ -304,13 +309,9 @@ int runServe(const Config& cfg) {
       return testAccount(testerDeps, r, m);
     };
     ad.clock = s.clock;
+    ad.timeZone = &zone.value();
     ad.adminToken = std::move(token.value());
     admin = std::make_unique<AdminApi>(std::move(ad));
-  }
-  auto zone = TimeZone::load(cfg.accounting.timeZone);
-  if (!zone) {
-    spdlog::critical("cannot start: accounting.time_zone: {}", zone.status().message());
-    return 1;
   }
   UsageRetention retention;
   retention.hourlyMs = int64_t{cfg.accounting.hourlyRetentionDays} * 86400000;

@@ -74,7 +74,47 @@ std::string KeyService::hashKey(std::string_view plainKey) const {
   return crypto::toHex(crypto::hmacSha256(hashSecret_, plainKey));
 }
 
-Status KeyService::validateOptions(const NewKeyOptions& o) {
+bool KeyPatch::empty() const {
+  return !permissions && !expiresAtMs && !concurrencyLimit && !rateWindowMinutes && !rateRequests &&
+         !rateTokens && !rateCostMicroUsd && !dailyCostMicroUsd && !totalCostMicroUsd &&
+         !weeklyCostMicroUsd && !weeklyResetDay && !weeklyResetHour && !ratePpm && !activationMs &&
+         !modelMode && !models && !bindings;
+}
+
+namespace {
+
+ApiKeyRecord recordOf(const NewKeyOptions& o) {
+  ApiKeyRecord r;
+  r.name = o.name;
+  r.expiresAtMs = o.expiresAtMs;
+  r.permissions = o.permissions;
+  r.concurrencyLimit = o.concurrencyLimit;
+  r.rateWindowMinutes = o.rateWindowMinutes;
+  r.rateRequests = o.rateRequests;
+  r.rateTokens = o.rateTokens;
+  r.modelMode = o.modelMode;
+  r.models = o.models;
+  r.bindings = o.bindings;
+  r.rateCostMicroUsd = o.rateCostMicroUsd;
+  r.dailyCostMicroUsd = o.dailyCostMicroUsd;
+  r.totalCostMicroUsd = o.totalCostMicroUsd;
+  r.weeklyCostMicroUsd = o.weeklyCostMicroUsd;
+  r.weeklyResetDay = o.weeklyResetDay;
+  r.weeklyResetHour = o.weeklyResetHour;
+  r.ratePpm = o.ratePpm;
+  r.activationMs = o.activationMs;
+  return r;
+}
+
+}  // namespace
+
+Status KeyService::validateOptions(const NewKeyOptions& o, InputSpelling spelling) {
+  return validateRecord(recordOf(o), spelling);
+}
+
+Status KeyService::validateRecord(const ApiKeyRecord& o, InputSpelling spelling) {
+  const bool cli = spelling == InputSpelling::kCliFlags;
+  auto nm = [cli](const char* flag, const char* json) { return std::string(cli ? flag : json); };
   if (o.name.empty() || o.name.size() > 100) {
     return invalidArgument("key name must be 1..100 characters");
   }
@@ -84,11 +124,60 @@ Status KeyService::validateOptions(const NewKeyOptions& o) {
                              "\" (expected claude, gemini, openai, bedrock)");
     }
   }
-  if (o.concurrencyLimit < 0 || o.rateWindowMinutes < 0 || o.rateRequests < 0 || o.rateTokens < 0) {
-    return invalidArgument("limits must not be negative");
+  struct {
+    int64_t v;
+    std::string name;
+  } counts[] = {
+      {o.concurrencyLimit, nm("--concurrency", "concurrency_limit")},
+      {o.rateWindowMinutes, nm("--rate-window-min", "rate_window_minutes")},
+      {o.rateRequests, nm("--rate-requests", "rate_requests")},
+      {o.rateTokens, nm("--rate-tokens", "rate_tokens")},
+      {o.rateCostMicroUsd, nm("--rate-cost", "rate_cost_usd")},
+      {o.dailyCostMicroUsd, nm("--daily-cost", "daily_cost_usd")},
+      {o.totalCostMicroUsd, nm("--total-cost", "total_cost_usd")},
+      {o.weeklyCostMicroUsd, nm("--weekly-cost", "weekly_cost_usd")},
+  };
+  for (const auto& c : counts) {
+    if (c.v < 0) {
+      return invalidArgument(c.name + " must not be negative");
+    }
   }
-  if ((o.rateRequests > 0 || o.rateTokens > 0) && o.rateWindowMinutes == 0) {
-    return invalidArgument("--rate-requests / --rate-tokens need --rate-window-min");
+  for (const auto& c : {counts[4], counts[5], counts[6], counts[7]}) {
+    if (c.v > kMaxCostMicroUsd) {
+      return invalidArgument(c.name + ": at most 1000000000 USD");
+    }
+  }
+  if (o.rateWindowMinutes == 0) {
+    for (const auto& c : {counts[2], counts[3], counts[4]}) {
+      if (c.v > 0) {
+        return invalidArgument(c.name + " needs " + nm("--rate-window-min", "rate_window_minutes"));
+      }
+    }
+  }
+  if (o.weeklyResetDay < 1 || o.weeklyResetDay > 7) {
+    return invalidArgument(nm("--weekly-reset-day", "weekly_reset_day") +
+                           ": expected 1 (Monday) .. 7 (Sunday), got " +
+                           std::to_string(o.weeklyResetDay));
+  }
+  if (o.weeklyResetHour < 0 || o.weeklyResetHour > 23) {
+    return invalidArgument(nm("--weekly-reset-hour", "weekly_reset_hour") +
+                           ": expected 0..23, got " + std::to_string(o.weeklyResetHour));
+  }
+  if (o.ratePpm <= 0 || o.ratePpm > 1000LL * 1'000'000) {
+    return invalidArgument(nm("--rate", "rate") + ": must be above 0 and at most 1000");
+  }
+  if (o.activationMs < 0 || o.activationMs > kMaxActivationMs) {
+    return invalidArgument(
+        nm("--activation-hours / --activation-days", "activation_hours / activation_days") +
+        ": at most 3650 days");
+  }
+  // Before its first use an activation key has no expiry of its own; afterwards expiresAtMs is
+  // the one the activation set.
+  if (o.activationMs > 0 && o.activatedAtMs == 0 && o.expiresAtMs != 0) {
+    return invalidArgument(cli ? "--expires-at and --activation-hours / --activation-days exclude "
+                                 "each other"
+                               : "expires_at and activation_hours / activation_days exclude each "
+                                 "other");
   }
   if (o.modelMode != ModelFilterMode::kNone && o.models.empty()) {
     return invalidArgument("a model allow/deny list needs at least one model");
@@ -152,8 +241,8 @@ Status KeyService::checkBindings(const std::map<std::string, std::string>& bindi
   return Status::ok();
 }
 
-StatusOr<CreatedKey> KeyService::create(const NewKeyOptions& opts) {
-  Status v = validateOptions(opts);
+StatusOr<CreatedKey> KeyService::create(const NewKeyOptions& opts, InputSpelling spelling) {
+  Status v = validateOptions(opts, spelling);
   if (!v) {
     return v;
   }
@@ -179,6 +268,15 @@ StatusOr<CreatedKey> KeyService::create(const NewKeyOptions& opts) {
   r.modelMode = opts.modelMode;
   r.models = opts.models;
   r.bindings = opts.bindings;
+  r.rateCostMicroUsd = opts.rateCostMicroUsd;
+  r.dailyCostMicroUsd = opts.dailyCostMicroUsd;
+  r.totalCostMicroUsd = opts.totalCostMicroUsd;
+  r.weeklyCostMicroUsd = opts.weeklyCostMicroUsd;
+  r.weeklyResetDay = opts.weeklyResetDay;
+  r.weeklyResetHour = opts.weeklyResetHour;
+  r.ratePpm = opts.ratePpm;
+  r.activationMs = opts.activationMs;
+  r.activatedAtMs = 0;
   Status s = store_.keys().create(r);
   if (!s) {
     return s;
@@ -222,10 +320,46 @@ StatusOr<KeyRecordPtr> KeyService::authenticate(std::string_view plainKey) {
   if (!rec->enabled) {
     return Status(Code::kUnauthenticated, "API key is disabled");
   }
+  if (rec->activationMs > 0 && rec->activatedAtMs == 0) {
+    auto activated = activate(rec);
+    if (!activated) {
+      return activated.status();
+    }
+    rec = std::move(*activated);
+  }
   if (rec->expiresAtMs > 0 && clock_.nowUnixMs() >= rec->expiresAtMs) {
     return Status(Code::kUnauthenticated, "API key has expired");
   }
   return rec;
+}
+
+// The first authenticated use of an activation key starts its lifetime. The stored record is
+// read again first: another process (or thread) may have activated it already, and its earlier
+// activation must stand (KeyStore has no compare-and-set; this narrows the race to the gap
+// between this read and the write, where both writers pick nearly the same instant).
+StatusOr<KeyRecordPtr> KeyService::activate(const KeyRecordPtr& rec) {
+  auto fresh = store_.keys().getById(rec->id);
+  if (!fresh) {
+    return Status(Code::kUnavailable, "key storage unavailable: " + fresh.status().message());
+  }
+  if (!fresh->has_value()) {
+    return Status(Code::kUnauthenticated, "API key not found");
+  }
+  ApiKeyRecord r = std::move(**fresh);
+  if (r.activationMs > 0 && r.activatedAtMs == 0) {
+    int64_t now = clock_.nowUnixMs();
+    r.activatedAtMs = now;
+    r.expiresAtMs = now + r.activationMs;
+    r.updatedAtMs = now;
+    Status s = store_.keys().update(r);
+    if (!s) {
+      return Status(Code::kUnavailable, "key storage unavailable: " + s.message());
+    }
+  }
+  auto out = std::make_shared<const ApiKeyRecord>(std::move(r));
+  std::lock_guard<std::mutex> lock(mu_);
+  cache_[out->hash] = CacheEntry{out, clock_.monotonicMs() + cacheTtlMs_};
+  return out;
 }
 
 void KeyService::invalidate(const std::string& hash) {
@@ -278,6 +412,81 @@ StatusOr<ApiKeyRecord> KeyService::setBindings(const std::string& id,
     return s;
   }
   return std::move(*r);
+}
+
+StatusOr<ApiKeyRecord> KeyService::update(const std::string& id, const KeyPatch& p,
+                                          InputSpelling spelling) {
+  auto got = get(id);
+  if (!got) {
+    return got.status();
+  }
+  ApiKeyRecord r = std::move(*got);
+  if (p.bindings) {
+    Status v = checkBindings(*p.bindings);
+    if (!v) {
+      return v;
+    }
+    r.bindings = *p.bindings;
+  }
+  auto set = [](const std::optional<int64_t>& v, int64_t* dest) {
+    if (v) {
+      *dest = *v;
+    }
+  };
+  if (p.permissions) {
+    r.permissions = *p.permissions;
+  }
+  set(p.concurrencyLimit, &r.concurrencyLimit);
+  set(p.rateWindowMinutes, &r.rateWindowMinutes);
+  set(p.rateRequests, &r.rateRequests);
+  set(p.rateTokens, &r.rateTokens);
+  set(p.rateCostMicroUsd, &r.rateCostMicroUsd);
+  set(p.dailyCostMicroUsd, &r.dailyCostMicroUsd);
+  set(p.totalCostMicroUsd, &r.totalCostMicroUsd);
+  set(p.weeklyCostMicroUsd, &r.weeklyCostMicroUsd);
+  set(p.weeklyResetDay, &r.weeklyResetDay);
+  set(p.weeklyResetHour, &r.weeklyResetHour);
+  set(p.ratePpm, &r.ratePpm);
+  if (p.modelMode) {
+    r.modelMode = *p.modelMode;
+  }
+  if (p.models) {
+    r.models = *p.models;
+  }
+  if (p.activationMs) {
+    if (*p.activationMs == 0) {
+      // Activation off: an expiry it set goes with it (unless a new one is given below).
+      if (r.activationMs > 0 && r.activatedAtMs > 0) {
+        r.expiresAtMs = 0;
+      }
+      r.activatedAtMs = 0;
+    } else if (r.activatedAtMs > 0) {
+      r.expiresAtMs = r.activatedAtMs + *p.activationMs;  // still counted from the first use
+    }
+    r.activationMs = *p.activationMs;
+  }
+  if (p.expiresAtMs) {
+    // With activation on, the expiry is the activation's (0 until the first use).
+    if (r.activationMs > 0 && (*p.expiresAtMs != 0 || r.activatedAtMs > 0)) {
+      return invalidArgument(spelling == InputSpelling::kCliFlags
+                                 ? "--expires-at: the key has activation expiry; turn it off "
+                                   "with --activation-hours 0 to set a fixed expiry"
+                                 : "expires_at: the key has activation expiry; turn it off with "
+                                   "activation_hours 0 to set a fixed expiry");
+    }
+    r.expiresAtMs = *p.expiresAtMs;
+  }
+  Status v = validateRecord(r, spelling);
+  if (!v) {
+    return v;
+  }
+  r.updatedAtMs = clock_.nowUnixMs();
+  Status s = store_.keys().update(r);
+  invalidate(r.hash);
+  if (!s) {
+    return s;
+  }
+  return r;
 }
 
 Status KeyService::remove(const std::string& id) {

@@ -12,11 +12,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include "accounting/pricing.h"
 #include "accounts/account_input.h"
 #include "accounts/account_tester.h"
 #include "app/app.h"
 #include "app/master_key_rotation.h"
 #include "auth/key_input.h"
+#include "cli/usage_command.h"
 #include "common/time_format.h"
 #include "config/config.h"
 #include "oauth/claude_oauth.h"
@@ -33,11 +35,18 @@ commands:
   serve                         run the gateway
   check-config                  validate the config and print it with secrets masked
   keys create --name NAME [--permissions claude,gemini,openai] [--expires-at ISO8601]
-              [--concurrency N] [--rate-window-min M --rate-requests R --rate-tokens T]
+              [--concurrency N] [--rate-window-min M --rate-requests R --rate-tokens T
+              --rate-cost USD] [--daily-cost USD] [--total-cost USD] [--weekly-cost USD
+              --weekly-reset-day 1..7 --weekly-reset-hour 0..23] [--rate X]
+              [--activation-hours N | --activation-days N]
               [--deny-models a,b | --allow-models a,b]
               [--bind PROVIDER=ACCOUNT_ID|group:NAME ...]
                                 create a gateway key; the key is printed once, alone on the
-                                last line of stdout
+                                last line of stdout. USD amounts are decimals ("0.25", at most
+                                6 places, 0 = no limit); --rate multiplies the key's prices;
+                                activation: the key expires N hours/days after its first use
+  keys update ID [the create flags but --name and --bind; --expires-at never]
+                                change only the given limits of a key
   keys list | keys show ID | keys disable ID | keys enable ID | keys delete ID
   keys bind ID --bind claude=group:team-a [--bind openai=ACCOUNT_ID ...]
   keys unbind ID --provider claude
@@ -70,6 +79,14 @@ commands:
   rotate-master-key [--new-key-file PATH]
                                 re-seal every secret under a new master key (stop the server
                                 first); gateway keys keep working
+  usage (--key ID | --account ID | --model M) [--from ISO8601 --to ISO8601]
+        [--by hour|day|month] [--by-model] [--json]
+                                usage per bucket in accounting.time_zone (default: the last
+                                7 days by day); --by-model splits a key's usage per model
+  usage top [--from ISO8601 --to ISO8601] [--by hour|day|month] [--limit N] [--json]
+                                keys by billed cost
+  usage recent --key ID [--limit N] [--json]
+                                the key's most recent requests
   plugins list                  loaded plugins with name, version, ABI version and routes
   version
 
@@ -93,7 +110,7 @@ StatusOr<Args> parseArgs(int argc, char** argv) {
       if (eq != std::string::npos) {
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
-      } else if (name == "help" || name == "setup-token") {
+      } else if (name == "help" || name == "setup-token" || name == "json" || name == "by-model") {
         value = "1";  // switches without a value
       } else {
         if (i + 1 >= argc) {
@@ -179,6 +196,40 @@ Status readBindFlags(const Args& a, std::map<std::string, std::string>* out) {
   return Status::ok();
 }
 
+std::string usdText(int64_t microUsd) {
+  return microUsd > 0 ? "$" + formatUsdMicros(microUsd) : "none";
+}
+
+std::string durationText(int64_t ms) {
+  return ms % 86'400'000 == 0 ? std::to_string(ms / 86'400'000) + " days"
+                              : std::to_string(ms / 3'600'000) + " hours";
+}
+
+// The cost limits and rate in one short line for `keys list` ("-" when none).
+std::string limitsSummary(const ApiKeyRecord& k) {
+  std::string s;
+  auto add = [&s](const std::string& part) { s += (s.empty() ? "" : ", ") + part; };
+  if (k.rateCostMicroUsd > 0) {
+    add("window " + usdText(k.rateCostMicroUsd));
+  }
+  if (k.dailyCostMicroUsd > 0) {
+    add("daily " + usdText(k.dailyCostMicroUsd));
+  }
+  if (k.weeklyCostMicroUsd > 0) {
+    add("weekly " + usdText(k.weeklyCostMicroUsd));
+  }
+  if (k.totalCostMicroUsd > 0) {
+    add("total " + usdText(k.totalCostMicroUsd));
+  }
+  if (k.ratePpm != kRatePpmOne) {
+    add("rate x" + formatRatePpm(k.ratePpm));
+  }
+  if (k.activationMs > 0 && k.activatedAtMs == 0) {
+    add("activation " + durationText(k.activationMs));
+  }
+  return s.empty() ? "-" : s;
+}
+
 void printKey(const ApiKeyRecord& k) {
   std::printf("id:           %s\n", k.id.c_str());
   std::printf("name:         %s\n", k.name.c_str());
@@ -189,9 +240,9 @@ void printKey(const ApiKeyRecord& k) {
   std::printf("concurrency:  %s\n",
               k.concurrencyLimit > 0 ? std::to_string(k.concurrencyLimit).c_str() : "unlimited");
   if (k.rateWindowMinutes > 0) {
-    std::printf("rate window:  %lld min, %lld requests, %lld tokens (0 = no cap)\n",
+    std::printf("rate window:  %lld min, %lld requests, %lld tokens, $%s cost (0 = no cap)\n",
                 static_cast<long long>(k.rateWindowMinutes), static_cast<long long>(k.rateRequests),
-                static_cast<long long>(k.rateTokens));
+                static_cast<long long>(k.rateTokens), formatUsdMicros(k.rateCostMicroUsd).c_str());
   } else {
     std::printf("rate window:  none\n");
   }
@@ -200,6 +251,131 @@ void printKey(const ApiKeyRecord& k) {
                                                              : "";
   std::printf("models:       %s%s\n", mode, joinList(k.models, "all").c_str());
   std::printf("bindings:     %s\n", bindingsText(k.bindings).c_str());
+  static const char* const kDays[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+  std::printf("daily cost:   %s\n", usdText(k.dailyCostMicroUsd).c_str());
+  std::printf("total cost:   %s\n", usdText(k.totalCostMicroUsd).c_str());
+  std::printf("weekly cost:  %s (week starts %s %02lld:00)\n",
+              usdText(k.weeklyCostMicroUsd).c_str(),
+              k.weeklyResetDay >= 1 && k.weeklyResetDay <= 7 ? kDays[k.weeklyResetDay - 1] : "?",
+              static_cast<long long>(k.weeklyResetHour));
+  std::printf("rate:         x%s\n", formatRatePpm(k.ratePpm).c_str());
+  if (k.activationMs <= 0) {
+    std::printf("activation:   none\n");
+  } else if (k.activatedAtMs == 0) {
+    std::printf("activation:   %s after first use, not used yet\n",
+                durationText(k.activationMs).c_str());
+  } else {
+    std::printf("activation:   %s after first use, activated %s\n",
+                durationText(k.activationMs).c_str(), isoTime(k.activatedAtMs).c_str());
+  }
+}
+
+// The flags of `keys create` (creating) and `keys update` into `in`. Unknown flags are refused
+// so that a typo is not silently ignored. Creating, an empty flag counts as not given; updating,
+// a given flag is a change (an empty model list drops the filter).
+Status readKeyFlags(const Args& a, bool creating, KeyInput* in) {
+  static const std::vector<std::string> known = {"config",
+                                                 "help",
+                                                 "name",
+                                                 "permissions",
+                                                 "expires-at",
+                                                 "concurrency",
+                                                 "rate-window-min",
+                                                 "rate-requests",
+                                                 "rate-tokens",
+                                                 "rate-cost",
+                                                 "daily-cost",
+                                                 "total-cost",
+                                                 "weekly-cost",
+                                                 "weekly-reset-day",
+                                                 "weekly-reset-hour",
+                                                 "rate",
+                                                 "activation-hours",
+                                                 "activation-days",
+                                                 "allow-models",
+                                                 "deny-models",
+                                                 "bind"};
+  for (const auto& kv : a.flags) {
+    bool ok = std::find(known.begin(), known.end(), kv.first) != known.end() &&
+              (creating || (kv.first != "name" && kv.first != "bind"));
+    if (!ok) {
+      return invalidArgument("unknown flag --" + kv.first + " for keys " +
+                             (creating ? "create" : "update") +
+                             (kv.first == "bind" ? " (use keys bind / keys unbind)" : "") +
+                             (kv.first == "name" ? " (a key's name cannot change)" : ""));
+    }
+  }
+  auto given = [&](const char* n) -> const std::string* {
+    auto it = a.flags.find(n);
+    if (it == a.flags.end() || (creating && it->second.empty())) {
+      return nullptr;
+    }
+    return &it->second;
+  };
+  if (const std::string* v = given("name")) {
+    in->name = *v;
+  }
+  if (creating) {
+    in->permissions = splitList(a.flags.count("permissions") ? a.flags.at("permissions") : "");
+  } else if (const std::string* v = given("permissions")) {
+    in->permissions = splitList(*v);
+  }
+  if (const std::string* v = given("expires-at")) {
+    if (!creating && (*v == "never" || *v == "0")) {
+      in->expiresAtMs = 0;
+    } else {
+      auto t = parseIso8601(*v);
+      if (!t) {
+        return invalidArgument("--expires-at: " + t.status().message());
+      }
+      in->expiresAtMs = *t;
+    }
+  }
+  struct {
+    const char* name;
+    std::optional<int64_t>* dest;
+  } ints[] = {
+      {"concurrency", &in->concurrencyLimit},     {"rate-window-min", &in->rateWindowMinutes},
+      {"rate-requests", &in->rateRequests},       {"rate-tokens", &in->rateTokens},
+      {"weekly-reset-day", &in->weeklyResetDay},  {"weekly-reset-hour", &in->weeklyResetHour},
+      {"activation-hours", &in->activationHours}, {"activation-days", &in->activationDays}};
+  for (auto& f : ints) {
+    if (const std::string* v = given(f.name)) {
+      auto n = parseInt(f.name, *v);
+      if (!n) {
+        return n.status();
+      }
+      *f.dest = *n;
+    }
+  }
+  struct {
+    const char* name;
+    std::optional<std::string>* dest;
+  } decimals[] = {{"rate-cost", &in->rateCostUsd},
+                  {"daily-cost", &in->dailyCostUsd},
+                  {"total-cost", &in->totalCostUsd},
+                  {"weekly-cost", &in->weeklyCostUsd},
+                  {"rate", &in->rate}};
+  for (auto& f : decimals) {
+    if (const std::string* v = given(f.name)) {
+      *f.dest = *v;  // parsed (without floating point) by keyPatch, which names the flag
+    }
+  }
+  if (const std::string* v = given("allow-models")) {
+    in->allowModels = splitList(*v);
+  }
+  if (const std::string* v = given("deny-models")) {
+    in->denyModels = splitList(*v);
+  }
+  if (creating) {
+    std::map<std::string, std::string> bindings;
+    Status bs = readBindFlags(a, &bindings);
+    if (!bs) {
+      return bs;
+    }
+    in->bindings = std::move(bindings);
+  }
+  return Status::ok();
 }
 
 int fail(const Status& s) {
@@ -209,52 +385,12 @@ int fail(const Status& s) {
 
 int cmdKeys(Services& s, const Args& a) {
   const std::string verb = a.positional.size() > 1 ? a.positional[1] : "";
-  auto flag = [&](const char* n) -> std::string {
-    auto it = a.flags.find(n);
-    return it == a.flags.end() ? std::string() : it->second;
-  };
   if (verb == "create") {
-    // Empty flags count as not given.
     KeyInput in;
-    if (!flag("name").empty()) {
-      in.name = flag("name");
+    Status fs = readKeyFlags(a, /*creating=*/true, &in);
+    if (!fs) {
+      return fail(fs);
     }
-    in.permissions = splitList(flag("permissions"));
-    if (!flag("expires-at").empty()) {
-      auto t = parseIso8601(flag("expires-at"));
-      if (!t) {
-        return fail(invalidArgument("--expires-at: " + t.status().message()));
-      }
-      in.expiresAtMs = *t;
-    }
-    struct {
-      const char* name;
-      std::optional<int64_t>* dest;
-    } ints[] = {{"concurrency", &in.concurrencyLimit},
-                {"rate-window-min", &in.rateWindowMinutes},
-                {"rate-requests", &in.rateRequests},
-                {"rate-tokens", &in.rateTokens}};
-    for (auto& f : ints) {
-      if (!flag(f.name).empty()) {
-        auto v = parseInt(f.name, flag(f.name));
-        if (!v) {
-          return fail(v.status());
-        }
-        *f.dest = *v;
-      }
-    }
-    if (!flag("allow-models").empty()) {
-      in.allowModels = splitList(flag("allow-models"));
-    }
-    if (!flag("deny-models").empty()) {
-      in.denyModels = splitList(flag("deny-models"));
-    }
-    std::map<std::string, std::string> bindings;
-    Status bs = readBindFlags(a, &bindings);
-    if (!bs) {
-      return fail(bs);
-    }
-    in.bindings = std::move(bindings);
     auto o = newKeyOptions(in, s.clock->nowUnixMs(), InputSpelling::kCliFlags);
     if (!o) {
       return fail(o.status());
@@ -273,18 +409,41 @@ int cmdKeys(Services& s, const Args& a) {
     if (!keys) {
       return fail(keys.status());
     }
-    std::printf("%-36s  %-24s  %-8s  %-20s  %-16s  %s\n", "ID", "NAME", "ENABLED", "EXPIRES",
-                "PERMISSIONS", "BINDINGS");
+    std::printf("%-36s  %-24s  %-8s  %-20s  %-16s  %-24s  %s\n", "ID", "NAME", "ENABLED", "EXPIRES",
+                "PERMISSIONS", "BINDINGS", "LIMITS");
     for (const auto& k : *keys) {
-      std::printf("%-36s  %-24s  %-8s  %-20s  %-16s  %s\n", k.id.c_str(), k.name.c_str(),
-                  k.enabled ? "yes" : "no",
-                  k.expiresAtMs > 0 ? isoTime(k.expiresAtMs).c_str() : "never",
-                  joinList(k.permissions, "all").c_str(),
-                  k.bindings.empty() ? "-" : bindingsText(k.bindings).c_str());
+      std::printf(
+          "%-36s  %-24s  %-8s  %-20s  %-16s  %-24s  %s\n", k.id.c_str(), k.name.c_str(),
+          k.enabled ? "yes" : "no", k.expiresAtMs > 0 ? isoTime(k.expiresAtMs).c_str() : "never",
+          joinList(k.permissions, "all").c_str(),
+          k.bindings.empty() ? "-" : bindingsText(k.bindings).c_str(), limitsSummary(k).c_str());
     }
     return 0;
   }
   const std::string id = a.positional.size() > 2 ? a.positional[2] : "";
+  if (verb == "update") {
+    if (id.empty()) {
+      return fail(invalidArgument("keys update needs a key ID"));
+    }
+    KeyInput in;
+    Status fs = readKeyFlags(a, /*creating=*/false, &in);
+    if (!fs) {
+      return fail(fs);
+    }
+    auto patch = keyPatch(in, s.clock->nowUnixMs(), InputSpelling::kCliFlags);
+    if (!patch) {
+      return fail(patch.status());
+    }
+    if (patch->empty()) {
+      return fail(invalidArgument("keys update needs at least one flag to change (see --help)"));
+    }
+    auto updated = s.keys->update(id, *patch, InputSpelling::kCliFlags);
+    if (!updated) {
+      return fail(updated.status());
+    }
+    printKey(*updated);
+    return 0;
+  }
   if (verb == "bind" || verb == "unbind") {
     if (id.empty()) {
       return fail(invalidArgument("keys " + verb + " needs a key ID"));
@@ -343,7 +502,8 @@ int cmdKeys(Services& s, const Args& a) {
     return 0;
   }
   return fail(invalidArgument("unknown keys command \"" + verb +
-                              "\" (create, list, show, disable, enable, delete, bind, unbind)"));
+                              "\" (create, update, list, show, disable, enable, delete, bind, "
+                              "unbind)"));
 }
 
 // Reads the common and type-specific account flags into `c`; rejects flags no verb knows so a
@@ -994,6 +1154,9 @@ int runCli(int argc, char** argv) {
   }
   if (cmd == "rotate-master-key") {
     return cmdRotate(*cfg, *args);
+  }
+  if (cmd == "usage") {
+    return runUsageCommand(*cfg, args->positional, args->flags);
   }
   if (cmd == "keys" || cmd == "accounts") {
     auto svc = openServices(*cfg);

@@ -109,6 +109,17 @@ struct AccountingConfig {
   int recentRecordsPerKey = 200;  // per-request records kept per key (0 = none)
 };
 
+// Admission of requests against per-key limits (docs/operations.md "Limits").
+struct LimitsConfig {
+  // Output bound assumed when a request names none (reserved against token and cost limits).
+  int defaultMaxOutputTokens = 4096;
+  // Instead of an immediate 429 at a key's concurrency limit, wait up to queueWaitMs for a slot;
+  // at most queueMaxPerKey requests of one key wait in one process (the rest get the 429).
+  bool queueEnabled = false;
+  int queueWaitMs = 10000;
+  int queueMaxPerKey = 32;
+};
+
 struct Config {
   ServerConfig server;
   StorageConfig storage;
@@ -120,6 +131,7 @@ struct Config {
   OAuthConfig oauth;
   AdminConfig admin;
   AccountingConfig accounting;
+  LimitsConfig limits;
   std::string sourcePath;  // the file it came from
 };
 

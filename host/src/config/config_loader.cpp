@@ -757,6 +757,18 @@ void loadAccounting(Loader& ld, const YAML::Node& node, const std::string& path,
       });
 }
 
+void loadLimits(Loader& ld, const YAML::Node& node, const std::string& path, LimitsConfig* lc) {
+  ld.forEachKey(
+      node, path,
+      {
+          {"default_max_output_tokens",
+           RG_ON(ld.readInt(v, p, {1, 10000000}, &lc->defaultMaxOutputTokens))},
+          {"queue_enabled", RG_ON(ld.readBool(v, p, &lc->queueEnabled))},
+          {"queue_wait_ms", RG_ON(ld.readInt(v, p, {1, 600000}, &lc->queueWaitMs))},
+          {"queue_max_per_key", RG_ON(ld.readInt(v, p, {1, 100000}, &lc->queueMaxPerKey))},
+      });
+}
+
 void loadRoot(Loader& ld, const YAML::Node& root, Config* cfg) {
   ld.forEachKey(root, kRootPath,
                 {
@@ -770,6 +782,7 @@ void loadRoot(Loader& ld, const YAML::Node& root, Config* cfg) {
                     {"oauth", RG_ON(loadOAuth(ld, v, p, &cfg->oauth))},
                     {"admin", RG_ON(loadAdmin(ld, v, p, &cfg->admin))},
                     {"accounting", RG_ON(loadAccounting(ld, v, p, &cfg->accounting))},
+                    {"limits", RG_ON(loadLimits(ld, v, p, &cfg->limits))},
                 });
 }
 

@@ -207,6 +207,12 @@ std::string renderConfigMasked(const Config& cfg) {
   line("  daily_retention_days: " + std::to_string(ac.dailyRetentionDays));
   line("  monthly_retention_months: " + std::to_string(ac.monthlyRetentionMonths));
   line("  recent_records_per_key: " + std::to_string(ac.recentRecordsPerKey));
+  const LimitsConfig& lc = cfg.limits;
+  line("limits:");
+  line("  default_max_output_tokens: " + std::to_string(lc.defaultMaxOutputTokens));
+  line(std::string("  queue_enabled: ") + (lc.queueEnabled ? "true" : "false"));
+  line("  queue_wait_ms: " + std::to_string(lc.queueWaitMs));
+  line("  queue_max_per_key: " + std::to_string(lc.queueMaxPerKey));
   line("admin:");
   line(std::string("  enabled: ") + (cfg.admin.enabled ? "true" : "false"));
   line("  token: " + masked(cfg.admin.token) +

@@ -55,22 +55,26 @@ const char* googleStatus(int status) {
 } // namespace
 
 std::string errorBody(rg_error_shape shape, int status, std::string_view message,
-                      std::string_view type, std::string_view code) {
+                      std::string_view type, std::string_view code,
+                      std::string_view extraMembers) {
+  std::string extra(extraMembers);
   switch (shape) {
   case RG_SHAPE_OPENAI: {
     std::string t = type.empty() ? openaiType(status) : std::string(type);
     std::string c = code.empty() ? t : std::string(code);
     return "{\"error\":{\"message\":" + jsonQuote(message) + ",\"type\":" + jsonQuote(t) +
-           ",\"code\":" + jsonQuote(c) + "}}";
+           ",\"code\":" + jsonQuote(c) + "}" + extra + "}";
   }
   case RG_SHAPE_GEMINI:
     return "{\"error\":{\"code\":" + std::to_string(status) + ",\"message\":" +
-           jsonQuote(message) + ",\"status\":" + jsonQuote(googleStatus(status)) + "}}";
+           jsonQuote(message) + ",\"status\":" + jsonQuote(googleStatus(status)) +
+           (code.empty() ? std::string() : ",\"reason\":" + jsonQuote(code)) + "}" + extra + "}";
   case RG_SHAPE_ANTHROPIC:
   default: {
     std::string t = type.empty() ? anthropicType(status) : std::string(type);
     return "{\"type\":\"error\",\"error\":{\"type\":" + jsonQuote(t) +
-           ",\"message\":" + jsonQuote(message) + "}}";
+           ",\"message\":" + jsonQuote(message) +
+           (code.empty() ? std::string() : ",\"code\":" + jsonQuote(code)) + "}" + extra + "}";
   }
   }
 }

@@ -9,6 +9,9 @@
 #include <istream>
 #include <ostream>
 #include <random>
+#include <thread>
+
+#include <poll.h>
 
 #include <Poco/Exception.h>
 #include <Poco/Net/HTTPServerRequest.h>
@@ -148,8 +151,9 @@ struct Gateway::Ctx {
   bool http10 = false;        // HTTP/1.0 client: no chunked responses
   bool usageBooked = false;
   rg_host_stream hs;
-  std::string leaseScope;
-  bool leaseHeld = false;
+  bool reserved = false;  // holds an admission reservation (released by settle / release)
+  bool weekly = false;    // a Claude-family request: booked into the key's weekly counter
+  std::string week;       // ... of this weekly period
   int64_t lastLeaseRenewMs = 0;
   ClientWatch watch;
   std::string routeLabel = "unmatched";
@@ -184,6 +188,11 @@ Gateway::Gateway(GatewayDeps deps)
                             "Requests whose client went away before the response ended");
   failovers_ = m.counter("relaygate_failovers_total",
                          "Requests retried on another account after a retryable upstream error");
+  queueWaiting_ = m.gauge("relaygate_admission_queue_waiting",
+                          "Requests waiting for a key concurrency slot (limits.queue_enabled)");
+  queueRejects_ = m.counter("relaygate_admission_queue_rejects_total",
+                            "Queued requests answered 429 (queue full or wait timed out)");
+  views_ = std::make_unique<UsageViews>(*d_.store, *d_.clock, zone());
   d_.scheduler->setLeaseTtlMs(leaseTtlMs_);
   unpricedRequests_ = m.counter("relaygate_unpriced_requests_total",
                                 "Requests booked at cost 0 because their model has no price");
@@ -267,6 +276,12 @@ void Gateway::dispatch(Ctx& c) {
     c.routeLabel = "/admin";
     return serveAdmin(c);
   }
+  if (auto view = matchClientView(c.method, c.path)) {
+    c.routeLabel = c.path.find("/organizations/") != std::string::npos
+                       ? "/v1/organizations/{org}/usage"
+                       : c.path.substr(c.path.rfind('/'));
+    return serveUsageView(c, *view);
+  }
   bool pathExists = false;
   c.route = d_.router->match(c.method, c.path, &pathExists);
   if (c.route == nullptr) {
@@ -336,6 +351,37 @@ void Gateway::serveAdmin(Ctx& c) {
     c.resp.set(h.first, h.second);
   }
   sendBody(c, r.status, r.contentType, r.body);
+}
+
+void Gateway::serveUsageView(Ctx& c, ClientView view) {
+  HeaderList headers;
+  for (const auto& kv : c.req) {
+    headers.emplace_back(kv.first, kv.second);
+  }
+  std::string key = extractKey(headers, c.query);
+  if (key.empty()) {
+    return sendError(c, 401,
+                     "Missing API key: send it in the x-api-key, Authorization (Bearer), "
+                     "x-goog-api-key or api-key header");
+  }
+  auto rec = d_.keys->authenticate(key);
+  if (!rec) {
+    if (rec.status().code() == Code::kUnavailable) {
+      c.note = rec.status().message();
+      return sendError(c, 503, "The gateway cannot reach its key storage; try again shortly");
+    }
+    return sendError(c, 401, rec.status().message());
+  }
+  c.key = std::move(rec.value());
+  if (!hasPermission(*c.key, "claude")) {
+    return sendError(c, 403, "This API key has no permission for the claude service");
+  }
+  auto body = views_->clientView(view, *c.key);
+  if (!body) {
+    c.note = body.status().message();
+    return sendError(c, 503, "The gateway cannot read its usage storage; try again shortly");
+  }
+  sendBody(c, 200, "application/json", body.value());
 }
 
 void Gateway::serveRoute(Ctx& c) {
@@ -442,44 +488,8 @@ void Gateway::serveRoute(Ctx& c) {
     if (!c.model.empty() && !modelAllowed(*c.key, c.model)) {
       return sendError(c, 403, "This API key may not use model " + c.model);
     }
-    // Concurrency slot: an atomic lease that expires by itself if this process dies.
-    if (c.key->concurrencyLimit > 0 && (spec.flags & RG_ROUTE_SKIP_CONCURRENCY) == 0) {
-      c.leaseScope = "key:" + c.key->id;
-      auto lease = d_.store->limits().acquireLease(c.leaseScope, c.requestId,
-                                                   c.key->concurrencyLimit, leaseTtlMs_);
-      if (!lease) {
-        c.note = lease.status().message();
-        return sendError(c, 503, "The gateway cannot reach its limit storage; try again shortly");
-      }
-      if (!lease->acquired) {
-        return sendError(c, 429,
-                         "Concurrency limit exceeded: this key allows " +
-                             std::to_string(c.key->concurrencyLimit) + " concurrent requests",
-                         "rate_limit_error", 1);
-      }
-      c.leaseHeld = true;
-      leasesHeld_->add(1);
-      c.lastLeaseRenewMs = d_.clock->monotonicMs();
-    }
-    if (c.key->rateWindowMinutes > 0 && (c.key->rateRequests > 0 || c.key->rateTokens > 0)) {
-      auto w = d_.store->limits().windowAdmit("key:" + c.key->id, c.key->rateWindowMinutes * 60000,
-                                              c.key->rateRequests, c.key->rateTokens);
-      if (!w) {
-        c.note = w.status().message();
-        return sendError(c, 503, "The gateway cannot reach its limit storage; try again shortly");
-      }
-      if (!w->allowed) {
-        int64_t waitMs = std::max<int64_t>(0, w->windowEndMs - d_.clock->nowUnixMs());
-        int retry = static_cast<int>((waitMs + 999) / 1000);
-        std::string what = w->limitedBy == "tokens"
-                               ? "token limit of " + std::to_string(c.key->rateTokens)
-                               : "request limit of " + std::to_string(c.key->rateRequests);
-        return sendError(c, 429,
-                         "Rate limit exceeded: " + what + " per " +
-                             std::to_string(c.key->rateWindowMinutes) +
-                             " minute(s) reached; resets in " + std::to_string(retry) + " s",
-                         "rate_limit_error", std::max(retry, 1));
-      }
+    if (!admit(c, meta)) {
+      return;  // refused: the client has its 429 / 402 / 503
     }
   }
 
@@ -512,6 +522,272 @@ void Gateway::serveRoute(Ctx& c) {
   }
 
   serveRelay(c, rq);
+}
+
+namespace {
+
+bool keyHasLimits(const ApiKeyRecord& k) {
+  bool window =
+      k.rateWindowMinutes > 0 && (k.rateRequests > 0 || k.rateTokens > 0 || k.rateCostMicroUsd > 0);
+  return k.concurrencyLimit > 0 || window || k.dailyCostMicroUsd > 0 || k.totalCostMicroUsd > 0 ||
+         k.weeklyCostMicroUsd > 0;
+}
+
+// "$12.345678" from micro-dollars, without floating point.
+std::string usd(int64_t micro) {
+  return "$" + formatMicroUsd(micro);
+}
+
+const char* verdictName(AdmitVerdict v) {
+  switch (v) {
+    case AdmitVerdict::kAdmitted:
+      return "admitted";
+    case AdmitVerdict::kConcurrency:
+      return "concurrency";
+    case AdmitVerdict::kWindowRequests:
+      return "window_requests";
+    case AdmitVerdict::kWindowTokens:
+      return "window_tokens";
+    case AdmitVerdict::kWindowCost:
+      return "window_cost";
+    case AdmitVerdict::kDailyCost:
+      return "daily_cost";
+    case AdmitVerdict::kTotalCost:
+      return "total_cost";
+    case AdmitVerdict::kWeeklyCost:
+      return "weekly_cost";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+const TimeZone& Gateway::zone() const {
+  return d_.timeZone != nullptr ? *d_.timeZone : utcZone();
+}
+
+void Gateway::estimate(Ctx& c, const rg_request_meta& meta, int64_t* tokens, int64_t* billed) {
+  *tokens = 0;
+  *billed = 0;
+  if ((c.route->spec.flags & RG_ROUTE_SKIP_CONCURRENCY) != 0 ||
+      c.route->spec.kind == RG_ROUTE_LOCAL) {
+    return;  // count_tokens and local answers produce no billable usage
+  }
+  RequestBounds b = requestBounds(meta, c.body.size());
+  int64_t input = static_cast<int64_t>(b.inputTokensEstimate);
+  int64_t output = static_cast<int64_t>(b.maxOutputTokens);
+  if (output == 0) {
+    output = d_.config->limits.defaultMaxOutputTokens;
+  }
+  *tokens = input + output;
+  std::shared_ptr<const PriceTable> table = d_.prices != nullptr ? d_.prices->load() : nullptr;
+  if (table && !c.model.empty()) {
+    TokenUsage tu;
+    tu.input = input;
+    tu.output = output;
+    Cost cost = table->cost(c.model, tu);
+    *billed = billedMicroUsd(cost, Rate{c.key->ratePpm}, globalRate_);
+  }
+}
+
+bool Gateway::admit(Ctx& c, const rg_request_meta& meta) {
+  const ApiKeyRecord& k = *c.key;
+  int64_t now = d_.clock->nowUnixMs();
+  c.weekly = c.route->spec.kind == RG_ROUTE_RELAY && isClaudeFamilyModel(c.model);
+  if (c.weekly) {
+    c.week = weeklyPeriodId(zone(), now, k.weeklyResetDay, k.weeklyResetHour);
+  }
+  if (!keyHasLimits(k)) {
+    return true;  // nothing to check: usage is still booked by settle
+  }
+  AdmitRequest ar;
+  ar.keyId = k.id;
+  ar.requestId = c.requestId;
+  bool skipConcurrency = (c.route->spec.flags & RG_ROUTE_SKIP_CONCURRENCY) != 0;
+  ar.limits.concurrency = skipConcurrency ? 0 : k.concurrencyLimit;
+  if (k.rateWindowMinutes > 0) {
+    ar.limits.windowMs = k.rateWindowMinutes * 60000;
+    ar.limits.windowRequests = k.rateRequests;
+    ar.limits.windowTokens = k.rateTokens;
+    ar.limits.windowCostMicroUsd = k.rateCostMicroUsd;
+  }
+  ar.limits.dailyCostMicroUsd = k.dailyCostMicroUsd;
+  ar.limits.totalCostMicroUsd = k.totalCostMicroUsd;
+  ar.limits.weeklyCostMicroUsd = c.weekly ? k.weeklyCostMicroUsd : 0;
+  ar.ttlMs = leaseTtlMs_;
+  estimate(c, meta, &ar.estTokens, &ar.estBilledMicroUsd);
+  ar.day = zone().dayBucket(now);
+  ar.weekly = c.weekly;
+  ar.week = c.week;
+  ar.weekTtlMs = kWeekTtlMs;
+
+  auto r = d_.store->admission().admit(ar);
+  if (r && r->verdict == AdmitVerdict::kConcurrency && d_.config->limits.queueEnabled &&
+      !skipConcurrency) {
+    r = waitInQueue(c, ar);
+    if (c.responded || c.status == 499) {
+      return false;  // answered (queue full / timeout) or the client left while queued
+    }
+  }
+  if (!r) {
+    c.note = r.status().message();
+    sendError(c, 503, "The gateway cannot reach its limit storage; try again shortly");
+    return false;
+  }
+  if (r->verdict == AdmitVerdict::kAdmitted) {
+    c.reserved = true;
+    leasesHeld_->add(1);
+    c.lastLeaseRenewMs = d_.clock->monotonicMs();
+    return true;
+  }
+  refuse(c, ar, *r);
+  return false;
+}
+
+StatusOr<AdmitResult> Gateway::waitInQueue(Ctx& c, const AdmitRequest& ar) {
+  const LimitsConfig& lc = d_.config->limits;
+  {
+    std::lock_guard<std::mutex> lock(queueMu_);
+    int& n = queued_[ar.keyId];
+    if (n >= lc.queueMaxPerKey) {
+      c.note = "concurrency queue full";
+      queueRejects_->add();
+      sendError(c, 429,
+                "Concurrency limit exceeded and the wait queue of this key is full (" +
+                    std::to_string(lc.queueMaxPerKey) + " waiting); retry later",
+                "rate_limit_error", std::max(1, (lc.queueWaitMs + 999) / 1000));
+      return Status(Code::kResourceExhausted, "queue full");
+    }
+    ++n;
+  }
+  queueWaiting_->add(1);
+  struct Leave {
+    Gateway* g;
+    const std::string& key;
+    ~Leave() {
+      g->queueWaiting_->add(-1);
+      std::lock_guard<std::mutex> lock(g->queueMu_);
+      if (--g->queued_[key] <= 0) {
+        g->queued_.erase(key);
+      }
+    }
+  } leave{this, ar.keyId};
+
+  ClientWatch watch(clientFd(c.req));
+  int64_t deadline = d_.clock->monotonicMs() + lc.queueWaitMs;
+  int64_t slice = 10;
+  for (;;) {
+    int64_t left = deadline - d_.clock->monotonicMs();
+    if (left <= 0) {
+      break;
+    }
+    // Sleep on the client's socket: a client that hangs up leaves the queue at once.
+    int fd = watch.fd();
+    struct pollfd pfd {
+      fd, POLLIN, 0
+    };
+    int wait = static_cast<int>(std::min(left, slice));
+    if (fd >= 0 && ::poll(&pfd, 1, wait) > 0 && watch.checkGone()) {
+      c.note = "client left the concurrency queue";
+      clientAborts_->add();
+      c.status = 499;
+      return Status(Code::kAborted, "client left");
+    }
+    if (fd < 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+    }
+    auto r = d_.store->admission().admit(ar);
+    if (!r || r->verdict != AdmitVerdict::kConcurrency) {
+      return r;
+    }
+    slice = std::min<int64_t>(250, slice * 3 / 2 + 1);
+  }
+  c.note = "concurrency queue timeout";
+  queueRejects_->add();
+  int retry = std::clamp((lc.queueWaitMs / 1000 + 1) / 2, 5, 30);
+  sendError(c, 429,
+            "Concurrency limit exceeded: no slot became free within " +
+                std::to_string(lc.queueWaitMs) + " ms in the wait queue",
+            "rate_limit_error", retry);
+  return Status(Code::kDeadlineExceeded, "queue timeout");
+}
+
+void Gateway::refuse(Ctx& c, const AdmitRequest& ar, const AdmitResult& r) {
+  const ApiKeyRecord& k = *c.key;
+  int64_t now = d_.clock->nowUnixMs();
+  d_.metrics
+      ->counter("relaygate_admission_refusals_total", "Requests refused by a per-key limit",
+                {{"limit", verdictName(r.verdict)}})
+      ->add();
+  auto retryAfter = [&](int64_t untilMs) {
+    return static_cast<int>(std::max<int64_t>(1, (untilMs - now + 999) / 1000));
+  };
+  std::string extra;
+  switch (r.verdict) {
+    case AdmitVerdict::kConcurrency:
+      extra = ",\"current_concurrency\":" + std::to_string(r.current) +
+              ",\"concurrency_limit\":" + std::to_string(r.limit);
+      return sendError(c, 429,
+                       "Concurrency limit exceeded: this key allows " +
+                           std::to_string(k.concurrencyLimit) + " concurrent requests",
+                       "rate_limit_error", 1, {}, extra);
+    case AdmitVerdict::kWindowRequests:
+    case AdmitVerdict::kWindowTokens:
+    case AdmitVerdict::kWindowCost: {
+      int retry = retryAfter(r.windowEndMs);
+      std::string what;
+      if (r.verdict == AdmitVerdict::kWindowRequests) {
+        what = "request limit of " + std::to_string(r.limit) + " (" + std::to_string(r.current) +
+               " used)";
+      } else if (r.verdict == AdmitVerdict::kWindowTokens) {
+        what = "token limit of " + std::to_string(r.limit) + " (" + std::to_string(r.current) +
+               " used or reserved; this request may use up to " + std::to_string(ar.estTokens) +
+               ")";
+      } else {
+        what = "cost limit of " + usd(r.limit) + " (" + usd(r.current) +
+               " used or reserved; this request may cost up to " + usd(ar.estBilledMicroUsd) + ")";
+      }
+      extra = ",\"limit\":" + jsonQuote(verdictName(r.verdict)) +
+              ",\"current\":" + std::to_string(r.current) +
+              ",\"limit_value\":" + std::to_string(r.limit) +
+              ",\"reset_at\":" + jsonQuote(isoTimeUtc(r.windowEndMs));
+      return sendError(c, 429,
+                       "Rate limit exceeded: " + what + " per " +
+                           std::to_string(k.rateWindowMinutes) + " minute(s); resets in " +
+                           std::to_string(retry) + " s",
+                       "rate_limit_error", retry, {}, extra);
+    }
+    case AdmitVerdict::kDailyCost:
+    case AdmitVerdict::kTotalCost:
+    case AdmitVerdict::kWeeklyCost: {
+      const char* code = r.verdict == AdmitVerdict::kDailyCost ? "daily_cost_limit_exceeded"
+                         : r.verdict == AdmitVerdict::kTotalCost
+                             ? "total_cost_limit_exceeded"
+                             : "weekly_opus_cost_limit_exceeded";
+      const char* period = r.verdict == AdmitVerdict::kDailyCost   ? "daily"
+                           : r.verdict == AdmitVerdict::kTotalCost ? "total"
+                                                                   : "weekly Claude-model";
+      int64_t resetAt = 0;
+      if (r.verdict == AdmitVerdict::kDailyCost) {
+        resetAt = nextLocalMidnightMs(zone(), now);
+      } else if (r.verdict == AdmitVerdict::kWeeklyCost) {
+        resetAt = nextWeeklyResetMs(zone(), now, k.weeklyResetDay, k.weeklyResetHour);
+      }
+      extra = ",\"current_cost\":" + formatMicroUsd(r.current) +
+              ",\"cost_limit\":" + formatMicroUsd(r.limit) +
+              (resetAt > 0 ? ",\"reset_at\":" + jsonQuote(isoTimeUtc(resetAt)) : std::string());
+      std::string msg = std::string("The ") + period + " cost limit of this API key (" +
+                        usd(r.limit) + ") is reached: " + usd(r.current) +
+                        " used or reserved, and this request may cost up to " +
+                        usd(ar.estBilledMicroUsd);
+      if (resetAt > 0) {
+        msg += "; it resets at " + isoTimeUtc(resetAt);
+      }
+      return sendError(c, 402, msg, "insufficient_quota", -1, code, extra);
+    }
+    case AdmitVerdict::kAdmitted:
+      break;
+  }
 }
 
 namespace {
@@ -960,8 +1236,8 @@ void Gateway::relayResponse(Ctx& c, UpstreamCall& call, const UpstreamResponseHe
     }
     int64_t renewNow = d_.clock->monotonicMs();
     if (renewNow - c.lastLeaseRenewMs > kLeaseRenewMs) {
-      if (c.leaseHeld) {
-        (void)d_.store->limits().renewLease(c.leaseScope, c.requestId, leaseTtlMs_);
+      if (c.reserved) {
+        (void)d_.store->admission().renew(c.key->id, c.requestId, leaseTtlMs_);
       }
       d_.scheduler->renew(c.pick);
       c.lastLeaseRenewMs = renewNow;
@@ -1031,7 +1307,7 @@ void Gateway::applyHead(Ctx& c, int status, const std::string& reason, const Hea
   }
 }
 
-void Gateway::priceUsage(UsageEvent& ev) {
+void Gateway::priceUsage(UsageEvent& ev, Rate keyRate) {
   // One snapshot per request: a concurrent SIGHUP reload swaps the table, never mutates it.
   std::shared_ptr<const PriceTable> table = d_.prices != nullptr ? d_.prices->load() : nullptr;
   Cost cost;
@@ -1046,18 +1322,40 @@ void Gateway::priceUsage(UsageEvent& ev) {
     cost = table->cost(ev.model, tu);
   }
   ev.counts.costMicroUsd = cost.microUsd();
-  // Per-key rates do not exist yet: every key bills at 1 x the global rate.
-  ev.counts.billedMicroUsd = billedMicroUsd(cost, Rate::one(), globalRate_);
-  // The model label is the price table key (bounded by the table), never the client's text.
-  // Only the Claude provider plugin exists so far, hence the fixed provider label.
-  Counter* spent = d_.metrics->counter(
-      "relaygate_cost_micro_usd_total", "Real (unrated) cost of relayed requests, micro-USD",
-      {{"provider", "claude"}, {"model", cost.priced ? cost.matchedModel : "unknown"}});
+  ev.counts.billedMicroUsd = billedMicroUsd(cost, keyRate, globalRate_);
+  // Labels: the route's provider and the price table key (bounded by the table), never the
+  // client's text, and never the key (cardinality).
+  MetricsRegistry& m = *d_.metrics;
+  Labels labels = {{"provider", ev.provider.empty() ? "unknown" : ev.provider},
+                   {"model", cost.priced ? cost.matchedModel : "unknown"}};
+  struct Kind {
+    const char* name;
+    int64_t TokenCounts::*member;
+  };
+  static const Kind kKinds[] = {{"input", &TokenCounts::inputTokens},
+                                {"output", &TokenCounts::outputTokens},
+                                {"cache_creation_5m", &TokenCounts::cacheCreate5mTokens},
+                                {"cache_creation_1h", &TokenCounts::cacheCreate1hTokens},
+                                {"cache_read", &TokenCounts::cacheReadTokens}};
+  for (const Kind& k : kKinds) {
+    int64_t n = ev.counts.*k.member;
+    if (n > 0) {
+      Labels l = labels;
+      l.emplace_back("kind", k.name);
+      m.counter("relaygate_model_tokens_total", "Tokens relayed, by provider, model and kind", l)
+          ->add(static_cast<uint64_t>(n));
+    }
+  }
   if (!cost.priced) {
     unpricedRequests_->add(1);
     return;
   }
-  spent->add(static_cast<uint64_t>(std::max<int64_t>(0, ev.counts.costMicroUsd)));
+  m.counter("relaygate_cost_micro_usd_total", "Real (unrated) cost of relayed requests, micro-USD",
+            labels)
+      ->add(static_cast<uint64_t>(std::max<int64_t>(0, ev.counts.costMicroUsd)));
+  m.counter("relaygate_billed_micro_usd_total",
+            "Billed cost (after key and global rates) of relayed requests, micro-USD", labels)
+      ->add(static_cast<uint64_t>(std::max<int64_t>(0, ev.counts.billedMicroUsd)));
 }
 
 void Gateway::bookUsage(Ctx& c) {
@@ -1097,14 +1395,35 @@ void Gateway::bookUsage(Ctx& c) {
   tokensCache5m_->add(u.cache_creation_5m_tokens);
   tokensCache1h_->add(u.cache_creation_1h_tokens);
   tokensCacheRead_->add(u.cache_read_tokens);
-  priceUsage(ev);
-  auto r = d_.store->usage().record(ev);
-  if (!r) {
-    spdlog::error("usage for request {} (key {}) could not be stored: {}", c.requestId, c.key->id,
-                  r.status().message());
+  priceUsage(ev, Rate{c.key->ratePpm});
+  settle(c, &ev);
+}
+
+void Gateway::settle(Ctx& c, const UsageEvent* ev) {
+  if (!c.key || (ev == nullptr && !c.reserved)) {
+    return;
   }
-  if (c.key->rateWindowMinutes > 0 && c.key->rateTokens > 0) {
-    (void)d_.store->limits().windowAddTokens("key:" + c.key->id, ev.counts.allTokens());
+  SettleRequest sr;
+  sr.keyId = c.key->id;
+  sr.requestId = c.requestId;
+  sr.usage = ev;
+  sr.weekly = c.weekly;
+  sr.week = c.week;
+  sr.weekTtlMs = kWeekTtlMs;
+  auto r = d_.store->admission().settle(sr);
+  if (!r) {
+    // The reservation expires by itself; the usage is lost only if the store stays down, and
+    // the log line says so with everything needed to book it by hand.
+    spdlog::error(
+        "usage for request {} (key {}, model {}, {} input / {} output tokens, {} micro-USD) "
+        "could not be stored: {}",
+        c.requestId, c.key->id, ev != nullptr ? ev->model : "-",
+        ev != nullptr ? ev->counts.inputTokens : 0, ev != nullptr ? ev->counts.outputTokens : 0,
+        ev != nullptr ? ev->counts.billedMicroUsd : 0, r.status().message());
+  }
+  if (c.reserved) {
+    c.reserved = false;
+    leasesHeld_->add(-1);
   }
 }
 
@@ -1129,29 +1448,22 @@ void Gateway::sendBody(Ctx& c, int status, const std::string& contentType,
 }
 
 void Gateway::sendError(Ctx& c, int status, const std::string& message, const std::string& type,
-                        int retryAfterSeconds) {
+                        int retryAfterSeconds, const std::string& code,
+                        const std::string& extraMembers) {
   if (retryAfterSeconds >= 0) {
     c.resp.set("Retry-After", std::to_string(retryAfterSeconds));
   }
   if (c.note.empty()) {
     c.note = message;
   }
-  sendBody(c, status, "application/json", errorBody(c.shape, status, message, type));
+  sendBody(c, status, "application/json",
+           errorBody(c.shape, status, message, type, code, extraMembers));
 }
 
 void Gateway::finish(Ctx& c) {
   if (c.picked) {
     d_.scheduler->release(c.pick);
     c.picked = false;
-  }
-  if (c.leaseHeld) {
-    Status s = d_.store->limits().releaseLease(c.leaseScope, c.requestId);
-    if (!s) {
-      spdlog::warn("lease {} of request {} not released ({}); it expires by itself", c.leaseScope,
-                   c.requestId, s.message());
-    }
-    c.leaseHeld = false;
-    leasesHeld_->add(-1);
   }
   if (c.route != nullptr) {
     c.route->plugin->streamDone(&c.hs);
@@ -1160,6 +1472,16 @@ void Gateway::finish(Ctx& c) {
     } catch (const std::exception& e) {
       spdlog::error("usage for request {} not booked: {}", c.requestId, e.what());
     }
+  }
+  if (c.reserved) {
+    // No usage to book (an error, a local answer, no usage reported): free the reservation.
+    Status s = d_.store->admission().release(c.key->id, c.requestId);
+    if (!s) {
+      spdlog::warn("reservation of request {} (key {}) not released ({}); it expires by itself",
+                   c.requestId, c.key->id, s.message());
+    }
+    c.reserved = false;
+    leasesHeld_->add(-1);
   }
   int status = c.status == 0 ? 500 : c.status;
   d_.metrics

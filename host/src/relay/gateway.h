@@ -4,7 +4,9 @@
 // Every path releases what it took (leases), and calls the plugin's done hook exactly once.
 
 #include <atomic>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "accounting/price_table_holder.h"
@@ -20,6 +22,7 @@
 #include "scheduler/scheduler.h"
 #include "storage/store.h"
 #include "upstream/http_client.h"
+#include "usage/usage_views.h"
 
 namespace Poco::Net {
 class HTTPServerRequest;
@@ -68,6 +71,8 @@ class Gateway {
   // stream renews its lease at most every kLeaseRenewMs. A crashed process's leases expire.
   static constexpr int64_t kMinLeaseTtlMs = 300000;
   static constexpr int64_t kLeaseRenewMs = 30000;
+  // Weekly cost counters outlive their week by a day.
+  static constexpr int64_t kWeekTtlMs = 8 * 86400000LL;
   // From now on every response asks the client to close its connection (graceful drain).
   void startDraining() { draining_.store(true); }
 
@@ -79,6 +84,20 @@ class Gateway {
   void serveMetrics(Ctx& c);
   void serveAdmin(Ctx& c);
   void serveRoute(Ctx& c);
+  // GET key-info / usage / organization usage: the caller's own numbers (no admission).
+  void serveUsageView(Ctx& c, ClientView view);
+  // Checks the key's limits and reserves the request's worst case in one storage step. False
+  // when refused: the client has its answer (429 / 402 / 503) or left the queue.
+  bool admit(Ctx& c, const rg_request_meta& meta);
+  // The request's worst case: input estimate + output bound, and its billed cost.
+  void estimate(Ctx& c, const rg_request_meta& meta, int64_t* tokens, int64_t* billed);
+  // limits.queue_*: retries admission until a concurrency slot frees, the wait ends or the client
+  // leaves (then c.status is 499); a queue-full / timeout answer is sent here.
+  StatusOr<AdmitResult> waitInQueue(Ctx& c, const AdmitRequest& ar);
+  void refuse(Ctx& c, const AdmitRequest& ar, const AdmitResult& r);
+  // Books `ev` (nullptr: nothing) and drops the reservation, in one storage step.
+  void settle(Ctx& c, const UsageEvent* ev);
+  const TimeZone& zone() const;
   struct Failure;
   enum class AttemptOutcome { kDone, kFailed };
   // Picks accounts and tries them in turn (bounded by scheduler.max_attempts) until one answers
@@ -91,14 +110,17 @@ class Gateway {
   void relayResponse(Ctx& c, class UpstreamCall& call, const struct UpstreamResponseHead& head);
   void bookUsage(Ctx& c);
   // Fills ev.counts' cost and billed amount from the price table in force; updates the metrics.
-  void priceUsage(UsageEvent& ev);
+  void priceUsage(UsageEvent& ev, Rate keyRate);
   // Reading an upstream body before anything was sent failed: 499 if the client left, else
   // 502/504 naming `what` was being read.
   void failUpstreamRead(Ctx& c, const Status& s, const std::string& what);
   // Status line and end-to-end headers for the client (hop-by-hop headers dropped).
   void applyHead(Ctx& c, int status, const std::string& reason, const HeaderList& headers);
+  // `code` and `extraMembers` (",\"name\":value..." appended to the top-level object) carry
+  // machine-readable details such as the 402 quota codes.
   void sendError(Ctx& c, int status, const std::string& message, const std::string& type = {},
-                 int retryAfterSeconds = -1);
+                 int retryAfterSeconds = -1, const std::string& code = {},
+                 const std::string& extraMembers = {});
   void sendBody(Ctx& c, int status, const std::string& contentType, const std::string& body);
   void finish(Ctx& c);
   void failRequest(Ctx& c) noexcept;
@@ -110,6 +132,9 @@ class Gateway {
   int64_t leaseTtlMs_;
   int64_t startedAtMs_ = 0;
   Rate globalRate_;  // pricing.global_rate (validated by the config loader)
+  std::unique_ptr<UsageViews> views_;
+  std::mutex queueMu_;
+  std::map<std::string, int> queued_;  // key id -> requests waiting in this process's queue
 
   // Metrics (cached series pointers).
   Gauge* activeStreams_;
@@ -126,6 +151,8 @@ class Gateway {
   Counter* clientAborts_;
   Counter* unpricedRequests_;
   Counter* failovers_;
+  Gauge* queueWaiting_;
+  Counter* queueRejects_;
 };
 
 }  // namespace rg

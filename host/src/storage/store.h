@@ -40,6 +40,20 @@ struct ApiKeyRecord {
   // (dedicated) or "group:<name>" (any account carrying that group). Absent = the shared pool.
   // Records written before this field existed read back empty.
   std::map<std::string, std::string> bindings;
+  // Cost limits in billed micro-dollars (USD x 1e6, after the key's and the global rate);
+  // 0 = no limit. Records written before these fields existed read back with these defaults.
+  int64_t rateCostMicroUsd = 0;    // per rate window (needs rateWindowMinutes)
+  int64_t dailyCostMicroUsd = 0;   // per calendar day in accounting.time_zone
+  int64_t totalCostMicroUsd = 0;   // lifetime
+  int64_t weeklyCostMicroUsd = 0;  // per week, Claude-family models only (reference §2.3 #11)
+  int64_t weeklyResetDay = 1;      // the week starts on this weekday: 1 = Monday .. 7 = Sunday
+  int64_t weeklyResetHour = 0;     // ... at this local hour, 0..23
+  // Per-key price multiplier, parts per million (1000000 = 1.0): billed = real x this x global.
+  int64_t ratePpm = 1000000;
+  // Activation expiry: when activationMs > 0 the key expires activationMs after its first
+  // authenticated use; activatedAtMs records that use (0 = not yet) and expiresAtMs is set then.
+  int64_t activationMs = 0;
+  int64_t activatedAtMs = 0;
 };
 
 class KeyStore {
@@ -162,20 +176,18 @@ struct UsageRetention {
 class UsageStore {
  public:
   virtual ~UsageStore() = default;
-  // Books the event into: key lifetime totals, key daily totals, key+model daily totals, account
-  // lifetime totals. Returns true when booked, false when requestId was already booked.
+  // Books, in one atomic step with the idempotency check: per key, account, model and key+model,
+  // an hourly, daily and monthly bucket and a lifetime total; and the key's recent records list
+  // (newest first, capped). An event without hour / month gets them from unixMs in UTC. Returns
+  // true when booked, false when requestId was already booked.
   virtual StatusOr<bool> record(const UsageEvent& ev) = 0;
-  virtual StatusOr<TokenCounts> keyTotal(const std::string& keyId) = 0;
-  virtual StatusOr<TokenCounts> keyDaily(const std::string& keyId, const std::string& day) = 0;
-  // Per model for one key and day.
-  virtual StatusOr<std::map<std::string, TokenCounts>> keyModelsDaily(const std::string& keyId,
-                                                                      const std::string& day) = 0;
-  virtual StatusOr<TokenCounts> accountTotal(const std::string& accountId) = 0;
+  // Shorthands over lifetime() / series() (one round trip each).
+  StatusOr<TokenCounts> keyTotal(const std::string& keyId);
+  StatusOr<TokenCounts> keyDaily(const std::string& keyId, const std::string& day);
+  StatusOr<std::map<std::string, TokenCounts>> keyModelsDaily(const std::string& keyId,
+                                                              const std::string& day);
+  StatusOr<TokenCounts> accountTotal(const std::string& accountId);
 
-  // ---- records and aggregates (issue 4) ------------------------------------------------------
-  // record() also books, when the event has hour and month: per key, account, model and
-  // key+model, an hourly, daily and monthly bucket and a lifetime total; and the key's recent
-  // records list (newest first, capped) -- in the same atomic step as the idempotency check.
   // Applies to bookings from now on (a booked bucket keeps the expiry it was booked with until
   // it is booked again). A retention <= 0 keeps those buckets forever; recentPerKey <= 0 keeps
   // no records.
@@ -191,6 +203,16 @@ class UsageStore {
                                                    const std::vector<std::string>& buckets) = 0;
   // Lifetime totals of one key / account / model (kKeyModel: id = keyId, every model summed).
   virtual StatusOr<TokenCounts> lifetime(UsageDim dim, const std::string& id) = 0;
+  // The keys with the highest billed cost summed over the given buckets (booked by record() in a
+  // per-bucket index with the same retention as the buckets), highest first, ties by key id, at
+  // most `limit`. One round trip.
+  struct KeyCost {
+    std::string keyId;
+    int64_t billedMicroUsd = 0;
+  };
+  virtual StatusOr<std::vector<KeyCost>> topKeys(UsageBucket bucket,
+                                                 const std::vector<std::string>& buckets,
+                                                 size_t limit) = 0;
 };
 
 // ---- Limits: leases and windows (ephemeral state) ----------------------------------------------
@@ -198,14 +220,6 @@ class UsageStore {
 struct LeaseResult {
   bool acquired = false;
   int64_t count = 0;  // holders after the call (including this one when acquired)
-};
-
-struct WindowResult {
-  bool allowed = false;
-  int64_t requests = 0;     // requests counted in the window (after this one when allowed)
-  int64_t tokens = 0;       // tokens counted in the window
-  int64_t windowEndMs = 0;  // unix ms at which the current window ends
-  std::string limitedBy;    // "requests" | "tokens" when !allowed
 };
 
 class LimitStore {
@@ -220,12 +234,112 @@ class LimitStore {
                                     int64_t ttlMs) = 0;
   virtual Status releaseLease(const std::string& scope, const std::string& holder) = 0;
   virtual StatusOr<int64_t> leaseCount(const std::string& scope) = 0;  // live holders
-  // Fixed window starting at the first request: atomically checks requests < maxRequests and
-  // tokens < maxTokens (0 = no cap) and, when allowed, counts one request.
-  virtual StatusOr<WindowResult> windowAdmit(const std::string& scope, int64_t windowMs,
-                                             int64_t maxRequests, int64_t maxTokens) = 0;
-  // Adds tokens to the current window (after the response); no-op when no window is open.
-  virtual Status windowAddTokens(const std::string& scope, int64_t tokens) = 0;
+};
+
+// ---- Admission: every per-key limit checked and the request's share reserved, atomically ----
+//
+// A reservation is held per (key, request) from admit() until settle()/release(), or until it
+// expires (its process died): expired reservations are dropped by the next admit/settle/state
+// of that key. Live reservations are the key's concurrency and carry the request's estimate, so
+// requests in flight count against every limit at their worst case and a burst, or several
+// instances, can never admit more than the limits allow.
+
+struct AdmissionLimits {           // 0 = no limit
+  int64_t concurrency = 0;         // live reservations
+  int64_t windowMs = 0;            // fixed rate window, starting at its first request; 0 = none
+  int64_t windowRequests = 0;      // requests per window
+  int64_t windowTokens = 0;        // tokens (all kinds) per window
+  int64_t windowCostMicroUsd = 0;  // billed cost per window
+  int64_t dailyCostMicroUsd = 0;   // billed cost booked in AdmitRequest::day
+  int64_t totalCostMicroUsd = 0;   // billed cost booked over the key's lifetime
+  int64_t weeklyCostMicroUsd = 0;  // billed cost booked in AdmitRequest::week (weekly only)
+};
+
+struct AdmitRequest {
+  std::string keyId;
+  std::string requestId;  // the reservation's holder (and the usage record's id at settle)
+  AdmissionLimits limits;
+  int64_t ttlMs = 0;  // reservation lifetime; renew() extends it
+  // The request's worst case: input estimate + max output tokens, and their billed cost.
+  int64_t estTokens = 0;
+  int64_t estBilledMicroUsd = 0;
+  // Committed daily / lifetime cost are read from the usage aggregates (kKey buckets, field
+  // billedMicroUsd): `day` is the current day bucket in the configured zone.
+  std::string day;
+  // The request counts toward the weekly limit (a Claude-family model); `week` names the current
+  // weekly period (TimeZone::weekBucket) and weekTtlMs is how long its counter must live.
+  bool weekly = false;
+  std::string week;
+  int64_t weekTtlMs = 0;
+};
+
+enum class AdmitVerdict {
+  kAdmitted = 0,
+  kConcurrency,     // live reservations >= limits.concurrency
+  kWindowRequests,  // requests in the window >= limits.windowRequests
+  kWindowTokens,    // window tokens + reserved + estTokens > limits.windowTokens
+  kWindowCost,      // window cost + reserved + estimate > limits.windowCostMicroUsd
+  kDailyCost,       // the same rule for the day's booked cost
+  kTotalCost,       // ... lifetime booked cost
+  kWeeklyCost,      // ... this week's booked Claude-family cost (only when weekly)
+};
+
+struct AdmitResult {
+  AdmitVerdict verdict = AdmitVerdict::kAdmitted;
+  // For a refusal: the limited quantity as checked (committed + reserved by the key's other live
+  // requests, without this request's estimate), and its limit. Requests / tokens / micro-USD.
+  int64_t current = 0;
+  int64_t limit = 0;
+  int64_t windowEndMs = 0;  // unix ms at which the current rate window ends (0 = no window)
+  int64_t inFlight = 0;     // live reservations of the key (including this one when admitted)
+};
+
+struct SettleRequest {
+  std::string keyId;
+  std::string requestId;
+  // The usage to book, exactly as UsageStore::record (idempotent by usage->requestId); nullptr =
+  // nothing to book (the reservation is only released).
+  const UsageEvent* usage = nullptr;
+  // Also add the usage to the key's rate-window counters (tokens, billed cost) when a window is
+  // open, and to the weekly counter `week` (kept weekTtlMs) when weekly -- only if booked now.
+  bool weekly = false;
+  std::string week;
+  int64_t weekTtlMs = 0;
+};
+
+// What key-info shows: the key's live admission state.
+struct AdmissionState {
+  int64_t windowEndMs = 0;  // 0 = no open window
+  int64_t windowRequests = 0;
+  int64_t windowTokens = 0;
+  int64_t windowCostMicroUsd = 0;
+  int64_t weeklyCostMicroUsd = 0;  // booked in `week`
+  int64_t inFlight = 0;            // live reservations
+  int64_t reservedTokens = 0;      // their estimates
+  int64_t reservedMicroUsd = 0;
+};
+
+class AdmissionStore {
+ public:
+  virtual ~AdmissionStore() = default;
+  // ONE atomic step (a Lua script; the embedded backend's lock): drop the key's expired
+  // reservations; check, in this order, concurrency, window requests, window tokens, window
+  // cost, daily, total, weekly cost; when all pass, count the request in the window (opening it
+  // if none is open) and add the reservation {estTokens, estBilledMicroUsd, expiry now+ttlMs}.
+  // A requestId that already holds a reservation is refreshed, not counted twice.
+  virtual StatusOr<AdmitResult> admit(const AdmitRequest& req) = 0;
+  // Extends a live reservation; false when it is gone (expired or settled).
+  virtual StatusOr<bool> renew(const std::string& keyId, const std::string& requestId,
+                               int64_t ttlMs) = 0;
+  // ONE atomic step: book the usage (if any, idempotent), add it to the window / weekly
+  // counters when booked now, and drop the reservation (absent = fine). A replayed settle books
+  // nothing. Returns true when usage was booked by this call. Keys without limits settle too
+  // (no reservation to drop): this is how every request's usage is booked.
+  virtual StatusOr<bool> settle(const SettleRequest& req) = 0;
+  // Drops the reservation without booking anything (absent = fine).
+  virtual Status release(const std::string& keyId, const std::string& requestId) = 0;
+  // The key's state; `week` names the weekly period to read ("" = skip).
+  virtual StatusOr<AdmissionState> state(const std::string& keyId, const std::string& week) = 0;
 };
 
 // ---- Scheduler state (shared by every instance on one backend) -------------------------------
@@ -298,6 +412,7 @@ class Store {
   virtual UsageStore& usage() = 0;
   virtual LimitStore& limits() = 0;
   virtual SchedStore& sched() = 0;
+  virtual AdmissionStore& admission() = 0;
   virtual KvStore& settings() = 0;  // durable
   virtual KvStore& pluginKv() = 0;  // durable unless a ttl is given; keys namespaced by the caller
   virtual uint64_t errorCount() const = 0;  // storage errors since start (for /metrics)

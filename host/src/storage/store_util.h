@@ -42,4 +42,18 @@ void sortByCreated(std::vector<Rec>* recs) {
   });
 }
 
+// topKeys() order of the contract: billed cost descending, then key id; at most `limit`.
+inline void sortTopKeys(std::vector<UsageStore::KeyCost>* keys, size_t limit) {
+  std::sort(keys->begin(), keys->end(),
+            [](const UsageStore::KeyCost& a, const UsageStore::KeyCost& b) {
+              if (a.billedMicroUsd != b.billedMicroUsd) {
+                return a.billedMicroUsd > b.billedMicroUsd;
+              }
+              return a.keyId < b.keyId;
+            });
+  if (keys->size() > limit) {
+    keys->resize(limit);
+  }
+}
+
 }  // namespace rg::storage

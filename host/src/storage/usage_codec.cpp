@@ -1,5 +1,7 @@
 #include "storage/usage_codec.h"
 
+#include <ctime>
+
 #include "storage/store_util.h"
 
 namespace rg::storage {
@@ -119,6 +121,31 @@ bool decodeUsageEvent(const std::string& text, UsageEvent* out) {
   }
   *out = readUsageEventFields(d);
   return true;
+}
+
+UsageEvent withTimeBuckets(UsageEvent ev) {
+  if (!ev.hour.empty() && !ev.day.empty() && !ev.month.empty()) {
+    return ev;
+  }
+  // Floor division, so that a (nonsensical) negative time still gives a valid bucket.
+  int64_t secs = ev.unixMs >= 0 ? ev.unixMs / 1000 : -((-ev.unixMs + 999) / 1000);
+  std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  if (ev.hour.empty()) {
+    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H", &tm);
+    ev.hour = buf;
+  }
+  if (ev.day.empty()) {
+    std::strftime(buf, sizeof(buf), "%Y-%m-%d", &tm);
+    ev.day = buf;
+  }
+  if (ev.month.empty()) {
+    std::strftime(buf, sizeof(buf), "%Y-%m", &tm);
+    ev.month = buf;
+  }
+  return ev;
 }
 
 }  // namespace rg::storage

@@ -26,9 +26,9 @@ UsageEvent readUsageEventFields(const rapidjson::Value& o);
 std::string encodeUsageEvent(const UsageEvent& ev);
 bool decodeUsageEvent(const std::string& text, UsageEvent* out);
 
-// Whether the event books the issue-4 aggregates (time buckets, lifetime, recent records).
-inline bool booksUsageBuckets(const UsageEvent& ev) {
-  return !ev.hour.empty() && !ev.month.empty();
-}
+// The event with its missing time buckets (hour, day, month) derived from unixMs in UTC: record()
+// books every event into the time buckets, and callers that predate them (or old journal lines)
+// give only day / nothing.
+UsageEvent withTimeBuckets(UsageEvent ev);
 
 }  // namespace rg::storage

@@ -149,6 +149,15 @@ void writeKeyRec(Writer& w, const ApiKeyRecord& r) {
   putInt(w, "modelMode", static_cast<int64_t>(r.modelMode));
   putStrings(w, "models", r.models);
   putMap(w, "bindings", r.bindings);
+  putInt(w, "rateCostMicroUsd", r.rateCostMicroUsd);
+  putInt(w, "dailyCostMicroUsd", r.dailyCostMicroUsd);
+  putInt(w, "totalCostMicroUsd", r.totalCostMicroUsd);
+  putInt(w, "weeklyCostMicroUsd", r.weeklyCostMicroUsd);
+  putInt(w, "weeklyResetDay", r.weeklyResetDay);
+  putInt(w, "weeklyResetHour", r.weeklyResetHour);
+  putInt(w, "ratePpm", r.ratePpm);
+  putInt(w, "activationMs", r.activationMs);
+  putInt(w, "activatedAtMs", r.activatedAtMs);
   w.EndObject();
 }
 
@@ -171,6 +180,20 @@ ApiKeyRecord readKeyRec(const JsonValue& o) {
       mode >= 0 && mode <= 2 ? static_cast<ModelFilterMode>(mode) : ModelFilterMode::kNone;
   r.models = getStrings(o, "models");
   r.bindings = getMap(o, "bindings");  // absent in lines written before bindings existed
+  // Absent in lines written before cost limits existed: the record's defaults.
+  r.rateCostMicroUsd = getInt(o, "rateCostMicroUsd");
+  r.dailyCostMicroUsd = getInt(o, "dailyCostMicroUsd");
+  r.totalCostMicroUsd = getInt(o, "totalCostMicroUsd");
+  r.weeklyCostMicroUsd = getInt(o, "weeklyCostMicroUsd");
+  if (o.HasMember("weeklyResetDay")) {
+    r.weeklyResetDay = getInt(o, "weeklyResetDay");
+  }
+  r.weeklyResetHour = getInt(o, "weeklyResetHour");
+  if (o.HasMember("ratePpm")) {
+    r.ratePpm = getInt(o, "ratePpm");
+  }
+  r.activationMs = getInt(o, "activationMs");
+  r.activatedAtMs = getInt(o, "activatedAtMs");
   return r;
 }
 
@@ -275,10 +298,29 @@ struct KvEntry {
   int64_t expUnixMs = 0;  // 0 = never
 };
 
-struct Window {
+// Admission state of one key (memory only, like leases: one process serves a data dir).
+struct AdmWindow {
   int64_t endMs = 0;
   int64_t requests = 0;
   int64_t tokens = 0;
+  int64_t cost = 0;
+};
+struct Reservation {
+  int64_t expMs = 0;
+  int64_t tokens = 0;
+  int64_t cost = 0;
+};
+// The weekly billed cost of one key and week (durable: booked by the usage line of a settle).
+struct WeekCounter {
+  int64_t cost = 0;
+  int64_t expMs = 0;  // 0 = never
+};
+using WeekKey = std::pair<std::string, std::string>;  // keyId, week
+// What a settle adds to the weekly counter with its booking (also in the usage journal line).
+struct WeekAdd {
+  std::string keyId;
+  std::string week;
+  int64_t expMs = 0;
 };
 
 using DayKey = std::pair<std::string, std::string>;       // keyId, day
@@ -345,17 +387,14 @@ class EmbeddedUsage final : public UsageStore {
  public:
   explicit EmbeddedUsage(EmbeddedStore& s) : s_(s) {}
   StatusOr<bool> record(const UsageEvent& ev) override;
-  StatusOr<TokenCounts> keyTotal(const std::string& keyId) override;
-  StatusOr<TokenCounts> keyDaily(const std::string& keyId, const std::string& day) override;
-  StatusOr<std::map<std::string, TokenCounts>> keyModelsDaily(const std::string& keyId,
-                                                              const std::string& day) override;
-  StatusOr<TokenCounts> accountTotal(const std::string& accountId) override;
   void setRetention(const UsageRetention& r) override;
   StatusOr<std::vector<UsageEvent>> recent(const std::string& keyId, size_t limit) override;
   StatusOr<std::vector<UsagePoint>> series(UsageDim dim, const std::string& id,
                                            UsageBucket bucket,
                                            const std::vector<std::string>& buckets) override;
   StatusOr<TokenCounts> lifetime(UsageDim dim, const std::string& id) override;
+  StatusOr<std::vector<KeyCost>> topKeys(UsageBucket bucket, const std::vector<std::string>& buckets,
+                                         size_t limit) override;
 
  private:
   EmbeddedStore& s_;
@@ -370,9 +409,22 @@ class EmbeddedLimits final : public LimitStore {
                             int64_t ttlMs) override;
   Status releaseLease(const std::string& scope, const std::string& holder) override;
   StatusOr<int64_t> leaseCount(const std::string& scope) override;
-  StatusOr<WindowResult> windowAdmit(const std::string& scope, int64_t windowMs,
-                                     int64_t maxRequests, int64_t maxTokens) override;
-  Status windowAddTokens(const std::string& scope, int64_t tokens) override;
+
+ private:
+  EmbeddedStore& s_;
+};
+
+// Reservations and rate windows live in this process's memory (one process serves a data dir);
+// the weekly counters are durable; committed daily / lifetime cost come from the usage buckets.
+class EmbeddedAdmission final : public AdmissionStore {
+ public:
+  explicit EmbeddedAdmission(EmbeddedStore& s) : s_(s) {}
+  StatusOr<AdmitResult> admit(const AdmitRequest& req) override;
+  StatusOr<bool> renew(const std::string& keyId, const std::string& requestId,
+                       int64_t ttlMs) override;
+  StatusOr<bool> settle(const SettleRequest& req) override;
+  Status release(const std::string& keyId, const std::string& requestId) override;
+  StatusOr<AdmissionState> state(const std::string& keyId, const std::string& week) override;
 
  private:
   EmbeddedStore& s_;
@@ -425,6 +477,7 @@ class EmbeddedStore final : public Store {
         usage_(*this),
         limits_(*this),
         sched_(*this),
+        admission_(*this),
         settings_(*this, "set"),
         pluginKv_(*this, "kv") {}
 
@@ -435,6 +488,7 @@ class EmbeddedStore final : public Store {
   UsageStore& usage() override { return usage_; }
   LimitStore& limits() override { return limits_; }
   SchedStore& sched() override { return sched_; }
+  AdmissionStore& admission() override { return admission_; }
   KvStore& settings() override { return settings_; }
   KvStore& pluginKv() override { return pluginKv_; }
   uint64_t errorCount() const override { return errors_.load(); }
@@ -463,6 +517,14 @@ class EmbeddedStore final : public Store {
   void fail() { errors_++; }
 
   void applyUsage(const UsageEvent& ev, const UsageBooking& b);
+  void applyWeek(const WeekAdd& wk, int64_t atMs, int64_t billed);
+  // Books (journal, then memory) unless the request id is booked; `wk` is the weekly counter to
+  // add to (nullptr = none). Needs beginWrite(). Returns whether it booked.
+  StatusOr<bool> bookLocked(const UsageEvent& raw, const WeekAdd* wk);
+  // Drops the key's expired reservations (and the request's own when `requestId` is given).
+  void dropReservations(const std::string& keyId, const std::string* requestId);
+  // The live weekly cost of a key and week.
+  int64_t weekCost(const std::string& keyId, const std::string& week) const;
   UsageBooking bookingFor(const UsageEvent& ev, int64_t atMs) const;
   // Erases expired aggregates: up to `budget` entries from where the last sweep stopped.
   void sweepUsageAggs(size_t budget);
@@ -481,10 +543,6 @@ class EmbeddedStore final : public Store {
   std::map<std::string, ApiKeyRecord> keysById_;
   std::unordered_map<std::string, std::string> keyIdByHash_;
   std::map<std::string, AccountRecord> accountsById_;
-  std::unordered_map<std::string, TokenCounts> keyTotals_;
-  std::unordered_map<std::string, TokenCounts> accountTotals_;
-  std::map<DayKey, TokenCounts> keyDaily_;
-  std::map<DayKey, std::map<std::string, TokenCounts>> keyModelsDaily_;
   std::map<AggKey, UsageAgg> usageAggs_;
   std::optional<AggKey> aggSweepCursor_;  // where the incremental sweep goes on
   std::unordered_map<std::string, std::deque<UsageEvent>> recent_;  // keyId -> newest first
@@ -494,7 +552,9 @@ class EmbeddedStore final : public Store {
   std::map<std::string, KvEntry> settingsMap_;
   std::map<std::string, KvEntry> pluginKvMap_;
   std::map<std::string, std::map<std::string, int64_t>> leases_;  // scope -> holder -> expiry
-  std::map<std::string, Window> windows_;
+  std::map<std::string, AdmWindow> admWindows_;                         // keyId -> window
+  std::map<std::string, std::map<std::string, Reservation>> reservations_;  // keyId -> rid -> ...
+  std::map<WeekKey, WeekCounter> weekly_;                                  // durable
   std::map<CooldownKey, CooldownRecord> cooldowns_;  // durable; expired ones dropped on read
   std::map<std::string, StickyRecord> sticky_;       // session hash -> mapping
   std::map<std::string, std::set<std::string>> stickyByAccount_;  // accountId -> hashes
@@ -503,6 +563,20 @@ class EmbeddedStore final : public Store {
 
  private:
   Status applyLine(const std::string& line);
+  // Usage totals of journals written before the time buckets (snapshot ops usage.key,
+  // usage.acct, usage.day, usage.model): gathered while their snapshot is replayed, then turned
+  // into lifetime and day buckets (finishLegacyUsage) before the next line of another kind.
+  struct LegacyUsage {
+    std::map<std::string, TokenCounts> keys;
+    std::map<std::string, TokenCounts> accounts;
+    std::map<DayKey, TokenCounts> days;
+    std::map<DayKey, std::map<std::string, TokenCounts>> models;
+    bool empty() const {
+      return keys.empty() && accounts.empty() && days.empty() && models.empty();
+    }
+  };
+  void finishLegacyUsage();
+  LegacyUsage legacy_;
   // Polls the journal and applies the delta; a reload first forgets every durable record.
   Status catchUp();
   void resetDurable();
@@ -520,6 +594,7 @@ class EmbeddedStore final : public Store {
   EmbeddedUsage usage_;
   EmbeddedLimits limits_;
   EmbeddedSched sched_;
+  EmbeddedAdmission admission_;
   EmbeddedKv settings_;
   EmbeddedKv pluginKv_;
 };
@@ -595,11 +670,9 @@ void EmbeddedStore::resetDurable() {
   keysById_.clear();
   keyIdByHash_.clear();
   accountsById_.clear();
-  keyTotals_.clear();
-  accountTotals_.clear();
-  keyDaily_.clear();
-  keyModelsDaily_.clear();
+  legacy_ = LegacyUsage();
   usageAggs_.clear();
+  weekly_.clear();
   aggSweepCursor_.reset();
   recent_.clear();
   bookedIds_.clear();
@@ -639,6 +712,9 @@ Status EmbeddedStore::catchUp() {
       spdlog::error("embedded store: skipped a journal line of {}: {}", journal_->path(),
                     a.message());
     }
+  }
+  if (!legacy_.empty()) {
+    finishLegacyUsage();  // a snapshot of an older version that ends the file
   }
   if (bad > 0) {
     errors_ += bad;
@@ -691,14 +767,12 @@ bool EmbeddedStore::isBooked(const std::string& requestId) {
 UsageBooking EmbeddedStore::bookingFor(const UsageEvent& ev, int64_t atMs) const {
   UsageBooking b;
   b.atMs = atMs;
-  if (storage::booksUsageBuckets(ev)) {
-    // A retention <= 0 keeps the buckets forever (like the Redis backend).
-    const int64_t ret[3] = {retention_.hourlyMs, retention_.dailyMs, retention_.monthlyMs};
-    for (int i = 0; i < 3; ++i) {
-      b.expMs[i] = ret[i] > 0 ? atMs + ret[i] : 0;
-    }
-    b.recentCap = ev.keyId.empty() ? 0 : std::max<int64_t>(0, retention_.recentPerKey);
+  // A retention <= 0 keeps the buckets forever (like the Redis backend).
+  const int64_t ret[3] = {retention_.hourlyMs, retention_.dailyMs, retention_.monthlyMs};
+  for (int i = 0; i < 3; ++i) {
+    b.expMs[i] = ret[i] > 0 ? atMs + ret[i] : 0;
   }
+  b.recentCap = ev.keyId.empty() ? 0 : std::max<int64_t>(0, retention_.recentPerKey);
   return b;
 }
 
@@ -707,17 +781,8 @@ void EmbeddedStore::applyUsage(const UsageEvent& ev, const UsageBooking& b) {
     bookedIds_.emplace(ev.requestId, b.atMs);
     bookedOrder_.emplace_back(b.atMs, ev.requestId);
   }
-  if (!ev.keyId.empty()) {
-    keyTotals_[ev.keyId].add(ev.counts);
-    keyDaily_[{ev.keyId, ev.day}].add(ev.counts);
-    keyModelsDaily_[{ev.keyId, ev.day}][ev.model].add(ev.counts);
-  }
-  if (!ev.accountId.empty()) {
-    accountTotals_[ev.accountId].add(ev.counts);
-  }
-  if (!storage::booksUsageBuckets(ev)) {
-    return;  // an event (or journal line) from before the time buckets existed
-  }
+  // `ev` has its time buckets (storage::withTimeBuckets). The key's kKey buckets double as the
+  // top-keys index (topKeys scans one bucket's entries), so it needs no booking of its own.
   const std::string* buckets[3] = {&ev.hour, &ev.day, &ev.month};
   auto book = [&](UsageDim d, const std::string& id) {
     for (int kind = 0; kind <= kLifetimeKind; ++kind) {
@@ -764,6 +829,126 @@ void EmbeddedStore::sweepUsageAggs(size_t budget) {
   } else {
     aggSweepCursor_ = it->first;
   }
+}
+
+void EmbeddedStore::applyWeek(const WeekAdd& wk, int64_t atMs, int64_t billed) {
+  WeekCounter& c = weekly_[{wk.keyId, wk.week}];
+  if (c.expMs != 0 && c.expMs <= atMs) {
+    c = WeekCounter();  // expired, not yet dropped: starts afresh like a Redis key would
+  }
+  c.cost += billed;
+  c.expMs = wk.expMs;
+}
+
+int64_t EmbeddedStore::weekCost(const std::string& keyId, const std::string& week) const {
+  auto it = weekly_.find({keyId, week});
+  if (it == weekly_.end() || (it->second.expMs != 0 && it->second.expMs <= now())) {
+    return 0;
+  }
+  return it->second.cost;
+}
+
+StatusOr<bool> EmbeddedStore::bookLocked(const UsageEvent& raw, const WeekAdd* wk) {
+  UsageEvent ev = storage::withTimeBuckets(raw);
+  if (!ev.requestId.empty() && isBooked(ev.requestId)) {
+    return false;
+  }
+  UsageBooking b = bookingFor(ev, now());
+  Status st = commit(makeLine("usage", [&](Writer& w) {
+    storage::writeUsageEventFields(w, ev);
+    putInt(w, "at", b.atMs);
+    w.Key("exp");
+    w.StartArray();
+    for (int64_t e : b.expMs) {
+      w.Int64(e);
+    }
+    w.EndArray();
+    putInt(w, "cap", b.recentCap);
+    if (wk != nullptr) {
+      w.Key("wk");
+      w.StartObject();
+      putStr(w, "id", wk->keyId);
+      putStr(w, "week", wk->week);
+      putInt(w, "exp", wk->expMs);
+      w.EndObject();
+    }
+  }));
+  if (!st) {
+    return st;
+  }
+  applyUsage(ev, b);
+  if (wk != nullptr) {
+    applyWeek(*wk, b.atMs, ev.counts.billedMicroUsd);
+  }
+  sweepUsageAggs(kAggSweepPerRecord);
+  return true;
+}
+
+void EmbeddedStore::dropReservations(const std::string& keyId, const std::string* requestId) {
+  auto k = reservations_.find(keyId);
+  if (k == reservations_.end()) {
+    return;
+  }
+  if (requestId != nullptr) {
+    k->second.erase(*requestId);
+  }
+  int64_t t = now();
+  for (auto it = k->second.begin(); it != k->second.end();) {
+    it = it->second.expMs <= t ? k->second.erase(it) : std::next(it);
+  }
+  if (k->second.empty()) {
+    reservations_.erase(k);
+  }
+}
+
+void EmbeddedStore::finishLegacyUsage() {
+  // The older version booked these totals for every event, so at its snapshot they hold
+  // everything the lifetime / day buckets hold and the events from before the buckets existed:
+  // they replace them. The global per-model lifetime gets what the key+model totals add.
+  int64_t t = now();
+  int64_t dayExp = retention_.dailyMs > 0 ? t + retention_.dailyMs : 0;
+  auto bucket = [&](UsageDim d, int kind, const std::string& b, const std::string& id,
+                    int64_t exp) -> UsageAgg& {
+    UsageAgg& a = usageAggs_[AggKey{static_cast<int>(d), kind, b, id}];
+    if (kind != kLifetimeKind && (a.expMs == 0 || a.expMs <= t)) {
+      a = UsageAgg();  // absent (or expired): lives for a day retention from now
+      a.expMs = exp;
+    }
+    return a;
+  };
+  auto minus = [](TokenCounts a, const TokenCounts& b) {
+    for (const auto& f : storage::kTokenFields) {
+      a.*f.member -= b.*f.member;
+    }
+    return a;
+  };
+  for (const auto& [id, c] : legacy_.keys) {
+    bucket(UsageDim::kKey, kLifetimeKind, "", id, 0).counts = c;
+  }
+  for (const auto& [id, c] : legacy_.accounts) {
+    bucket(UsageDim::kAccount, kLifetimeKind, "", id, 0).counts = c;
+  }
+  for (const auto& [dk, c] : legacy_.days) {
+    bucket(UsageDim::kKey, static_cast<int>(UsageBucket::kDay), dk.second, dk.first, dayExp)
+        .counts = c;
+  }
+  std::map<std::pair<std::string, std::string>, TokenCounts> keyModel;  // (key, model) lifetime
+  for (const auto& [dk, models] : legacy_.models) {
+    UsageAgg& day =
+        bucket(UsageDim::kKeyModel, static_cast<int>(UsageBucket::kDay), dk.second, dk.first,
+               dayExp);
+    for (const auto& [model, c] : models) {
+      day.models[model] = c;
+      keyModel[{dk.first, model}].add(c);
+    }
+  }
+  for (const auto& [km, c] : keyModel) {
+    UsageAgg& life = bucket(UsageDim::kKeyModel, kLifetimeKind, "", km.first, 0);
+    TokenCounts& old = life.models[km.second];
+    bucket(UsageDim::kModel, kLifetimeKind, "", km.second, 0).counts.add(minus(c, old));
+    old = c;
+  }
+  legacy_ = LegacyUsage();
 }
 
 const UsageAgg* EmbeddedStore::findAgg(const AggKey& k) const {
@@ -821,6 +1006,10 @@ Status EmbeddedStore::applyLine(const std::string& line) {
     return internalError("unparseable journal line");
   }
   std::string op = getStr(d, "op");
+  if (!legacy_.empty() && op != "usage.key" && op != "usage.acct" && op != "usage.day" &&
+      op != "usage.model" && op != "usage.agg") {
+    finishLegacyUsage();  // the older snapshot's usage lines are over
+  }
   if (op == "header") {
     if (getInt(d, "v") != kFormatVersion) {
       return failedPrecondition("journal format version " + std::to_string(getInt(d, "v")) +
@@ -868,11 +1057,13 @@ Status EmbeddedStore::applyLine(const std::string& line) {
       cooldowns_.erase({acct, getStr(d, "scope")});
     }
   } else if (op == "usage") {
-    // Lines from before issue 4 have no hour/month (and no exp/cap): they book the old
-    // aggregates only, as they did.
-    UsageEvent ev = storage::readUsageEventFields(d);
+    // Lines from before the time buckets have no hour/month (nor exp/cap): they are booked like
+    // a new event without them (buckets from their time in UTC, expiring by today's retention
+    // from their booking time, no recent record), so their totals are kept.
+    UsageEvent ev = storage::withTimeBuckets(storage::readUsageEventFields(d));
     if (ev.requestId.empty() || !isBooked(ev.requestId)) {
       UsageBooking b = bookingFor(ev, getInt(d, "at"));
+      b.recentCap = 0;
       auto exp = d.FindMember("exp");
       if (exp != d.MemberEnd() && exp->value.IsArray() && exp->value.Size() == 3) {
         for (rapidjson::SizeType i = 0; i < 3; ++i) {
@@ -883,6 +1074,11 @@ Status EmbeddedStore::applyLine(const std::string& line) {
         b.recentCap = getInt(d, "cap");
       }
       applyUsage(ev, b);
+      const JsonValue& wk = getObj(d, "wk");
+      if (wk.HasMember("id")) {
+        applyWeek(WeekAdd{getStr(wk, "id"), getStr(wk, "week"), getInt(wk, "exp")}, b.atMs,
+                  ev.counts.billedMicroUsd);
+      }
     }
   } else if (op == "usage.agg") {
     AggKey k{static_cast<int>(getInt(d, "dim")), static_cast<int>(getInt(d, "b")),
@@ -900,13 +1096,15 @@ Status EmbeddedStore::applyLine(const std::string& line) {
     std::string key = ev.keyId;
     recent_[key].push_front(std::move(ev));
   } else if (op == "usage.key") {
-    keyTotals_[getStr(d, "id")] = getCounts(d, "c");
+    legacy_.keys[getStr(d, "id")] = getCounts(d, "c");
   } else if (op == "usage.acct") {
-    accountTotals_[getStr(d, "id")] = getCounts(d, "c");
+    legacy_.accounts[getStr(d, "id")] = getCounts(d, "c");
   } else if (op == "usage.day") {
-    keyDaily_[{getStr(d, "id"), getStr(d, "day")}] = getCounts(d, "c");
+    legacy_.days[{getStr(d, "id"), getStr(d, "day")}] = getCounts(d, "c");
   } else if (op == "usage.model") {
-    keyModelsDaily_[{getStr(d, "id"), getStr(d, "day")}][getStr(d, "model")] = getCounts(d, "c");
+    legacy_.models[{getStr(d, "id"), getStr(d, "day")}][getStr(d, "model")] = getCounts(d, "c");
+  } else if (op == "adm.week") {
+    weekly_[{getStr(d, "id"), getStr(d, "week")}] = WeekCounter{getInt(d, "c"), getInt(d, "exp")};
   } else if (op == "usage.rid") {
     std::string rid = getStr(d, "id");
     int64_t at = getInt(d, "at");
@@ -947,32 +1145,13 @@ std::string EmbeddedStore::snapshot() {
       }));
     }
   }
-  for (const auto& [id, c] : keyTotals_) {
-    add(makeLine("usage.key", [&id = id, &c = c](Writer& w) {
-      putStr(w, "id", id);
-      putCounts(w, "c", c);
-    }));
-  }
-  for (const auto& [id, c] : accountTotals_) {
-    add(makeLine("usage.acct", [&id = id, &c = c](Writer& w) {
-      putStr(w, "id", id);
-      putCounts(w, "c", c);
-    }));
-  }
-  for (const auto& [dk, c] : keyDaily_) {
-    add(makeLine("usage.day", [&dk = dk, &c = c](Writer& w) {
-      putStr(w, "id", dk.first);
-      putStr(w, "day", dk.second);
-      putCounts(w, "c", c);
-    }));
-  }
-  for (const auto& [dk, models] : keyModelsDaily_) {
-    for (const auto& [model, c] : models) {
-      add(makeLine("usage.model", [&dk = dk, &model = model, &c = c](Writer& w) {
-        putStr(w, "id", dk.first);
-        putStr(w, "day", dk.second);
-        putStr(w, "model", model);
-        putCounts(w, "c", c);
+  for (const auto& [wk, c] : weekly_) {
+    if (c.expMs == 0 || c.expMs > t) {  // expired weekly counters end here
+      add(makeLine("adm.week", [&wk = wk, &c = c](Writer& w) {
+        putStr(w, "id", wk.first);
+        putStr(w, "week", wk.second);
+        putInt(w, "c", c.cost);
+        putInt(w, "exp", c.expMs);
       }));
     }
   }
@@ -1264,66 +1443,7 @@ StatusOr<bool> EmbeddedUsage::record(const UsageEvent& ev) {
   if (!lock.ok()) {
     return lock.status();
   }
-  if (!ev.requestId.empty() && s_.isBooked(ev.requestId)) {
-    return false;
-  }
-  UsageBooking b = s_.bookingFor(ev, s_.now());
-  Status st = s_.commit(makeLine("usage", [&](Writer& w) {
-    storage::writeUsageEventFields(w, ev);
-    putInt(w, "at", b.atMs);
-    if (storage::booksUsageBuckets(ev)) {
-      w.Key("exp");
-      w.StartArray();
-      for (int64_t e : b.expMs) {
-        w.Int64(e);
-      }
-      w.EndArray();
-      putInt(w, "cap", b.recentCap);
-    }
-  }));
-  if (!st) {
-    return st;
-  }
-  s_.applyUsage(ev, b);
-  s_.sweepUsageAggs(kAggSweepPerRecord);
-  return true;
-}
-
-StatusOr<TokenCounts> EmbeddedUsage::keyTotal(const std::string& keyId) {
-  OpGuard lock(s_, Access::kRead);
-  if (!lock.ok()) {
-    return lock.status();
-  }
-  auto it = s_.keyTotals_.find(keyId);
-  return it == s_.keyTotals_.end() ? TokenCounts() : it->second;
-}
-
-StatusOr<TokenCounts> EmbeddedUsage::keyDaily(const std::string& keyId, const std::string& day) {
-  OpGuard lock(s_, Access::kRead);
-  if (!lock.ok()) {
-    return lock.status();
-  }
-  auto it = s_.keyDaily_.find({keyId, day});
-  return it == s_.keyDaily_.end() ? TokenCounts() : it->second;
-}
-
-StatusOr<std::map<std::string, TokenCounts>> EmbeddedUsage::keyModelsDaily(const std::string& keyId,
-                                                                           const std::string& day) {
-  OpGuard lock(s_, Access::kRead);
-  if (!lock.ok()) {
-    return lock.status();
-  }
-  auto it = s_.keyModelsDaily_.find({keyId, day});
-  return it == s_.keyModelsDaily_.end() ? std::map<std::string, TokenCounts>() : it->second;
-}
-
-StatusOr<TokenCounts> EmbeddedUsage::accountTotal(const std::string& accountId) {
-  OpGuard lock(s_, Access::kRead);
-  if (!lock.ok()) {
-    return lock.status();
-  }
-  auto it = s_.accountTotals_.find(accountId);
-  return it == s_.accountTotals_.end() ? TokenCounts() : it->second;
+  return s_.bookLocked(ev, nullptr);
 }
 
 void EmbeddedUsage::setRetention(const UsageRetention& r) {
@@ -1382,6 +1502,38 @@ StatusOr<TokenCounts> EmbeddedUsage::lifetime(UsageDim dim, const std::string& i
     }
   }
   return sum;
+}
+
+StatusOr<std::vector<UsageStore::KeyCost>> EmbeddedUsage::topKeys(
+    UsageBucket bucket, const std::vector<std::string>& buckets, size_t limit) {
+  std::map<std::string, int64_t> sums;
+  {
+    OpGuard lock(s_, Access::kRead);
+    if (!lock.ok()) {
+      return lock.status();
+    }
+    const int dim = static_cast<int>(UsageDim::kKey);
+    const int kind = static_cast<int>(bucket);
+    int64_t t = s_.now();
+    for (const std::string& b : buckets) {
+      // The bucket's kKey entries are contiguous in the map: (dim, kind, bucket, keyId).
+      for (auto it = s_.usageAggs_.lower_bound(AggKey{dim, kind, b, std::string()});
+           it != s_.usageAggs_.end() && std::get<0>(it->first) == dim &&
+           std::get<1>(it->first) == kind && std::get<2>(it->first) == b;
+           ++it) {
+        if (it->second.expMs == 0 || it->second.expMs > t) {
+          sums[std::get<3>(it->first)] += it->second.counts.billedMicroUsd;
+        }
+      }
+    }
+  }
+  std::vector<KeyCost> out;
+  out.reserve(sums.size());
+  for (const auto& [id, billed] : sums) {
+    out.push_back(KeyCost{id, billed});
+  }
+  storage::sortTopKeys(&out, limit);
+  return out;
 }
 
 // ---- Limits (memory only: they are ephemeral by contract) ---------------------------------------
@@ -1453,41 +1605,200 @@ StatusOr<int64_t> EmbeddedLimits::leaseCount(const std::string& scope) {
   return n;
 }
 
-StatusOr<WindowResult> EmbeddedLimits::windowAdmit(const std::string& scope, int64_t windowMs,
-                                                   int64_t maxRequests, int64_t maxTokens) {
-  OpGuard lock(s_, Access::kEphemeral);
+// ---- Admission ----------------------------------------------------------------------------------
+
+StatusOr<AdmitResult> EmbeddedAdmission::admit(const AdmitRequest& req) {
+  if (req.ttlMs <= 0) {
+    return invalidArgument("admission ttl must be positive");
+  }
+  // A durable read: the committed day / lifetime / weekly cost may come from another process
+  // (a CLI) on the dir.
+  OpGuard lock(s_, Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
+  const AdmissionLimits& l = req.limits;
   int64_t t = s_.now();
-  Window& w = s_.windows_[scope];
-  if (w.endMs <= t) {
-    w = Window{t + windowMs, 0, 0};
+  s_.dropReservations(req.keyId, nullptr);
+  std::map<std::string, Reservation>& res = s_.reservations_[req.keyId];
+  int64_t n = 0;
+  int64_t rTokens = 0;
+  int64_t rCost = 0;
+  Reservation* held = nullptr;
+  for (auto& [rid, r] : res) {
+    if (rid == req.requestId) {
+      held = &r;
+      continue;
+    }
+    ++n;
+    rTokens += r.tokens;
+    rCost += r.cost;
   }
-  WindowResult r;
-  r.windowEndMs = w.endMs;
-  if (maxRequests > 0 && w.requests >= maxRequests) {
-    r.limitedBy = "requests";
-  } else if (maxTokens > 0 && w.tokens >= maxTokens) {
-    r.limitedBy = "tokens";
-  } else {
-    w.requests++;
-    r.allowed = true;
+  AdmWindow* win = nullptr;
+  if (l.windowMs > 0) {
+    auto it = s_.admWindows_.find(req.keyId);
+    if (it != s_.admWindows_.end() && it->second.endMs > t) {
+      win = &it->second;
+    }
   }
-  r.requests = w.requests;
-  r.tokens = w.tokens;
-  return r;
+  AdmitResult out;
+  out.windowEndMs = win != nullptr ? win->endMs : 0;
+  out.inFlight = n;
+  if (held != nullptr) {
+    // Already admitted: a fresh expiry, the estimate it was admitted with, no second count.
+    held->expMs = t + req.ttlMs;
+    out.inFlight = n + 1;
+    return out;
+  }
+  auto refuse = [&](AdmitVerdict v, int64_t current, int64_t limit) {
+    if (res.empty()) {
+      s_.reservations_.erase(req.keyId);
+    }
+    out.verdict = v;
+    out.current = current;
+    out.limit = limit;
+    return out;
+  };
+  int64_t estTokens = std::max<int64_t>(0, req.estTokens);
+  int64_t estCost = std::max<int64_t>(0, req.estBilledMicroUsd);
+  if (l.concurrency > 0 && n >= l.concurrency) {
+    return refuse(AdmitVerdict::kConcurrency, n, l.concurrency);
+  }
+  if (l.windowMs > 0) {
+    AdmWindow w = win != nullptr ? *win : AdmWindow();
+    if (l.windowRequests > 0 && w.requests >= l.windowRequests) {
+      return refuse(AdmitVerdict::kWindowRequests, w.requests, l.windowRequests);
+    }
+    if (l.windowTokens > 0 && w.tokens + rTokens + estTokens > l.windowTokens) {
+      return refuse(AdmitVerdict::kWindowTokens, w.tokens + rTokens, l.windowTokens);
+    }
+    if (l.windowCostMicroUsd > 0 && w.cost + rCost + estCost > l.windowCostMicroUsd) {
+      return refuse(AdmitVerdict::kWindowCost, w.cost + rCost, l.windowCostMicroUsd);
+    }
+  }
+  auto billed = [&](int kind, const std::string& bucket) {
+    const UsageAgg* a =
+        s_.findAgg(AggKey{static_cast<int>(UsageDim::kKey), kind, bucket, req.keyId});
+    return a != nullptr ? a->counts.billedMicroUsd : 0;
+  };
+  if (l.dailyCostMicroUsd > 0) {
+    int64_t cur = billed(static_cast<int>(UsageBucket::kDay), req.day) + rCost;
+    if (cur + estCost > l.dailyCostMicroUsd) {
+      return refuse(AdmitVerdict::kDailyCost, cur, l.dailyCostMicroUsd);
+    }
+  }
+  if (l.totalCostMicroUsd > 0) {
+    int64_t cur = billed(kLifetimeKind, "") + rCost;
+    if (cur + estCost > l.totalCostMicroUsd) {
+      return refuse(AdmitVerdict::kTotalCost, cur, l.totalCostMicroUsd);
+    }
+  }
+  if (req.weekly && l.weeklyCostMicroUsd > 0) {
+    int64_t cur = s_.weekCost(req.keyId, req.week) + rCost;
+    if (cur + estCost > l.weeklyCostMicroUsd) {
+      return refuse(AdmitVerdict::kWeeklyCost, cur, l.weeklyCostMicroUsd);
+    }
+  }
+  if (l.windowMs > 0) {
+    if (win == nullptr) {
+      win = &s_.admWindows_[req.keyId];
+      *win = AdmWindow{t + l.windowMs, 0, 0, 0};
+    }
+    win->requests++;
+    out.windowEndMs = win->endMs;
+  }
+  res[req.requestId] = Reservation{t + req.ttlMs, estTokens, estCost};
+  out.inFlight = n + 1;
+  return out;
 }
 
-Status EmbeddedLimits::windowAddTokens(const std::string& scope, int64_t tokens) {
+StatusOr<bool> EmbeddedAdmission::renew(const std::string& keyId, const std::string& requestId,
+                                        int64_t ttlMs) {
+  if (ttlMs <= 0) {
+    return invalidArgument("admission ttl must be positive");
+  }
   OpGuard lock(s_, Access::kEphemeral);
-  auto it = s_.windows_.find(scope);
-  if (it == s_.windows_.end()) {
-    return Status::ok();
+  s_.dropReservations(keyId, nullptr);
+  auto k = s_.reservations_.find(keyId);
+  if (k == s_.reservations_.end()) {
+    return false;
   }
-  if (it->second.endMs <= s_.now()) {
-    s_.windows_.erase(it);
-    return Status::ok();
+  auto it = k->second.find(requestId);
+  if (it == k->second.end()) {
+    return false;
   }
-  it->second.tokens += tokens;
+  it->second.expMs = s_.now() + ttlMs;
+  return true;
+}
+
+StatusOr<bool> EmbeddedAdmission::settle(const SettleRequest& req) {
+  if (req.usage == nullptr) {
+    Status st = release(req.keyId, req.requestId);
+    if (!st) {
+      return st;
+    }
+    return false;
+  }
+  OpGuard lock(s_, Access::kWrite);
+  // The reservation goes whatever happens to the booking (as in the Redis script).
+  s_.dropReservations(req.keyId, &req.requestId);
+  if (!lock.ok()) {
+    return lock.status();
+  }
+  WeekAdd wk;
+  if (req.weekly) {
+    wk = WeekAdd{req.keyId, req.week, req.weekTtlMs > 0 ? s_.now() + req.weekTtlMs : 0};
+  }
+  auto booked = s_.bookLocked(*req.usage, req.weekly ? &wk : nullptr);
+  if (!booked || !*booked) {
+    return booked;
+  }
+  auto w = s_.admWindows_.find(req.keyId);
+  if (w != s_.admWindows_.end()) {
+    if (w->second.endMs > s_.now()) {
+      w->second.tokens += req.usage->counts.allTokens();
+      w->second.cost += req.usage->counts.billedMicroUsd;
+    } else {
+      s_.admWindows_.erase(w);
+    }
+  }
+  return true;
+}
+
+Status EmbeddedAdmission::release(const std::string& keyId, const std::string& requestId) {
+  OpGuard lock(s_, Access::kEphemeral);
+  s_.dropReservations(keyId, &requestId);
   return Status::ok();
+}
+
+StatusOr<AdmissionState> EmbeddedAdmission::state(const std::string& keyId,
+                                                  const std::string& week) {
+  OpGuard lock(s_, week.empty() ? Access::kEphemeral : Access::kRead);
+  if (!lock.ok()) {
+    return lock.status();
+  }
+  AdmissionState st;
+  int64_t t = s_.now();
+  s_.dropReservations(keyId, nullptr);
+  auto k = s_.reservations_.find(keyId);
+  if (k != s_.reservations_.end()) {
+    for (const auto& [rid, r] : k->second) {
+      st.inFlight++;
+      st.reservedTokens += r.tokens;
+      st.reservedMicroUsd += r.cost;
+    }
+  }
+  auto w = s_.admWindows_.find(keyId);
+  if (w != s_.admWindows_.end() && w->second.endMs > t) {
+    st.windowEndMs = w->second.endMs;
+    st.windowRequests = w->second.requests;
+    st.windowTokens = w->second.tokens;
+    st.windowCostMicroUsd = w->second.cost;
+  }
+  if (!week.empty()) {
+    st.weeklyCostMicroUsd = s_.weekCost(keyId, week);
+  }
+  return st;
 }
 
 // ---- KV -----------------------------------------------------------------------------------------

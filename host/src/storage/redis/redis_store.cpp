@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <optional>
 
@@ -99,20 +100,41 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
 
-// One booking, one round trip. KEYS: [1] request id marker, then np plain counter hashes (field
-// "<counter>"), then nm per-model hashes (field "<counter>:<model>"), then (when cap > 0) the
-// key's recent-records list. ARGV: [1] marker retention ms, [2] model, [3] check id (1/0), [4] np,
-// [5] nm, [6] recent cap (0 = no push), [7] the record's JSON, [8 .. 7+np+nm] one PEXPIRE ttl per
-// hash ('0' = never expires), then counter name/value pairs (only the non-zero ones are sent).
-// The C++ side decides which hashes an event books, so the script stays a flat loop.
+// One booking (record, or the usage part of a settle), one round trip. KEYS: [1] request id
+// marker, then np plain counter hashes (field "<counter>"), then nm per-model hashes (field
+// "<counter>:<model>"), then nz top-keys zsets, then (when cap > 0) the key's recent-records list,
+// then for a settle: the key's reservations hash, window hash and weekly counter. ARGV: [1] marker
+// retention ms, [2] model, [3] check id (1/0), [4] np, [5] nm, [6] nz, [7] recent cap (0 = no
+// push), [8] the record's JSON, [9] key id (top-keys member), [10] billed micro-USD, [11] settle
+// (1/0), [12] request id (reservation field), [13] now, [14] weekly (1/0), [15] weekly ttl ms,
+// [16] tokens (all kinds), [17 .. 16+n+nz] one PEXPIRE ttl per hash / zset ('0' = never expires),
+// then counter name/value pairs (only the non-zero ones are sent). The C++ side decides which
+// keys an event books, so the script stays a flat loop.
 constexpr const char* kUsageRecord = R"lua(
+local np, nm, nz = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local n = np + nm
+local cap = tonumber(ARGV[7])
+local settle = ARGV[11] == '1'
+local s = 2 + n + nz
+if cap > 0 then s = s + 1 end
+if settle then
+  -- The reservation goes whatever happens to the booking (a replayed settle drops it too), and
+  -- so do the key's expired ones.
+  local now = tonumber(ARGV[13])
+  redis.call('HDEL', KEYS[s], ARGV[12])
+  local all = redis.call('HGETALL', KEYS[s])
+  for i = 1, #all, 2 do
+    local v = all[i + 1]
+    if tonumber(string.sub(v, 1, string.find(v, ':', 1, true) - 1)) <= now then
+      redis.call('HDEL', KEYS[s], all[i])
+    end
+  end
+end
 if ARGV[3] == '1' then
   if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
 end
-local np, nm = tonumber(ARGV[4]), tonumber(ARGV[5])
-local n = np + nm
 local model = ARGV[2]
-for i = 8 + n, #ARGV, 2 do
+for i = 17 + n + nz, #ARGV, 2 do
   local f, v = ARGV[i], ARGV[i + 1]
   for j = 2, 1 + np do redis.call('HINCRBY', KEYS[j], f, v) end
   if nm > 0 then
@@ -120,16 +142,161 @@ for i = 8 + n, #ARGV, 2 do
     for j = 2 + np, 1 + n do redis.call('HINCRBY', KEYS[j], mf, v) end
   end
 end
-for j = 1, n do
-  local ttl = ARGV[7 + j]
+for j = 1, nz do redis.call('ZINCRBY', KEYS[1 + n + j], ARGV[10], ARGV[9]) end
+for j = 1, n + nz do
+  local ttl = ARGV[16 + j]
   if ttl ~= '0' then redis.call('PEXPIRE', KEYS[1 + j], ttl) end
 end
-local cap = tonumber(ARGV[6])
 if cap > 0 then
-  redis.call('LPUSH', KEYS[2 + n], ARGV[7])
-  redis.call('LTRIM', KEYS[2 + n], 0, cap - 1)
+  redis.call('LPUSH', KEYS[2 + n + nz], ARGV[8])
+  redis.call('LTRIM', KEYS[2 + n + nz], 0, cap - 1)
+end
+if settle then
+  local now = tonumber(ARGV[13])
+  local e = tonumber(redis.call('HGET', KEYS[s + 1], 'end'))
+  if e and e > now then
+    redis.call('HINCRBY', KEYS[s + 1], 'tokens', ARGV[16])
+    redis.call('HINCRBY', KEYS[s + 1], 'cost', ARGV[10])
+  end
+  if ARGV[14] == '1' then
+    redis.call('INCRBY', KEYS[s + 2], ARGV[10])
+    if tonumber(ARGV[15]) > 0 then redis.call('PEXPIRE', KEYS[s + 2], ARGV[15]) end
+  end
 end
 return 1
+)lua";
+
+// ---- Admission. Reservations: hash adm:res:<keyId>, field requestId, value
+// "<expiryMs>:<estTokens>:<estBilledMicroUsd>"; window: hash adm:win:<keyId> {end, requests,
+// tokens, cost}; weekly: string counter adm:wk:<week>:<keyId> (billed micro-USD). Numbers written
+// by a script go through string.format('%d') (Lua numbers are doubles that print in exponent form
+// when large; every value here stays far below 2^53).
+
+// KEYS: [1] reservations, [2] window, [3] the key's day bucket (u:k:d:<day>:<key>), [4] the key's
+// lifetime hash, [5] weekly counter. ARGV: [1] now, [2] request id, [3] ttl, [4] est tokens,
+// [5] est billed, [6] concurrency, [7] window ms, [8] window requests, [9] window tokens,
+// [10] window cost, [11] daily cost, [12] total cost, [13] weekly cost (0 when not weekly).
+// Returns {verdict, current, limit, window end, in flight}; verdict 0 = admitted, else the
+// AdmitVerdict number.
+constexpr const char* kAdmit = R"lua(
+local now, rid, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local estT, estC = tonumber(ARGV[4]), tonumber(ARGV[5])
+local conc, wms = tonumber(ARGV[6]), tonumber(ARGV[7])
+local n, rT, rC, held = 0, 0, 0, nil
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  local c1 = string.find(v, ':', 1, true)
+  local c2 = string.find(v, ':', c1 + 1, true)
+  if tonumber(string.sub(v, 1, c1 - 1)) <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  elseif all[i] == rid then
+    held = v
+  else
+    n = n + 1
+    rT = rT + tonumber(string.sub(v, c1 + 1, c2 - 1))
+    rC = rC + tonumber(string.sub(v, c2 + 1))
+  end
+end
+local wEnd, wReq, wTok, wCost = 0, 0, 0, 0
+if wms > 0 then
+  local w = redis.call('HMGET', KEYS[2], 'end', 'requests', 'tokens', 'cost')
+  local e = tonumber(w[1])
+  if e and e > now then
+    wEnd, wReq, wTok, wCost = e, tonumber(w[2]) or 0, tonumber(w[3]) or 0, tonumber(w[4]) or 0
+  end
+end
+local function keep(value)
+  redis.call('HSET', KEYS[1], rid, value)
+  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+end
+if held then
+  -- Already admitted: a fresh expiry, the estimate it was admitted with, no second count.
+  local c1 = string.find(held, ':', 1, true)
+  keep(string.format('%d', now + ttl) .. string.sub(held, c1))
+  return {0, 0, 0, wEnd, n + 1}
+end
+if conc > 0 and n >= conc then return {1, n, conc, wEnd, n} end
+if wms > 0 then
+  local lim = tonumber(ARGV[8])
+  if lim > 0 and wReq >= lim then return {2, wReq, lim, wEnd, n} end
+  lim = tonumber(ARGV[9])
+  if lim > 0 and wTok + rT + estT > lim then return {3, wTok + rT, lim, wEnd, n} end
+  lim = tonumber(ARGV[10])
+  if lim > 0 and wCost + rC + estC > lim then return {4, wCost + rC, lim, wEnd, n} end
+end
+local lim = tonumber(ARGV[11])
+if lim > 0 then
+  local cur = (tonumber(redis.call('HGET', KEYS[3], 'billedMicroUsd')) or 0) + rC
+  if cur + estC > lim then return {5, cur, lim, wEnd, n} end
+end
+lim = tonumber(ARGV[12])
+if lim > 0 then
+  local cur = (tonumber(redis.call('HGET', KEYS[4], 'billedMicroUsd')) or 0) + rC
+  if cur + estC > lim then return {6, cur, lim, wEnd, n} end
+end
+lim = tonumber(ARGV[13])
+if lim > 0 then
+  local cur = (tonumber(redis.call('GET', KEYS[5])) or 0) + rC
+  if cur + estC > lim then return {7, cur, lim, wEnd, n} end
+end
+if wms > 0 then
+  if wEnd == 0 then
+    wEnd = now + wms
+    redis.call('DEL', KEYS[2])
+    redis.call('HSET', KEYS[2], 'end', string.format('%d', wEnd), 'requests', 1, 'tokens', 0,
+               'cost', 0)
+    redis.call('PEXPIRE', KEYS[2], wms)
+  else
+    redis.call('HINCRBY', KEYS[2], 'requests', 1)
+  end
+end
+keep(string.format('%d:%d:%d', now + ttl, estT, estC))
+return {0, 0, 0, wEnd, n + 1}
+)lua";
+
+// KEYS: reservations. ARGV: now, request id, ttl.
+constexpr const char* kAdmitRenew = R"lua(
+local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[3])
+local v = redis.call('HGET', KEYS[1], ARGV[2])
+if not v then return 0 end
+local c1 = string.find(v, ':', 1, true)
+if tonumber(string.sub(v, 1, c1 - 1)) <= now then
+  redis.call('HDEL', KEYS[1], ARGV[2])
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[2], string.format('%d', now + ttl) .. string.sub(v, c1))
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+)lua";
+
+// KEYS: reservations, window, weekly counter (any name when none is asked). ARGV: now, read the
+// weekly counter (1/0). Returns {window end, requests, tokens, cost, weekly, in flight, reserved
+// tokens, reserved cost}.
+constexpr const char* kAdmitState = R"lua(
+local now = tonumber(ARGV[1])
+local n, rT, rC = 0, 0, 0
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local v = all[i + 1]
+  local c1 = string.find(v, ':', 1, true)
+  local c2 = string.find(v, ':', c1 + 1, true)
+  if tonumber(string.sub(v, 1, c1 - 1)) <= now then
+    redis.call('HDEL', KEYS[1], all[i])
+  else
+    n = n + 1
+    rT = rT + tonumber(string.sub(v, c1 + 1, c2 - 1))
+    rC = rC + tonumber(string.sub(v, c2 + 1))
+  end
+end
+local out = {0, 0, 0, 0, 0, n, rT, rC}
+local w = redis.call('HMGET', KEYS[2], 'end', 'requests', 'tokens', 'cost')
+local e = tonumber(w[1])
+if e and e > now then
+  out[1], out[2], out[3], out[4] = e, tonumber(w[2]) or 0, tonumber(w[3]) or 0, tonumber(w[4]) or 0
+end
+if ARGV[2] == '1' then out[5] = tonumber(redis.call('GET', KEYS[3])) or 0 end
+return out
 )lua";
 
 // KEYS: lease zset (member holder, score expiry). ARGV: now, holder, limit, ttl.
@@ -154,34 +321,6 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[2])
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-return 1
-)lua";
-
-// KEYS: window hash {end, requests, tokens}. ARGV: now, windowMs, maxRequests, maxTokens.
-constexpr const char* kWindowAdmit = R"lua(
-local now = tonumber(ARGV[1])
-local w = redis.call('HMGET', KEYS[1], 'end', 'requests', 'tokens')
-local e, r, t = tonumber(w[1]), tonumber(w[2]) or 0, tonumber(w[3]) or 0
-if not e or e <= now then
-  e = now + tonumber(ARGV[2])
-  r = 0
-  t = 0
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'end', e, 'requests', 0, 'tokens', 0)
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-local maxR, maxT = tonumber(ARGV[3]), tonumber(ARGV[4])
-if maxR > 0 and r >= maxR then return {0, r, t, e, 'requests'} end
-if maxT > 0 and t >= maxT then return {0, r, t, e, 'tokens'} end
-r = redis.call('HINCRBY', KEYS[1], 'requests', 1)
-return {1, r, t, e, ''}
-)lua";
-
-// KEYS: window hash. ARGV: now, tokens.
-constexpr const char* kWindowAddTokens = R"lua(
-local e = tonumber(redis.call('HGET', KEYS[1], 'end'))
-if not e or e <= tonumber(ARGV[1]) then return 0 end
-redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[2])
 return 1
 )lua";
 
@@ -414,7 +553,25 @@ std::vector<std::string> keyFields(const ApiKeyRecord& r) {
           "models",
           encodeList(r.models),
           "bindings",
-          encodeMap(r.bindings)};
+          encodeMap(r.bindings),
+          "rateCostMicroUsd",
+          std::to_string(r.rateCostMicroUsd),
+          "dailyCostMicroUsd",
+          std::to_string(r.dailyCostMicroUsd),
+          "totalCostMicroUsd",
+          std::to_string(r.totalCostMicroUsd),
+          "weeklyCostMicroUsd",
+          std::to_string(r.weeklyCostMicroUsd),
+          "weeklyResetDay",
+          std::to_string(r.weeklyResetDay),
+          "weeklyResetHour",
+          std::to_string(r.weeklyResetHour),
+          "ratePpm",
+          std::to_string(r.ratePpm),
+          "activationMs",
+          std::to_string(r.activationMs),
+          "activatedAtMs",
+          std::to_string(r.activatedAtMs)};
 }
 
 ApiKeyRecord keyFromFields(const Fields& f) {
@@ -436,6 +593,20 @@ ApiKeyRecord keyFromFields(const Fields& f) {
       mode >= 0 && mode <= 2 ? static_cast<ModelFilterMode>(mode) : ModelFilterMode::kNone;
   r.models = decodeList(field(f, "models"));
   r.bindings = decodeMap(field(f, "bindings"));  // absent in hashes written before bindings
+  // Absent in hashes written before cost limits: the record's defaults.
+  r.rateCostMicroUsd = toInt(field(f, "rateCostMicroUsd"));
+  r.dailyCostMicroUsd = toInt(field(f, "dailyCostMicroUsd"));
+  r.totalCostMicroUsd = toInt(field(f, "totalCostMicroUsd"));
+  r.weeklyCostMicroUsd = toInt(field(f, "weeklyCostMicroUsd"));
+  if (f.count("weeklyResetDay") != 0) {
+    r.weeklyResetDay = toInt(field(f, "weeklyResetDay"));
+  }
+  r.weeklyResetHour = toInt(field(f, "weeklyResetHour"));
+  if (f.count("ratePpm") != 0) {
+    r.ratePpm = toInt(field(f, "ratePpm"));
+  }
+  r.activationMs = toInt(field(f, "activationMs"));
+  r.activatedAtMs = toInt(field(f, "activatedAtMs"));
   return r;
 }
 
@@ -580,6 +751,16 @@ std::string lifeKeySuffix(UsageDim d, const std::string& id) {
   return std::string("u:") + dimCode(d) + ":life:" + id;
 }
 
+// Top-keys index of one bucket: "u:top:<b>:<bucket>", members key ids, scores billed micro-USD.
+std::string topKeySuffix(UsageBucket b, const std::string& bucket) {
+  return std::string("u:top:") + bucketCode(b) + ":" + bucket;
+}
+
+// The weekly admission counter: "adm:wk:<week>:<keyId>" (the week label has no ':').
+std::string weekKeySuffix(const std::string& week, const std::string& keyId) {
+  return "adm:wk:" + week + ":" + keyId;
+}
+
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -619,17 +800,17 @@ class RedisUsage final : public UsageStore {
  public:
   explicit RedisUsage(RedisStore& s) : s_(s) {}
   StatusOr<bool> record(const UsageEvent& ev) override;
-  StatusOr<TokenCounts> keyTotal(const std::string& keyId) override;
-  StatusOr<TokenCounts> keyDaily(const std::string& keyId, const std::string& day) override;
-  StatusOr<std::map<std::string, TokenCounts>> keyModelsDaily(const std::string& keyId,
-                                                              const std::string& day) override;
-  StatusOr<TokenCounts> accountTotal(const std::string& accountId) override;
   void setRetention(const UsageRetention& r) override;
   StatusOr<std::vector<UsageEvent>> recent(const std::string& keyId, size_t limit) override;
   StatusOr<std::vector<UsagePoint>> series(UsageDim dim, const std::string& id,
                                            UsageBucket bucket,
                                            const std::vector<std::string>& buckets) override;
   StatusOr<TokenCounts> lifetime(UsageDim dim, const std::string& id) override;
+  StatusOr<std::vector<KeyCost>> topKeys(UsageBucket bucket, const std::vector<std::string>& buckets,
+                                         size_t limit) override;
+
+  // What a settle adds to a booking (nullptr for record()).
+  StatusOr<bool> book(const UsageEvent& raw, const SettleRequest* settle);
 
  private:
   StatusOr<TokenCounts> counts(const std::string& key);
@@ -650,9 +831,20 @@ class RedisLimits final : public LimitStore {
                             int64_t ttlMs) override;
   Status releaseLease(const std::string& scope, const std::string& holder) override;
   StatusOr<int64_t> leaseCount(const std::string& scope) override;
-  StatusOr<WindowResult> windowAdmit(const std::string& scope, int64_t windowMs,
-                                     int64_t maxRequests, int64_t maxTokens) override;
-  Status windowAddTokens(const std::string& scope, int64_t tokens) override;
+
+ private:
+  RedisStore& s_;
+};
+
+class RedisAdmission final : public AdmissionStore {
+ public:
+  explicit RedisAdmission(RedisStore& s) : s_(s) {}
+  StatusOr<AdmitResult> admit(const AdmitRequest& req) override;
+  StatusOr<bool> renew(const std::string& keyId, const std::string& requestId,
+                       int64_t ttlMs) override;
+  StatusOr<bool> settle(const SettleRequest& req) override;
+  Status release(const std::string& keyId, const std::string& requestId) override;
+  StatusOr<AdmissionState> state(const std::string& keyId, const std::string& week) override;
 
  private:
   RedisStore& s_;
@@ -700,6 +892,7 @@ class RedisStore final : public Store {
         usage_(*this),
         limits_(*this),
         sched_(*this),
+        admission_(*this),
         settings_(*this, "set:"),
         pluginKv_(*this, "kv:") {}
 
@@ -713,10 +906,12 @@ class RedisStore final : public Store {
   UsageStore& usage() override { return usage_; }
   LimitStore& limits() override { return limits_; }
   SchedStore& sched() override { return sched_; }
+  AdmissionStore& admission() override { return admission_; }
   KvStore& settings() override { return settings_; }
   KvStore& pluginKv() override { return pluginKv_; }
   uint64_t errorCount() const override { return errors_.load(); }
 
+  RedisUsage& usageImpl() { return usage_; }
   std::string k(const std::string& suffix) const { return prefix_ + suffix; }
   int64_t now() const { return clock_.nowUnixMs(); }
 
@@ -795,8 +990,9 @@ class RedisStore final : public Store {
   Script usageRecord_{"usageRecord", kUsageRecord, sha1Hex(kUsageRecord)};
   Script leaseAcquire_{"leaseAcquire", kLeaseAcquire, sha1Hex(kLeaseAcquire)};
   Script leaseRenew_{"leaseRenew", kLeaseRenew, sha1Hex(kLeaseRenew)};
-  Script windowAdmit_{"windowAdmit", kWindowAdmit, sha1Hex(kWindowAdmit)};
-  Script windowAddTokens_{"windowAddTokens", kWindowAddTokens, sha1Hex(kWindowAddTokens)};
+  Script admit_{"admit", kAdmit, sha1Hex(kAdmit)};
+  Script admitRenew_{"admitRenew", kAdmitRenew, sha1Hex(kAdmitRenew)};
+  Script admitState_{"admitState", kAdmitState, sha1Hex(kAdmitState)};
   Script cooldownClearAll_{"cooldownClearAll", kCooldownClearAll, sha1Hex(kCooldownClearAll)};
   Script cooldownPrune_{"cooldownPrune", kCooldownPrune, sha1Hex(kCooldownPrune)};
   Script stickySet_{"stickySet", kStickySet, sha1Hex(kStickySet)};
@@ -816,6 +1012,7 @@ class RedisStore final : public Store {
   RedisUsage usage_;
   RedisLimits limits_;
   RedisSched sched_;
+  RedisAdmission admission_;
   RedisKv settings_;
   RedisKv pluginKv_;
 };
@@ -984,72 +1181,82 @@ Status RedisAccounts::touchLastUsed(const std::string& id, int64_t unixMs) {
 
 // ---- Usage --------------------------------------------------------------------------------------
 
-StatusOr<bool> RedisUsage::record(const UsageEvent& ev) {
-  // Which hashes this event books, plain (field "<counter>") and per model, each with its ttl.
+StatusOr<bool> RedisUsage::record(const UsageEvent& ev) { return book(ev, nullptr); }
+
+StatusOr<bool> RedisUsage::book(const UsageEvent& raw, const SettleRequest* settle) {
+  const UsageEvent ev = storage::withTimeBuckets(raw);
+  // Which hashes this event books, plain (field "<counter>") and per model, and the top-keys
+  // zsets, each with its ttl.
   std::vector<std::string> plain;
   std::vector<std::string> plainTtl;
   std::vector<std::string> perModel;
   std::vector<std::string> perModelTtl;
+  std::vector<std::string> top;
+  std::vector<std::string> topTtl;
   bool byKey = !ev.keyId.empty();
   bool byAccount = !ev.accountId.empty();
+  const std::pair<UsageBucket, const std::string*> kinds[] = {
+      {UsageBucket::kHour, &ev.hour}, {UsageBucket::kDay, &ev.day}, {UsageBucket::kMonth, &ev.month}};
+  // A retention <= 0 keeps the buckets forever (like the embedded backend).
+  auto ttl = [](int64_t ms) { return ms > 0 ? std::to_string(ms) : std::string("0"); };
+  const std::string ttls[] = {ttl(hourlyMs_.load()), ttl(dailyMs_.load()), ttl(monthlyMs_.load())};
+  auto add = [&](UsageDim d, const std::string& id, std::vector<std::string>* dst,
+                 std::vector<std::string>* dstTtls) {
+    for (size_t i = 0; i < 3; ++i) {
+      dst->push_back(s_.k(bucketKeySuffix(d, kinds[i].first, *kinds[i].second, id)));
+      dstTtls->push_back(ttls[i]);
+    }
+    dst->push_back(s_.k(lifeKeySuffix(d, id)));
+    dstTtls->push_back("0");
+  };
+  int64_t cap = 0;
   if (byKey) {
-    plain.push_back(s_.k("usage:key:" + ev.keyId));
-    plain.push_back(s_.k("usage:keyday:" + ev.keyId + ":" + ev.day));
-    plainTtl.insert(plainTtl.end(), 2, "0");
-    perModel.push_back(s_.k("usage:keymodels:" + ev.keyId + ":" + ev.day));
-    perModelTtl.push_back("0");
+    add(UsageDim::kKey, ev.keyId, &plain, &plainTtl);
+    add(UsageDim::kKeyModel, ev.keyId, &perModel, &perModelTtl);
+    cap = std::max<int64_t>(0, recentPerKey_.load());
+    for (size_t i = 0; i < 3; ++i) {
+      top.push_back(s_.k(topKeySuffix(kinds[i].first, *kinds[i].second)));
+      topTtl.push_back(ttls[i]);
+    }
   }
   if (byAccount) {
-    plain.push_back(s_.k("usage:acct:" + ev.accountId));
-    plainTtl.push_back("0");
+    add(UsageDim::kAccount, ev.accountId, &plain, &plainTtl);
   }
-  bool buckets = storage::booksUsageBuckets(ev);
-  int64_t cap = 0;
-  if (buckets) {
-    const std::pair<UsageBucket, const std::string*> kinds[] = {
-        {UsageBucket::kHour, &ev.hour}, {UsageBucket::kDay, &ev.day},
-        {UsageBucket::kMonth, &ev.month}};
-    // A retention <= 0 keeps the buckets forever (like the embedded backend).
-    auto ttl = [](int64_t ms) { return ms > 0 ? std::to_string(ms) : std::string("0"); };
-    const std::string ttls[] = {ttl(hourlyMs_.load()), ttl(dailyMs_.load()),
-                                ttl(monthlyMs_.load())};
-    auto book = [&](UsageDim d, const std::string& id, std::vector<std::string>* dst,
-                    std::vector<std::string>* dstTtls) {
-      for (size_t i = 0; i < 3; ++i) {
-        dst->push_back(s_.k(bucketKeySuffix(d, kinds[i].first, *kinds[i].second, id)));
-        dstTtls->push_back(ttls[i]);
-      }
-      dst->push_back(s_.k(lifeKeySuffix(d, id)));
-      dstTtls->push_back("0");
-    };
-    if (byKey) {
-      book(UsageDim::kKey, ev.keyId, &plain, &plainTtl);
-      book(UsageDim::kKeyModel, ev.keyId, &perModel, &perModelTtl);
-      cap = std::max<int64_t>(0, recentPerKey_.load());
-    }
-    if (byAccount) {
-      book(UsageDim::kAccount, ev.accountId, &plain, &plainTtl);
-    }
-    book(UsageDim::kModel, ev.model, &plain, &plainTtl);
-  }
+  add(UsageDim::kModel, ev.model, &plain, &plainTtl);
 
   std::vector<std::string> keys;
-  keys.reserve(2 + plain.size() + perModel.size());
+  keys.reserve(6 + plain.size() + perModel.size() + top.size());
   keys.push_back(s_.k("usage:req:" + ev.requestId));
   keys.insert(keys.end(), plain.begin(), plain.end());
   keys.insert(keys.end(), perModel.begin(), perModel.end());
+  keys.insert(keys.end(), top.begin(), top.end());
   if (cap > 0) {
     keys.push_back(s_.k("u:recent:" + ev.keyId));
+  }
+  if (settle != nullptr) {
+    keys.push_back(s_.k("adm:res:" + settle->keyId));
+    keys.push_back(s_.k("adm:win:" + settle->keyId));
+    keys.push_back(s_.k(weekKeySuffix(settle->week, settle->keyId)));
   }
   std::vector<std::string> args = {std::to_string(storage::kUsageIdRetentionMs),
                                    ev.model,
                                    ev.requestId.empty() ? "0" : "1",
                                    std::to_string(plain.size()),
                                    std::to_string(perModel.size()),
+                                   std::to_string(top.size()),
                                    std::to_string(cap),
-                                   cap > 0 ? storage::encodeUsageEvent(ev) : std::string()};
+                                   cap > 0 ? storage::encodeUsageEvent(ev) : std::string(),
+                                   ev.keyId,
+                                   std::to_string(ev.counts.billedMicroUsd),
+                                   settle != nullptr ? "1" : "0",
+                                   settle != nullptr ? settle->requestId : std::string(),
+                                   std::to_string(s_.now()),
+                                   settle != nullptr && settle->weekly ? "1" : "0",
+                                   std::to_string(settle != nullptr ? settle->weekTtlMs : 0),
+                                   std::to_string(ev.counts.allTokens())};
   args.insert(args.end(), plainTtl.begin(), plainTtl.end());
   args.insert(args.end(), perModelTtl.begin(), perModelTtl.end());
+  args.insert(args.end(), topTtl.begin(), topTtl.end());
   for (const auto& f : storage::kTokenFields) {
     int64_t v = ev.counts.*f.member;
     // Zero counters are not sent (a missing field reads as 0); requests always is, so that a
@@ -1072,27 +1279,6 @@ StatusOr<TokenCounts> RedisUsage::counts(const std::string& key) {
     return r.status();
   }
   return countsFromFields(replyFields(r.value().get()));
-}
-
-StatusOr<TokenCounts> RedisUsage::keyTotal(const std::string& keyId) {
-  return counts(s_.k("usage:key:" + keyId));
-}
-
-StatusOr<TokenCounts> RedisUsage::keyDaily(const std::string& keyId, const std::string& day) {
-  return counts(s_.k("usage:keyday:" + keyId + ":" + day));
-}
-
-StatusOr<std::map<std::string, TokenCounts>> RedisUsage::keyModelsDaily(const std::string& keyId,
-                                                                        const std::string& day) {
-  auto r = s_.cmd({"HGETALL", s_.k("usage:keymodels:" + keyId + ":" + day)});
-  if (!r) {
-    return r.status();
-  }
-  return modelCountsFromFields(replyFields(r.value().get()));
-}
-
-StatusOr<TokenCounts> RedisUsage::accountTotal(const std::string& accountId) {
-  return counts(s_.k("usage:acct:" + accountId));
 }
 
 void RedisUsage::setRetention(const UsageRetention& r) {
@@ -1168,6 +1354,34 @@ StatusOr<TokenCounts> RedisUsage::lifetime(UsageDim dim, const std::string& id) 
   return sum;
 }
 
+StatusOr<std::vector<UsageStore::KeyCost>> RedisUsage::topKeys(
+    UsageBucket bucket, const std::vector<std::string>& buckets, size_t limit) {
+  std::vector<KeyCost> out;
+  if (buckets.empty() || limit == 0) {
+    return out;
+  }
+  std::vector<std::string> argv = {"ZUNION", std::to_string(buckets.size())};
+  for (const std::string& b : buckets) {
+    argv.push_back(s_.k(topKeySuffix(bucket, b)));
+  }
+  argv.push_back("WITHSCORES");
+  auto r = s_.cmd(argv);
+  if (!r) {
+    return r.status();
+  }
+  const redisReply* rep = r.value().get();
+  if (rep->type == REDIS_REPLY_ARRAY) {
+    out.reserve(rep->elements / 2);
+    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
+      // Scores are doubles: exact for integers below 2^53 micro-USD ($9 billion).
+      double score = std::strtod(replyStr(rep->element[i + 1]).c_str(), nullptr);
+      out.push_back(KeyCost{replyStr(rep->element[i]), std::llround(score)});
+    }
+  }
+  storage::sortTopKeys(&out, limit);
+  return out;
+}
+
 // ---- Limits -------------------------------------------------------------------------------------
 
 StatusOr<LeaseResult> RedisLimits::acquireLease(const std::string& scope, const std::string& holder,
@@ -1212,32 +1426,97 @@ StatusOr<int64_t> RedisLimits::leaseCount(const std::string& scope) {
   return replyInt(r.value().get());
 }
 
-StatusOr<WindowResult> RedisLimits::windowAdmit(const std::string& scope, int64_t windowMs,
-                                                int64_t maxRequests, int64_t maxTokens) {
-  auto r = s_.eval(s_.windowAdmit_, {s_.k("win:" + scope)},
-                   {std::to_string(s_.now()), std::to_string(windowMs), std::to_string(maxRequests),
-                    std::to_string(maxTokens)});
+// ---- Admission ----------------------------------------------------------------------------------
+
+StatusOr<AdmitResult> RedisAdmission::admit(const AdmitRequest& req) {
+  if (req.ttlMs <= 0) {
+    return invalidArgument("admission ttl must be positive");
+  }
+  const AdmissionLimits& l = req.limits;
+  auto r = s_.eval(
+      s_.admit_,
+      {s_.k("adm:res:" + req.keyId), s_.k("adm:win:" + req.keyId),
+       s_.k(bucketKeySuffix(UsageDim::kKey, UsageBucket::kDay, req.day, req.keyId)),
+       s_.k(lifeKeySuffix(UsageDim::kKey, req.keyId)), s_.k(weekKeySuffix(req.week, req.keyId))},
+      {std::to_string(s_.now()), req.requestId, std::to_string(req.ttlMs),
+       std::to_string(std::max<int64_t>(0, req.estTokens)),
+       std::to_string(std::max<int64_t>(0, req.estBilledMicroUsd)), std::to_string(l.concurrency),
+       std::to_string(l.windowMs), std::to_string(l.windowRequests),
+       std::to_string(l.windowTokens), std::to_string(l.windowCostMicroUsd),
+       std::to_string(l.dailyCostMicroUsd), std::to_string(l.totalCostMicroUsd),
+       std::to_string(req.weekly ? l.weeklyCostMicroUsd : 0)});
   if (!r) {
     return r.status();
   }
   const redisReply* a = r.value().get();
   if (a->type != REDIS_REPLY_ARRAY || a->elements != 5) {
-    return s_.fail(unavailable("redis script windowAdmit returned an unexpected reply"),
-                   "windowAdmit");
+    return s_.fail(unavailable("redis script admit returned an unexpected reply"), "admit");
   }
-  WindowResult w;
-  w.allowed = replyInt(a->element[0]) == 1;
-  w.requests = replyInt(a->element[1]);
-  w.tokens = replyInt(a->element[2]);
-  w.windowEndMs = replyInt(a->element[3]);
-  w.limitedBy = replyStr(a->element[4]);
-  return w;
+  int64_t v = replyInt(a->element[0]);
+  if (v < 0 || v > static_cast<int64_t>(AdmitVerdict::kWeeklyCost)) {
+    return s_.fail(unavailable("redis script admit returned an unknown verdict"), "admit");
+  }
+  AdmitResult res;
+  res.verdict = static_cast<AdmitVerdict>(v);
+  res.current = replyInt(a->element[1]);
+  res.limit = replyInt(a->element[2]);
+  res.windowEndMs = replyInt(a->element[3]);
+  res.inFlight = replyInt(a->element[4]);
+  return res;
 }
 
-Status RedisLimits::windowAddTokens(const std::string& scope, int64_t tokens) {
-  auto r = s_.eval(s_.windowAddTokens_, {s_.k("win:" + scope)},
-                   {std::to_string(s_.now()), std::to_string(tokens)});
+StatusOr<bool> RedisAdmission::renew(const std::string& keyId, const std::string& requestId,
+                                     int64_t ttlMs) {
+  if (ttlMs <= 0) {
+    return invalidArgument("admission ttl must be positive");
+  }
+  auto r = s_.eval(s_.admitRenew_, {s_.k("adm:res:" + keyId)},
+                   {std::to_string(s_.now()), requestId, std::to_string(ttlMs)});
+  if (!r) {
+    return r.status();
+  }
+  return replyInt(r.value().get()) == 1;
+}
+
+StatusOr<bool> RedisAdmission::settle(const SettleRequest& req) {
+  if (req.usage == nullptr) {
+    Status st = release(req.keyId, req.requestId);
+    if (!st) {
+      return st;
+    }
+    return false;
+  }
+  return s_.usageImpl().book(*req.usage, &req);
+}
+
+Status RedisAdmission::release(const std::string& keyId, const std::string& requestId) {
+  auto r = s_.cmd({"HDEL", s_.k("adm:res:" + keyId), requestId});
   return r ? Status::ok() : r.status();
+}
+
+StatusOr<AdmissionState> RedisAdmission::state(const std::string& keyId, const std::string& week) {
+  auto r = s_.eval(s_.admitState_,
+                   {s_.k("adm:res:" + keyId), s_.k("adm:win:" + keyId),
+                    s_.k(weekKeySuffix(week, keyId))},
+                   {std::to_string(s_.now()), week.empty() ? "0" : "1"});
+  if (!r) {
+    return r.status();
+  }
+  const redisReply* a = r.value().get();
+  if (a->type != REDIS_REPLY_ARRAY || a->elements != 8) {
+    return s_.fail(unavailable("redis script admitState returned an unexpected reply"),
+                   "admitState");
+  }
+  AdmissionState st;
+  st.windowEndMs = replyInt(a->element[0]);
+  st.windowRequests = replyInt(a->element[1]);
+  st.windowTokens = replyInt(a->element[2]);
+  st.windowCostMicroUsd = replyInt(a->element[3]);
+  st.weeklyCostMicroUsd = replyInt(a->element[4]);
+  st.inFlight = replyInt(a->element[5]);
+  st.reservedTokens = replyInt(a->element[6]);
+  st.reservedMicroUsd = replyInt(a->element[7]);
+  return st;
 }
 
 // ---- Scheduler state ----------------------------------------------------------------------------
