@@ -5,7 +5,11 @@
 # gateway under test to CPU 1. Writes a Markdown report to bench/results/latest.md.
 #
 #   bench/run.sh [--duration SECONDS] [--warmup SECONDS] [--conns 1,16,64,256] [--build-dir DIR]
-#                [--out FILE] [--hold]
+#                [--out FILE] [--hold] [--limited]
+#
+# --limited gives the benchmark keys limits that never bind (concurrency, a request window, a
+# daily and a total cost limit), so every request pays admission and settlement; without it the
+# keys have no limits and requests pay only the settlement (usage booking).
 #
 # --hold starts everything, runs the body checks, prints URLs, keys and pids, and waits (for
 # profiling a target with your own load); Ctrl-C stops it all.
@@ -25,6 +29,7 @@ BUILD="$ROOT/build"
 CONNS=(1 16 64 256)
 OUT="$ROOT/bench/results/latest.md"
 HOLD=0
+KEY_FLAGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) DURATION="$2"; shift 2 ;;
@@ -33,6 +38,8 @@ while [ $# -gt 0 ]; do
     --conns) IFS=, read -r -a CONNS <<< "$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --hold) HOLD=1; shift ;;
+    --limited) KEY_FLAGS=(--concurrency 100000 --rate-window-min 60 --rate-requests 1000000000
+                          --daily-cost 1000000 --total-cost 100000000); shift ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -187,7 +194,7 @@ start_gateway() { # name port backend level -> pid in GW_PID, key in GW_KEY
   write_cfg "$1" "$2" "$3" "$4"
   "$RG" accounts add --config "$WORK/$1.yaml" --type claude-console --name canned \
     --base-url "http://127.0.0.1:$UP_PORT" --api-key sk-ant-bench-0000000000 >/dev/null
-  GW_KEY=$("$RG" keys create --config "$WORK/$1.yaml" --name bench | tail -n 1)
+  GW_KEY=$("$RG" keys create --config "$WORK/$1.yaml" --name bench "${KEY_FLAGS[@]}" | tail -n 1)
   $PIN_PROXY "$RG" serve --config "$WORK/$1.yaml" > "$WORK/$1.out" 2> "$WORK/$1.err" &
   GW_PID=$!; PIDS+=($GW_PID)
   wait_http "http://127.0.0.1:$2/health"
@@ -363,6 +370,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else prin
   echo "relaygate $BUILD_TYPE build, ${DURATION}s per cell after a ${WARMUP}s warm-up, wrk -t1 (--timeout 10s),"
   echo "load generator + upstream (+ redis) on CPU $LOAD_CPU, proxy/gateway on CPU $PROXY_CPU. Cells took ${ELAPSED}s."
   echo "Idle check: $QUIET; load average at the end $(cut -d' ' -f1-3 /proc/loadavg)."
+  if [ ${#KEY_FLAGS[@]} -gt 0 ]; then
+    echo "Gateway keys with limits that never bind (admission + settlement on every request): ${KEY_FLAGS[*]}."
+  else
+    echo "Gateway keys without limits (no admission step; usage is booked by the settlement)."
+  fi
   echo
   echo "Columns: *proc CPU* = CPU time of the proxy/gateway process over the cell (100% = one core);"
   echo "*CPU µs/req* = that CPU time per response; *CPU0/CPU1 busy* = whole-CPU utilisation of the"
