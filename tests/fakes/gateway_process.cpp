@@ -346,6 +346,15 @@ std::string rawExchange(int port, const std::string& bytes, int timeoutMs) {
   return out;
 }
 
+long metricValue(const std::string& metricsText, const std::string& series) {
+  std::string needle = "\n" + series + " ";
+  size_t p = metricsText.find(needle);
+  if (p == std::string::npos) {
+    return -1;
+  }
+  return std::stol(metricsText.substr(p + needle.size()));
+}
+
 std::string gatewayConfigYaml(const GatewayYaml& cfg) {
   std::string y = "server:\n  host: 127.0.0.1\n  port: 0\n";
   if (cfg.workerThreads > 0) {

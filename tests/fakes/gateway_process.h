@@ -77,6 +77,10 @@ std::string rawExchange(int port, const std::string& bytes, int timeoutMs = 1000
 // Waits until `pred` is true or the deadline passes (polling; no fixed sleeps elsewhere).
 bool waitFor(const std::function<bool()>& pred, int timeoutMs);
 
+// One sample of /metrics text: an un-labelled series by its name, or a labelled one written out
+// with its labels as the gateway prints them; -1 when the text has no such sample.
+long metricValue(const std::string& metricsText, const std::string& series);
+
 // The gateway YAML the end-to-end tests share. Optional values of 0 / "" leave the setting out.
 struct GatewayYaml {
   std::string backend;  // "file" or "redis"

@@ -13,9 +13,7 @@
 
 #include "common/clock.h"
 #include "common/time_zone.h"
-#include "fakes/gateway_process.h"
-#include "fakes/redis_harness.h"
-#include "fakes/support.h"
+#include "fakes/store_backends.h"
 #include "storage/store.h"
 #include "usage/usage_views.h"
 
@@ -36,34 +34,19 @@ constexpr int64_t kShanghaiMon0900 = 1773018000000;
 constexpr int64_t kNewYorkMar08 = 1772946000000;
 constexpr int64_t kNewYorkMar09 = 1773028800000;
 
-rgtest::RedisServer& sharedRedis() {
-  static rgtest::RedisServer server;
-  return server;
-}
-
 rg::TimeZone zone(const std::string& name) {
   auto tz = rg::TimeZone::load(name);
   EXPECT_TRUE(tz.isOk()) << name << ": " << tz.status().message();
   return tz.isOk() ? tz.value() : rg::TimeZone::utc();
 }
 
-class AdmissionRollover : public ::testing::TestWithParam<std::string> {
+class AdmissionRollover : public rgtest::StoreBackendTest {
  protected:
+  AdmissionRollover() : StoreBackendTest("roll") {}
+
   void SetUp() override {
-    if (GetParam() == "redis") {
-      rg::RedisOptions ro;
-      ro.url = sharedRedis().url();
-      ro.keyPrefix = rgtest::testKeyPrefix("roll");
-      auto s = rg::openRedisStore(ro, clock_);
-      ASSERT_TRUE(s.isOk()) << s.status().message();
-      store_ = std::move(s.value());
-    } else {
-      rg::EmbeddedOptions eo;
-      eo.dataDir = dir_.file("data");
-      auto s = rg::openEmbeddedStore(eo, clock_);
-      ASSERT_TRUE(s.isOk()) << s.status().message();
-      store_ = std::move(s.value());
-    }
+    clock_.setUnixMs(kShanghaiMar11 - 10 * kMinute);
+    StoreBackendTest::SetUp();
   }
 
   AdmitRequest request(const std::string& rid, const rg::TimeZone& tz, int64_t estMicro) {
@@ -93,22 +76,13 @@ class AdmissionRollover : public ::testing::TestWithParam<std::string> {
   // reservation: what the gateway does when a request ends.
   void settle(const std::string& rid, const rg::TimeZone& tz, int64_t billedMicro,
               const std::string& week = "") {
-    rg::UsageEvent ev;
-    ev.requestId = rid;
-    ev.keyId = keyId_;
-    ev.accountId = "acct-1";
-    ev.model = "claude-sonnet-4-5";
-    ev.provider = "claude";
-    ev.unixMs = clock_.nowUnixMs();
-    ev.hour = tz.hourBucket(ev.unixMs);
-    ev.day = tz.dayBucket(ev.unixMs);
-    ev.month = tz.monthBucket(ev.unixMs);
-    ev.status = 200;
-    ev.counts.requests = 1;
-    ev.counts.inputTokens = 10;
-    ev.counts.outputTokens = 20;
-    ev.counts.costMicroUsd = billedMicro;
-    ev.counts.billedMicroUsd = billedMicro;
+    rg::TokenCounts counts;
+    counts.requests = 1;
+    counts.inputTokens = 10;
+    counts.outputTokens = 20;
+    counts.costMicroUsd = billedMicro;
+    counts.billedMicroUsd = billedMicro;
+    rg::UsageEvent ev = rgtest::zonedUsageEvent(tz, rid, keyId_, clock_.nowUnixMs(), counts);
     rg::SettleRequest sr;
     sr.keyId = keyId_;
     sr.requestId = rid;
@@ -133,9 +107,6 @@ class AdmissionRollover : public ::testing::TestWithParam<std::string> {
     return out;
   }
 
-  rg::ManualClock clock_{kShanghaiMar11 - 10 * kMinute};
-  rgtest::TempDir dir_;
-  rg::StorePtr store_;
   std::string keyId_ = "5b0a6a52-7f3e-4b53-9a5e-1f1d9b2f0a11";
 };
 

@@ -4,8 +4,6 @@
 // month bucket computed in UTC would be visibly wrong.
 #include "usage/usage_views.h"
 
-#include <unistd.h>
-
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,8 +14,7 @@
 #include "admin/admin_api.h"
 #include "admin/usage_routes.h"
 #include "cli/usage_command.h"
-#include "fakes/redis_harness.h"
-#include "fakes/support.h"
+#include "fakes/store_backends.h"
 
 namespace rg {
 namespace {
@@ -60,46 +57,19 @@ rapidjson::Document parse(const std::string& body) {
   return d;
 }
 
-std::string prefixForTest() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string p = "uv" + std::to_string(::getpid()) + "_" + info->name() + ":";
-  for (char& c : p) {
-    if (c == '/') {
-      c = '_';
-    }
-  }
-  return p;
-}
-
-class UsageViewsTest : public ::testing::TestWithParam<std::string> {
+class UsageViewsTest : public rgtest::StoreBackendTest {
  protected:
-  static void TearDownTestSuite() {
-    delete redis_;
-    redis_ = nullptr;
-  }
+  UsageViewsTest() : StoreBackendTest("uv", /*redisPoolSize=*/2) {}
 
   void SetUp() override {
     auto tz = TimeZone::load("Asia/Shanghai");
     ASSERT_TRUE(tz) << tz.status().toString();
     tz_ = std::make_unique<TimeZone>(tz.value());
     clock_.setUnixMs(local(2026, 11, 25, 10));  // a Wednesday
-    StatusOr<StorePtr> s = Status(Code::kInternal, "unset");
-    if (GetParam() == "redis") {
-      if (redis_ == nullptr) {
-        redis_ = new rgtest::RedisServer();  // one per suite; each test has its own prefix
-      }
-      RedisOptions o;
-      o.url = redis_->url();
-      o.keyPrefix = prefixForTest();
-      o.poolSize = 2;
-      s = openRedisStore(o, clock_);
-    } else {
-      EmbeddedOptions o;
-      o.dataDir = dir_.file("data");
-      s = openEmbeddedStore(o, clock_);
+    StoreBackendTest::SetUp();
+    if (HasFatalFailure()) {
+      return;
     }
-    ASSERT_TRUE(s) << s.status().toString();
-    store_ = std::move(s.value());
     views_ = std::make_unique<UsageViews>(*store_, clock_, *tz_);
   }
 
@@ -117,22 +87,7 @@ class UsageViewsTest : public ::testing::TestWithParam<std::string> {
   UsageEvent event(const std::string& requestId, const std::string& keyId, int64_t unixMs,
                    const TokenCounts& c, const std::string& model = "claude-sonnet-4-5",
                    const std::string& account = "acc-1") {
-    UsageEvent e;
-    e.requestId = requestId;
-    e.keyId = keyId;
-    e.accountId = account;
-    e.model = model;
-    e.unixMs = unixMs;
-    e.hour = tz_->hourBucket(unixMs);
-    e.day = tz_->dayBucket(unixMs);
-    e.month = tz_->monthBucket(unixMs);
-    e.provider = "claude";
-    e.status = 200;
-    e.stream = true;
-    e.totalMs = 1500;
-    e.firstByteMs = 300;
-    e.counts = c;
-    return e;
+    return rgtest::zonedUsageEvent(*tz_, requestId, keyId, unixMs, c, model, account);
   }
 
   void book(const UsageEvent& e) {
@@ -176,15 +131,9 @@ class UsageViewsTest : public ::testing::TestWithParam<std::string> {
     return api.handle(req);
   }
 
-  static rgtest::RedisServer* redis_;
-  rgtest::TempDir dir_;
-  ManualClock clock_;
   std::unique_ptr<TimeZone> tz_;
-  StorePtr store_;
   std::unique_ptr<UsageViews> views_;
 };
-
-rgtest::RedisServer* UsageViewsTest::redis_ = nullptr;
 
 void expectPeriod(const rapidjson::Value& p, int64_t requests, int64_t in, int64_t out,
                   int64_t cacheCreate, int64_t read, int64_t all, const std::string& where) {

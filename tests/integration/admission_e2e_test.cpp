@@ -29,10 +29,9 @@
 #include <Poco/JSON/Parser.h>
 #include <gtest/gtest.h>
 
-#include "common/clock.h"
 #include "fakes/fake_anthropic.h"
 #include "fakes/gateway_process.h"
-#include "fakes/redis_harness.h"
+#include "fakes/store_backends.h"
 #include "fakes/support.h"
 #include "storage/store.h"
 
@@ -70,20 +69,6 @@ std::string body(const std::string& model = kClaudeModel, bool stream = false) {
   std::snprintf(text, sizeof text, "e2e request %05d", ++n % 100000);
   return R"({"model":")" + model + R"(","max_tokens":100)" + (stream ? R"(,"stream":true)" : "") +
          R"(,"messages":[{"role":"user","content":")" + text + R"("}]})";
-}
-
-rgtest::RedisServer& sharedRedis() {
-  static rgtest::RedisServer server;
-  return server;
-}
-
-long metric(const std::string& text, const std::string& series) {
-  std::string needle = "\n" + series + " ";
-  size_t p = text.find(needle);
-  if (p == std::string::npos) {
-    return -1;
-  }
-  return std::stol(text.substr(p + needle.size()));
 }
 
 Poco::JSON::Object::Ptr parseObject(const std::string& json) {
@@ -170,21 +155,16 @@ class AdmissionE2E : public ::testing::TestWithParam<std::string> {
   bool redis() const { return GetParam() == "redis"; }
 
   void writeConfig(const std::string& extra = "") {
-    prefix_ = rgtest::testKeyPrefix("adm");
     std::string prices = dir_.file("prices.json");
     rgtest::writeFile(prices, kPrices);
-    rgtest::GatewayYaml y;
-    y.backend = GetParam();
-    y.dataDir = dir_.file("data");
-    y.redisUrl = redis() ? sharedRedis().url() : std::string();
-    y.keyPrefix = prefix_;
-    y.masterKey = kMasterKey;
-    y.pluginDir = kPluginDir;
-    y.workerThreads = 256;
-    y.redisPoolSize = 32;
-    y.extra = "pricing:\n  file: " + prices + "\n" + extra;
+    yaml_ = rgtest::gatewayStorageYaml(GetParam(), dir_, "adm");
+    yaml_.masterKey = kMasterKey;
+    yaml_.pluginDir = kPluginDir;
+    yaml_.workerThreads = 256;
+    yaml_.redisPoolSize = 32;
+    yaml_.extra = "pricing:\n  file: " + prices + "\n" + extra;
     config_ = dir_.file("relaygate.yaml");
-    rgtest::writeFile(config_, rgtest::gatewayConfigYaml(y));
+    rgtest::writeFile(config_, rgtest::gatewayConfigYaml(yaml_));
   }
 
   rgtest::CommandResult cli(std::vector<std::string> args) {
@@ -257,7 +237,7 @@ class AdmissionE2E : public ::testing::TestWithParam<std::string> {
       EXPECT_TRUE(rgtest::waitFor(
           [&] {
             m = metrics(i);
-            return metric(m, "relaygate_leases_held") == 0;
+            return rgtest::metricValue(m, "relaygate_leases_held") == 0;
           },
           10000))
           << m;
@@ -265,20 +245,17 @@ class AdmissionE2E : public ::testing::TestWithParam<std::string> {
   }
 
   // A fresh handle on the gateway's storage (the embedded journal is re-read on open).
-  rg::StorePtr openStore() {
-    if (redis()) {
-      rg::RedisOptions ro;
-      ro.url = sharedRedis().url();
-      ro.keyPrefix = prefix_;
-      auto s = rg::openRedisStore(ro, rg::SystemClock::instance());
-      EXPECT_TRUE(s.isOk()) << s.status().message();
-      return s.isOk() ? std::move(s.value()) : nullptr;
+  rg::StorePtr openStore() { return rgtest::openGatewayStore(yaml_); }
+
+  // The usage records of key `keyId`, newest first (at most 10).
+  std::vector<rg::UsageEvent> recentRecords(const std::string& keyId) {
+    auto store = openStore();
+    if (!store) {
+      return {};
     }
-    rg::EmbeddedOptions eo;
-    eo.dataDir = dir_.file("data");
-    auto s = rg::openEmbeddedStore(eo, rg::SystemClock::instance());
-    EXPECT_TRUE(s.isOk()) << s.status().message();
-    return s.isOk() ? std::move(s.value()) : nullptr;
+    auto r = store->usage().recent(keyId, 10);
+    EXPECT_TRUE(r.isOk()) << r.status().message();
+    return r.isOk() ? r.value() : std::vector<rg::UsageEvent>{};
   }
 
   rg::TokenCounts keyTotal(const std::string& keyId) {
@@ -355,7 +332,8 @@ class AdmissionE2E : public ::testing::TestWithParam<std::string> {
   FakeAnthropic::Script okScript_;
   std::vector<std::unique_ptr<GatewayProcess>> gws_;
   std::vector<GatewayKey> keys_;
-  std::string config_, prefix_;
+  rgtest::GatewayYaml yaml_;
+  std::string config_;
 };
 
 // ---- 1 / 2: no overshoot, across instances ------------------------------------------------------
@@ -453,18 +431,16 @@ TEST_P(AdmissionE2E, FailoverBooksOneRecord) {
   EXPECT_EQ(upstream_.statsFor(kKeyA).requests, 1u);
   EXPECT_EQ(upstream_.statsFor(kKeyB).requests, 1u);
   waitSettled();
+  std::vector<rg::UsageEvent> recent = recentRecords(k.id);
+  ASSERT_EQ(recent.size(), 1u);
+  EXPECT_EQ(recent.front().accountId, idB);
+  EXPECT_EQ(recent.front().counts.inputTokens, kUpstreamInput);
+  EXPECT_EQ(recent.front().counts.outputTokens, kUpstreamOutput);
+  rg::TokenCounts total = keyTotal(k.id);
+  EXPECT_EQ(total.requests, 1);
+  EXPECT_EQ(total.billedMicroUsd, kPerRequestMicro);
   auto store = openStore();
   ASSERT_NE(store, nullptr);
-  auto recent = store->usage().recent(k.id, 10);
-  ASSERT_TRUE(recent.isOk()) << recent.status().message();
-  ASSERT_EQ(recent->size(), 1u);
-  EXPECT_EQ(recent->front().accountId, idB);
-  EXPECT_EQ(recent->front().counts.inputTokens, kUpstreamInput);
-  EXPECT_EQ(recent->front().counts.outputTokens, kUpstreamOutput);
-  auto total = store->usage().keyTotal(k.id);
-  ASSERT_TRUE(total.isOk());
-  EXPECT_EQ(total->requests, 1);
-  EXPECT_EQ(total->billedMicroUsd, kPerRequestMicro);
   auto a = store->usage().accountTotal(idA);
   auto b = store->usage().accountTotal(idB);
   ASSERT_TRUE(a.isOk() && b.isOk());
@@ -489,12 +465,9 @@ TEST_P(AdmissionE2E, CutStreamBooksWhatWasProduced) {
   EXPECT_TRUE(contains(r.body, "message_start")) << r.body;
   EXPECT_FALSE(contains(r.body, "message_stop")) << r.body;
   waitSettled();
-  auto store = openStore();
-  ASSERT_NE(store, nullptr);
-  auto recent = store->usage().recent(k.id, 10);
-  ASSERT_TRUE(recent.isOk()) << recent.status().message();
-  ASSERT_EQ(recent->size(), 1u);
-  const rg::TokenCounts& c = recent->front().counts;
+  std::vector<rg::UsageEvent> recent = recentRecords(k.id);
+  ASSERT_EQ(recent.size(), 1u);
+  const rg::TokenCounts& c = recent.front().counts;
   EXPECT_EQ(c.requests, 1);
   EXPECT_EQ(c.inputTokens, 100);
   // Counted from the 4 deltas seen (32 characters ~ 8 tokens): more than message_start's 1,
@@ -502,10 +475,8 @@ TEST_P(AdmissionE2E, CutStreamBooksWhatWasProduced) {
   EXPECT_GT(c.outputTokens, 1);
   EXPECT_LT(c.outputTokens, 60);
   EXPECT_EQ(c.billedMicroUsd, c.inputTokens + c.outputTokens);
-  EXPECT_TRUE(recent->front().stream);
-  auto total = store->usage().keyTotal(k.id);
-  ASSERT_TRUE(total.isOk());
-  EXPECT_EQ(total->requests, 1);
+  EXPECT_TRUE(recent.front().stream);
+  EXPECT_EQ(keyTotal(k.id).requests, 1);
 }
 
 // ---- 4: refusal bodies
@@ -678,7 +649,9 @@ TEST_P(AdmissionE2E, QueueWaitsForASlotRefusesWhenFullAndForgetsClientsThatLeave
   launch();
   FakeAnthropic::Script held = okScript_;
   held.gate = "hold";
-  auto waiting = [&] { return metric(metrics(), "relaygate_admission_queue_waiting"); };
+  auto waiting = [&] {
+    return rgtest::metricValue(metrics(), "relaygate_admission_queue_waiting");
+  };
   using Ms = std::chrono::milliseconds;
   auto since = [](std::chrono::steady_clock::time_point t0) {
     return std::chrono::duration_cast<Ms>(std::chrono::steady_clock::now() - t0).count();
@@ -739,8 +712,8 @@ TEST_P(AdmissionE2E, QueueWaitsForASlotRefusesWhenFullAndForgetsClientsThatLeave
   EXPECT_EQ(upstream_.requestCount(), 4u);  // the leaver never reached the upstream
   waitSettled();
   std::string m = metrics();
-  EXPECT_EQ(metric(m, "relaygate_admission_queue_waiting"), 0) << m;
-  EXPECT_EQ(metric(m, "relaygate_admission_queue_rejects_total"), 2) << m;
+  EXPECT_EQ(rgtest::metricValue(m, "relaygate_admission_queue_waiting"), 0) << m;
+  EXPECT_EQ(rgtest::metricValue(m, "relaygate_admission_queue_rejects_total"), 2) << m;
   EXPECT_EQ(keyTotal(k.id).requests, 4);
 }
 

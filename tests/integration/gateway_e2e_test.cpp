@@ -18,7 +18,7 @@
 
 #include "fakes/fake_anthropic.h"
 #include "fakes/gateway_process.h"
-#include "fakes/redis_harness.h"
+#include "fakes/store_backends.h"
 #include "fakes/support.h"
 #include "storage/store.h"
 
@@ -38,18 +38,12 @@ const std::string kStreamRequest =
     R"({"model":"claude-sonnet-4-5-20250929","max_tokens":64,"stream":true,)"
     R"("messages":[{"role":"user","content":"Hello"}]})";
 
-// One redis-server per test process, started on first use and stopped when the process exits
-// (ctest runs every test in a process of its own).
-rgtest::RedisServer& sharedRedis() {
-  static rgtest::RedisServer server;
-  return server;
-}
-
 struct Options {
   int upstreamTimeoutMs = 10000;
   int drainTimeoutMs = 10000;
   std::string baseUrlOverride;
-  std::string extraConfig;  // appended to the generated YAML (e.g. a pricing section)
+  // Appended to the generated YAML (GatewayYaml::extra): scheduler keys first, then sections.
+  std::string extraConfig;
 };
 
 // One gateway with one claude-console account pointing at a fake upstream, and one key.
@@ -58,77 +52,34 @@ class E2E : public ::testing::TestWithParam<std::string> {
   void SetUp() override { upstream_.start(); }
 
   void TearDown() override {
-    if (gw_ && gw_->running()) {
-      // Every lease taken during the test is released, on every path. A handler may still be
-      // finishing (the client can see a cut stream before the gateway has booked it): poll.
-      std::string body;
-      bool zero = rgtest::waitFor(
-          [&] {
-            body = rgtest::httpRequest(gw_->port(), "GET", "/metrics", {}, "").body;
-            return body.find("\nrelaygate_leases_held 0\n") != std::string::npos;
-          },
-          5000);
-      EXPECT_TRUE(zero) << body;
-      metricsText_ += body;
+    if (!gw_) {
+      return;
     }
-    if (gw_) {
-      gw_->stop(SIGTERM, 15000);
-      // No secret in any log line or metrics output.
-      std::string logs = gw_->stdoutText() + gw_->stderrText() + metricsText_;
-      for (const std::string& secret : {gatewayKey_, kUpstreamKey, kMasterKey}) {
-        if (!secret.empty()) {
-          EXPECT_EQ(logs.find(secret), std::string::npos) << "secret leaked into logs/metrics";
-        }
+    // Every lease taken during the test is released, on every path, and no secret shows in any
+    // log line or metrics output: also of a gateway the test stopped itself, and in the /metrics
+    // texts the test read.
+    const std::vector<std::string> secrets = {gatewayKey_, kUpstreamKey, kMasterKey};
+    if (gw_->running()) {
+      rgtest::expectLeasesReleasedAndNoSecrets(*gw_, secrets, nullptr, 10000, 15000);
+    }
+    std::string logs = gw_->stdoutText() + gw_->stderrText() + metricsText_;
+    for (const std::string& secret : secrets) {
+      if (!secret.empty()) {
+        EXPECT_EQ(logs.find(secret), std::string::npos) << "secret leaked into logs/metrics";
       }
     }
   }
 
-  bool redis() const { return GetParam() == "redis"; }
-
   std::string writeConfig(const Options& o) {
-    std::string prefix = "it" + std::to_string(::getpid()) + "_" + std::to_string(counter_++) +
-                         "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name() +
-                         ":";
-    for (char& c : prefix) {
-      if (c == '/') {
-        c = '_';
-      }
-    }
-    std::string cfg =
-        "server:\n"
-        "  host: 127.0.0.1\n"
-        "  port: 0\n"
-        "  worker_threads: 64\n"
-        "  upstream_timeout_ms: " +
-        std::to_string(o.upstreamTimeoutMs) +
-        "\n"
-        "  drain_timeout_ms: " +
-        std::to_string(o.drainTimeoutMs) +
-        "\n"
-        "storage:\n"
-        "  backend: " +
-        GetParam() +
-        "\n"
-        "  data_dir: " +
-        dir_.file("data") + "\n" +
-        (redis() ? "  redis:\n    url: " + sharedRedis().url() + "\n    key_prefix: \"" + prefix +
-                       "\"\n"
-                 : std::string()) +
-        "security:\n"
-        "  master_key: " +
-        kMasterKey +
-        "\n"
-        "logging:\n"
-        "  level: info\n"
-        "plugins:\n"
-        "  directory: " +
-        kPluginDir +
-        "\n"
-        "  enabled:\n"
-        "    - name: claude\n" +
-        o.extraConfig;
+    yaml_ = rgtest::gatewayStorageYaml(GetParam(), dir_, "it");
+    yaml_.masterKey = kMasterKey;
+    yaml_.pluginDir = kPluginDir;
+    yaml_.workerThreads = 64;
+    yaml_.upstreamTimeoutMs = o.upstreamTimeoutMs;
+    yaml_.drainTimeoutMs = o.drainTimeoutMs;
+    yaml_.extra = o.extraConfig;
     std::string path = dir_.file("relaygate.yaml");
-    rgtest::writeFile(path, cfg);
+    rgtest::writeFile(path, rgtest::gatewayConfigYaml(yaml_));
     return path;
   }
 
@@ -180,25 +131,7 @@ class E2E : public ::testing::TestWithParam<std::string> {
     return rgtest::httpRequest(gw_->port(), "POST", path, headers, body);
   }
 
-  std::unique_ptr<rg::Store> openStoreForCheck() {
-    rg::StatusOr<rg::StorePtr> s = rg::Status(rg::Code::kInternal, "unset");
-    if (redis()) {
-      rg::RedisOptions ro;
-      ro.url = sharedRedis().url();
-      std::string cfg = rgtest::readFile(config_);
-      std::smatch m;
-      std::regex re("key_prefix: \"([^\"]+)\"");
-      EXPECT_TRUE(std::regex_search(cfg, m, re));
-      ro.keyPrefix = m[1];
-      s = rg::openRedisStore(ro, rg::SystemClock::instance());
-    } else {
-      rg::EmbeddedOptions eo;
-      eo.dataDir = dir_.file("data");
-      s = rg::openEmbeddedStore(eo, rg::SystemClock::instance());
-    }
-    EXPECT_TRUE(s) << s.status().toString();
-    return s ? std::move(s.value()) : nullptr;
-  }
+  rg::StorePtr openStoreForCheck() { return rgtest::openGatewayStore(yaml_); }
 
   rgtest::TempDir dir_;
   rgtest::FakeAnthropic upstream_;
@@ -206,8 +139,8 @@ class E2E : public ::testing::TestWithParam<std::string> {
   std::string config_;
   std::string keyId_;
   std::string gatewayKey_;
-  std::string metricsText_;
-  static inline int counter_ = 0;
+  std::string metricsText_;  // /metrics texts the test read, checked for secrets at the end
+  rgtest::GatewayYaml yaml_;
 };
 
 // ---- relay
@@ -621,9 +554,8 @@ TEST_P(E2E, UpstreamErrorsPassThroughUnchanged) {
   // it came (with cooldowns on, the request after a 529 would get the gateway's 503 instead;
   // scheduler_e2e_test covers that).
   Options o;
-  o.extraConfig =
-      "scheduler:\n  overloaded_cooldown_ms: 0\n  transient_cooldown_ms: 0\n"
-      "  auth_cooldown_ms: 0\n";
+  o.extraConfig =  // keys of the scheduler section
+      "  overloaded_cooldown_ms: 0\n  transient_cooldown_ms: 0\n  auth_cooldown_ms: 0\n";
   startGateway(o);
   if (HasFailure()) {
     return;

@@ -66,16 +66,6 @@ rgtest::RedisServer& sharedRedis() {
   return server;
 }
 
-// One un-labelled sample from /metrics text; -1 when absent.
-long metric(const std::string& text, const std::string& series) {
-  std::string needle = "\n" + series + " ";
-  size_t p = text.find(needle);
-  if (p == std::string::npos) {
-    return -1;
-  }
-  return std::stol(text.substr(p + needle.size()));
-}
-
 rapidjson::Document parse(const std::string& text) {
   rapidjson::Document d;
   d.Parse(text.data(), text.size());
@@ -223,7 +213,8 @@ class OAuthE2E : public ::testing::TestWithParam<std::string> {
   }
 
   long gauge(const GatewayProcess& gw, const std::string& series) {
-    return metric(rgtest::httpRequest(gw.port(), "GET", "/metrics", {}, "").body, series);
+    return rgtest::metricValue(rgtest::httpRequest(gw.port(), "GET", "/metrics", {}, "").body,
+                               series);
   }
 
   HttpResult admin(const GatewayProcess& gw, const std::string& method, const std::string& path,

@@ -50,16 +50,6 @@ rgtest::RedisServer& sharedRedis() {
   return server;
 }
 
-// Reads one un-labelled sample (or a labelled one given with its labels) from /metrics text.
-long metric(const std::string& text, const std::string& series) {
-  std::string needle = "\n" + series + " ";
-  size_t p = text.find(needle);
-  if (p == std::string::npos) {
-    return 0;
-  }
-  return std::stol(text.substr(p + needle.size()));
-}
-
 class SchedulerE2E : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { ASSERT_TRUE(upstream_.start()); }
@@ -158,7 +148,7 @@ TEST_P(SchedulerE2E, OverloadedAccountFailsOverCoolsDownAndRecovers) {
   EXPECT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(upstream_.statsFor(kKeyA).requests, 1u);
   EXPECT_EQ(upstream_.statsFor(kKeyB).requests, 1u);
-  EXPECT_EQ(metric(metrics(), "relaygate_failovers_total"), 1);
+  EXPECT_EQ(rgtest::metricValue(metrics(), "relaygate_failovers_total"), 1);
   // A cools down: the next requests go to B without touching A.
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(post(body("claude-sonnet-4-5")).status, 200);

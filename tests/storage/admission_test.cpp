@@ -2,11 +2,9 @@
 // estimate rule, reservations (expiry, renew, release), settle (idempotent, also against record(),
 // window and weekly counters), exactness under concurrency (one store, and on Redis two stores
 // sharing a server), topKeys, and the cost-limit fields of key records.
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "fakes/redis_harness.h"
+#include "fakes/store_backends.h"
 #include "fakes/support.h"
 #include "storage/store.h"
 
@@ -27,18 +26,6 @@ constexpr int64_t kTtl = 60'000;
 constexpr int64_t kWindow = 60'000;
 constexpr const char* kDay = "2025-05-01";
 constexpr const char* kWeek = "2025-W18";
-
-std::string uniquePrefix() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string p =
-      "ad" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "." + info->name() + ":";
-  for (char& c : p) {
-    if (c == '/') {
-      c = '_';
-    }
-  }
-  return p;
-}
 
 rg::AdmitRequest request(const std::string& key, const std::string& rid,
                          const rg::AdmissionLimits& limits, int64_t estTokens = 0,
@@ -88,39 +75,9 @@ rg::SettleRequest settleOf(const std::string& key, const std::string& rid, const
   return s;
 }
 
-class Admission : public ::testing::TestWithParam<std::string> {
+class Admission : public StoreBackendTest {
  protected:
-  static void TearDownTestSuite() {
-    delete redis_;
-    redis_ = nullptr;
-  }
-
-  void SetUp() override {
-    if (GetParam() == "redis" && redis_ == nullptr) {
-      redis_ = new RedisServer();
-    }
-    prefix_ = uniquePrefix();
-    store_ = open();
-    ASSERT_NE(store_, nullptr);
-  }
-
-  rg::StorePtr open(int64_t compactBytes = 0) {
-    rg::StatusOr<rg::StorePtr> s = rg::Status(rg::Code::kInternal, "unset");
-    if (GetParam() == "redis") {
-      rg::RedisOptions o;
-      o.url = redis_->url();
-      o.keyPrefix = prefix_;
-      o.poolSize = 8;
-      s = rg::openRedisStore(o, clock_);
-    } else {
-      rg::EmbeddedOptions o;
-      o.dataDir = dir_.file("data");
-      o.compactThresholdBytes = compactBytes;
-      s = rg::openEmbeddedStore(o, clock_);
-    }
-    EXPECT_TRUE(s) << s.status().toString();
-    return s ? std::move(s.value()) : nullptr;
-  }
+  Admission() : StoreBackendTest("ad") {}
 
   rg::AdmitResult admit(const rg::AdmitRequest& r) {
     auto a = store_->admission().admit(r);
@@ -139,15 +96,7 @@ class Admission : public ::testing::TestWithParam<std::string> {
     EXPECT_TRUE(s) << s.status().toString();
     return s && *s;
   }
-
-  static RedisServer* redis_;
-  rg::ManualClock clock_;
-  TempDir dir_;
-  std::string prefix_;
-  rg::StorePtr store_;
 };
-
-RedisServer* Admission::redis_ = nullptr;
 
 TEST_P(Admission, ConcurrencyLimitReleaseAndRefresh) {
   rg::AdmissionLimits l;

@@ -19,6 +19,7 @@
 #include <hiredis/hiredis.h>
 
 #include "fakes/redis_harness.h"
+#include "fakes/store_backends.h"
 #include "fakes/support.h"
 #include "storage/store.h"
 
@@ -37,18 +38,6 @@ bool eventually(const std::function<bool()>& cond, int ms = 10000) {
     std::this_thread::yield();
   }
   return cond();
-}
-
-std::string uniquePrefix() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string p =
-      "ct" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "." + info->name() + ":";
-  for (char& c : p) {
-    if (c == '/') {
-      c = '_';
-    }
-  }
-  return p;
 }
 
 rg::ApiKeyRecord makeKey(const std::string& id, const std::string& hash, int64_t createdAt) {
@@ -192,47 +181,26 @@ rg::TokenCounts countsOf(int64_t requests, int64_t base) {
   return c;
 }
 
+// An admission of request `rid` for a minute that opens a one-minute window of `windowRequests`
+// requests (and holds one of `concurrency` slots when that is set).
+rg::AdmitRequest windowAdmission(const std::string& key, const std::string& rid,
+                                 int64_t windowRequests, int64_t concurrency = 0) {
+  rg::AdmitRequest req;
+  req.keyId = key;
+  req.requestId = rid;
+  req.ttlMs = 60000;
+  req.limits.concurrency = concurrency;
+  req.limits.windowMs = 60000;
+  req.limits.windowRequests = windowRequests;
+  return req;
+}
+
 // ---- The shared suite ---------------------------------------------------------------------------
 
-class Conformance : public ::testing::TestWithParam<std::string> {
+class Conformance : public StoreBackendTest {
  protected:
-  static void TearDownTestSuite() {
-    delete redis_;
-    redis_ = nullptr;
-  }
-
-  void SetUp() override {
-    if (GetParam() == "redis" && redis_ == nullptr) {
-      redis_ = new RedisServer();  // once per suite, shared; each test has its own prefix
-    }
-    store_ = open();
-    ASSERT_NE(store_, nullptr);
-  }
-
-  rg::StorePtr open() {
-    rg::StatusOr<rg::StorePtr> s = rg::Status(Code::kInternal, "unset");
-    if (GetParam() == "redis") {
-      rg::RedisOptions o;
-      o.url = redis_->url();
-      o.keyPrefix = uniquePrefix();
-      o.poolSize = 4;
-      s = rg::openRedisStore(o, clock_);
-    } else {
-      rg::EmbeddedOptions o;
-      o.dataDir = dir_.file("data");
-      s = rg::openEmbeddedStore(o, clock_);
-    }
-    EXPECT_TRUE(s) << s.status().toString();
-    return s ? std::move(s.value()) : nullptr;
-  }
-
-  static RedisServer* redis_;
-  rg::ManualClock clock_;
-  TempDir dir_;
-  rg::StorePtr store_;
+  Conformance() : StoreBackendTest("ct", /*redisPoolSize=*/4) {}
 };
-
-RedisServer* Conformance::redis_ = nullptr;
 
 TEST_P(Conformance, BackendNameAndPing) {
   EXPECT_EQ(std::string(store_->backendName()), GetParam());
@@ -1137,14 +1105,7 @@ TEST_F(EmbeddedConformance, EphemeralStateIsNotDurable) {
     auto s = open();
     ASSERT_TRUE(s);
     ASSERT_TRUE((*s)->limits().acquireLease("key:x", "h", 1, 60000));
-    rg::AdmitRequest req;
-    req.keyId = "key:x";
-    req.requestId = "r1";
-    req.ttlMs = 60000;
-    req.limits.concurrency = 1;
-    req.limits.windowMs = 60000;
-    req.limits.windowRequests = 1;
-    auto a = (*s)->admission().admit(req);
+    auto a = (*s)->admission().admit(windowAdmission("key:x", "r1", 1, /*concurrency=*/1));
     ASSERT_TRUE(a);
     ASSERT_EQ(a->verdict, rg::AdmitVerdict::kAdmitted);
   }
@@ -1154,14 +1115,7 @@ TEST_F(EmbeddedConformance, EphemeralStateIsNotDurable) {
   ASSERT_TRUE(lease);
   EXPECT_TRUE(lease->acquired);
   // Reservations and rate windows are gone with the process.
-  rg::AdmitRequest req;
-  req.keyId = "key:x";
-  req.requestId = "r2";
-  req.ttlMs = 60000;
-  req.limits.concurrency = 1;
-  req.limits.windowMs = 60000;
-  req.limits.windowRequests = 1;
-  auto a = (*s)->admission().admit(req);
+  auto a = (*s)->admission().admit(windowAdmission("key:x", "r2", 1, /*concurrency=*/1));
   ASSERT_TRUE(a);
   EXPECT_EQ(a->verdict, rg::AdmitVerdict::kAdmitted);
 }
@@ -1558,13 +1512,7 @@ TEST_F(RedisConformance, PrefixIsolationAndLayout) {
   ASSERT_TRUE(bRecord);
   EXPECT_TRUE(*bRecord);  // request ids are per prefix too
   ASSERT_TRUE((*a)->limits().acquireLease("key:k1", "h", 1, 10000));
-  rg::AdmitRequest req;
-  req.keyId = "k1";
-  req.requestId = "r1";
-  req.ttlMs = 60000;
-  req.limits.windowMs = 60000;
-  req.limits.windowRequests = 5;
-  auto admitted = (*a)->admission().admit(req);
+  auto admitted = (*a)->admission().admit(windowAdmission("k1", "r1", 5));
   ASSERT_TRUE(admitted);
   EXPECT_EQ(admitted->verdict, rg::AdmitVerdict::kAdmitted);
   ASSERT_TRUE((*a)->accounts().create(makeAccount("a1", 1)));
@@ -1637,16 +1585,9 @@ TEST_F(RedisConformance, ScriptFlushFallsBackToEval) {
   RedisServer server;
   auto s = open(server, "flush:");
   ASSERT_TRUE(s);
-  rg::AdmitRequest req;
-  req.keyId = "w";
-  req.requestId = "r1";
-  req.ttlMs = 60000;
-  req.limits.windowMs = 60000;
-  req.limits.windowRequests = 5;
-  ASSERT_TRUE((*s)->admission().admit(req));
+  ASSERT_TRUE((*s)->admission().admit(windowAdmission("w", "r1", 5)));
   rawCommand(server, "SCRIPT FLUSH");
-  req.requestId = "r2";
-  auto w = (*s)->admission().admit(req);
+  auto w = (*s)->admission().admit(windowAdmission("w", "r2", 5));
   ASSERT_TRUE(w) << w.status().toString();
   EXPECT_EQ(w->verdict, rg::AdmitVerdict::kAdmitted);
   auto st = (*s)->admission().state("w", "");

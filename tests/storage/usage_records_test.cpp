@@ -1,7 +1,6 @@
 // Usage records and aggregates (issue 4) on both Store backends: time buckets per key, account,
 // model and key+model, lifetime totals, the recent-records list, retention and idempotency.
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -18,6 +17,7 @@
 #include <hiredis/hiredis.h>
 
 #include "fakes/redis_harness.h"
+#include "fakes/store_backends.h"
 #include "fakes/support.h"
 #include "storage/store.h"
 
@@ -27,18 +27,6 @@ namespace {
 using rg::TokenCounts;
 using rg::UsageBucket;
 using rg::UsageDim;
-
-std::string uniquePrefix() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  std::string p =
-      "ur" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "." + info->name() + ":";
-  for (char& c : p) {
-    if (c == '/') {
-      c = '_';
-    }
-  }
-  return p;
-}
 
 // An event with every field set; `base` scales the counts so sums identify their parts.
 rg::UsageEvent makeEvent(const std::string& rid, const std::string& key, const std::string& acct,
@@ -195,50 +183,10 @@ class RawRedis {
 
 // ---- Both backends ------------------------------------------------------------------------------
 
-class UsageRecords : public ::testing::TestWithParam<std::string> {
+class UsageRecords : public StoreBackendTest {
  protected:
-  static void TearDownTestSuite() {
-    delete redis_;
-    redis_ = nullptr;
-  }
-
-  void SetUp() override {
-    if (GetParam() == "redis" && redis_ == nullptr) {
-      redis_ = new RedisServer();  // once per suite, shared; each test has its own prefix
-    }
-    prefix_ = uniquePrefix();
-    store_ = open();
-    ASSERT_NE(store_, nullptr);
-  }
-
-  rg::StorePtr open(int64_t compactBytes = 0) {
-    rg::StatusOr<rg::StorePtr> s = rg::Status(rg::Code::kInternal, "unset");
-    if (GetParam() == "redis") {
-      rg::RedisOptions o;
-      o.url = redis_->url();
-      o.keyPrefix = prefix_;
-      o.poolSize = 8;
-      s = rg::openRedisStore(o, clock_);
-    } else {
-      rg::EmbeddedOptions o;
-      o.dataDir = dir_.file("data");
-      o.compactThresholdBytes = compactBytes;
-      s = rg::openEmbeddedStore(o, clock_);
-    }
-    EXPECT_TRUE(s) << s.status().toString();
-    return s ? std::move(s.value()) : nullptr;
-  }
-
-  bool redis() const { return GetParam() == "redis"; }
-
-  static RedisServer* redis_;
-  rg::ManualClock clock_;
-  TempDir dir_;
-  std::string prefix_;
-  rg::StorePtr store_;
+  UsageRecords() : StoreBackendTest("ur") {}
 };
-
-RedisServer* UsageRecords::redis_ = nullptr;
 
 TEST_P(UsageRecords, BookingFillsEveryDimensionBucketAndLifetime) {
   rg::UsageStore& u = store_->usage();

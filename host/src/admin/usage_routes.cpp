@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/cli.h"
+#include "crypto/crypto.h"
 #include "usage/usage_views.h"
 
 namespace rg {
@@ -80,37 +81,8 @@ AdminResponse storageError(const Status& s) {
 
 // ---- Query -------------------------------------------------------------------------------------
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-// Percent-decoding only: a '+' stays a '+' (ISO offsets like +08:00 pass through unencoded).
-std::string percentDecode(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      int hi = hexValue(s[i + 1]);
-      int lo = hexValue(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out += static_cast<char>(hi * 16 + lo);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
-
+// Percent-decoding only (crypto::percentDecode without plusIsSpace): a '+' stays a '+', so ISO
+// offsets like +08:00 pass through unencoded.
 std::map<std::string, std::string> parseQuery(const std::string& query) {
   std::map<std::string, std::string> out;
   size_t pos = 0;
@@ -119,8 +91,9 @@ std::map<std::string, std::string> parseQuery(const std::string& query) {
     std::string item = query.substr(pos, amp == std::string::npos ? std::string::npos : amp - pos);
     if (!item.empty()) {
       size_t eq = item.find('=');
-      std::string name = percentDecode(item.substr(0, eq));
-      out[name] = eq == std::string::npos ? std::string() : percentDecode(item.substr(eq + 1));
+      std::string name = crypto::percentDecode(item.substr(0, eq));
+      out[name] =
+          eq == std::string::npos ? std::string() : crypto::percentDecode(item.substr(eq + 1));
     }
     if (amp == std::string::npos) {
       break;

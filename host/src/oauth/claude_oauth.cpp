@@ -36,37 +36,6 @@ std::string urlEncode(const std::string& s) {
   return out;
 }
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-// Query-string decoding ('+' is a space); a malformed escape is kept as is.
-std::string urlDecode(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 &&
-               hexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 std::string trim(const std::string& s) {
   size_t b = s.find_first_not_of(" \t\r\n");
   if (b == std::string::npos) {
@@ -205,7 +174,9 @@ StatusOr<PastedCode> parsePasted(const std::string& raw) {
       pos = amp == std::string::npos ? query.size() + 1 : amp + 1;
       size_t eq = item.find('=');
       std::string name = item.substr(0, eq);
-      std::string value = eq == std::string::npos ? "" : urlDecode(item.substr(eq + 1));
+      std::string value = eq == std::string::npos
+                              ? ""
+                              : crypto::percentDecode(item.substr(eq + 1), /*plusIsSpace=*/true);
       if (name == "code" && !found) {
         found = true;
         out.code = value;

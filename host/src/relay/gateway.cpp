@@ -353,28 +353,43 @@ void Gateway::serveAdmin(Ctx& c) {
   sendBody(c, r.status, r.contentType, r.body);
 }
 
-void Gateway::serveUsageView(Ctx& c, ClientView view) {
-  HeaderList headers;
-  for (const auto& kv : c.req) {
-    headers.emplace_back(kv.first, kv.second);
-  }
+bool Gateway::authenticate(Ctx& c, const HeaderList& headers, const std::string& permission) {
   std::string key = extractKey(headers, c.query);
   if (key.empty()) {
-    return sendError(c, 401,
-                     "Missing API key: send it in the x-api-key, Authorization (Bearer), "
-                     "x-goog-api-key or api-key header");
+    sendError(c, 401,
+              "Missing API key: send it in the x-api-key, Authorization (Bearer), "
+              "x-goog-api-key or api-key header");
+    return false;
+  }
+  if (key.size() < 10 || key.size() > 512) {
+    sendError(c, 401, "Invalid API key format");
+    return false;
   }
   auto rec = d_.keys->authenticate(key);
   if (!rec) {
     if (rec.status().code() == Code::kUnavailable) {
       c.note = rec.status().message();
-      return sendError(c, 503, "The gateway cannot reach its key storage; try again shortly");
+      sendError(c, 503, "The gateway cannot reach its key storage; try again shortly");
+    } else {
+      sendError(c, 401, rec.status().message());
     }
-    return sendError(c, 401, rec.status().message());
+    return false;
   }
   c.key = std::move(rec.value());
-  if (!hasPermission(*c.key, "claude")) {
-    return sendError(c, 403, "This API key has no permission for the claude service");
+  if (!hasPermission(*c.key, permission)) {
+    sendError(c, 403, "This API key has no permission for the " + permission + " service");
+    return false;
+  }
+  return true;
+}
+
+void Gateway::serveUsageView(Ctx& c, ClientView view) {
+  HeaderList headers;
+  for (const auto& kv : c.req) {
+    headers.emplace_back(kv.first, kv.second);
+  }
+  if (!authenticate(c, headers, "claude")) {
+    return;
   }
   auto body = views_->clientView(view, *c.key);
   if (!body) {
@@ -404,29 +419,8 @@ void Gateway::serveRoute(Ctx& c) {
 
   // Authentication, from headers and query only: an unauthenticated client never makes the
   // gateway read (or allocate for) its body.
-  if ((spec.flags & RG_ROUTE_NO_AUTH) == 0) {
-    std::string key = extractKey(allHeaders, c.query);
-    if (key.empty()) {
-      return sendError(c, 401,
-                       "Missing API key: send it in the x-api-key, Authorization (Bearer), "
-                       "x-goog-api-key or api-key header");
-    }
-    if (key.size() < 10 || key.size() > 512) {
-      return sendError(c, 401, "Invalid API key format");
-    }
-    auto rec = d_.keys->authenticate(key);
-    if (!rec) {
-      if (rec.status().code() == Code::kUnavailable) {
-        c.note = rec.status().message();
-        return sendError(c, 503, "The gateway cannot reach its key storage; try again shortly");
-      }
-      return sendError(c, 401, rec.status().message());
-    }
-    c.key = std::move(rec.value());
-    if (!hasPermission(*c.key, spec.permission)) {
-      return sendError(c, 403,
-                       "This API key has no permission for the " + spec.permission + " service");
-    }
+  if ((spec.flags & RG_ROUTE_NO_AUTH) == 0 && !authenticate(c, allHeaders, spec.permission)) {
+    return;
   }
   for (auto& h : allHeaders) {
     if (!isCredentialHeader(h.first)) {

@@ -84,6 +84,9 @@ class Gateway {
   void serveMetrics(Ctx& c);
   void serveAdmin(Ctx& c);
   void serveRoute(Ctx& c);
+  // The gateway key from headers or query, authenticated and allowed `permission`; false when
+  // the client already has its 401 / 403 / 503.
+  bool authenticate(Ctx& c, const HeaderList& headers, const std::string& permission);
   // GET key-info / usage / organization usage: the caller's own numbers (no admission).
   void serveUsageView(Ctx& c, ClientView view);
   // Checks the key's limits and reserves the request's worst case in one storage step. False

@@ -581,6 +581,7 @@ class ProviderHarness {
     info.struct_size = sizeof(info);
     info.cls = defaultErrorClass(status);  // what the host pre-fills
     if (r.hookPresent) {
+      begin();  // the hook may create per-stream state: on_stream_done must free it
       std::vector<rg_header> hs = toRaw(headers);
       detail::lastError().clear();
       vt_->classify_error(inst_, stream_.get(), status, hs.data(), hs.size(), str(body), &info);
