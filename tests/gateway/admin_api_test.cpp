@@ -997,5 +997,68 @@ TEST(AdminTokenTest, CorruptFileIsAnErrorAndKept) {
   EXPECT_EQ(*ok, kToken);
 }
 
+// ---- Pricing -----------------------------------------------------------------------------------
+
+TEST_F(AdminApiTest, PricingShowsTheTableAndReloadsItKeepingTheOldOneOnABadFile) {
+  rgtest::TempDir dir;
+  std::string file = dir.file("prices.json");
+  auto write = [&](const std::string& text) {
+    FILE* f = std::fopen(file.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  };
+  write(R"({"m-one":{"input_cost_per_token":3e-6,"output_cost_per_token":0.000015}})");
+  auto first = PriceTable::loadFile(file);
+  ASSERT_TRUE(first.isOk()) << first.status().message();
+  PriceTableHolder prices(std::make_shared<const PriceTable>(std::move(first.value())));
+  AdminDeps d = deps();
+  d.prices = &prices;
+  d.reloadPrices = [&]() -> StatusOr<std::shared_ptr<const PriceTable>> {
+    auto t = PriceTable::loadFile(file);
+    if (!t) {
+      return t.status();
+    }
+    auto p = std::make_shared<const PriceTable>(std::move(t.value()));
+    prices.store(p);
+    return std::shared_ptr<const PriceTable>(p);
+  };
+  api_ = std::make_unique<AdminApi>(d);
+
+  auto shown = call("GET", "/admin/pricing", "", "model=m-one-20250101");
+  ASSERT_EQ(shown.status, 200) << shown.body;
+  auto j = parse(shown.body);
+  EXPECT_EQ(j["models"].GetUint64(), 1u);
+  EXPECT_TRUE(j["priced"].GetBool());
+  EXPECT_STREQ(j["matched"].GetString(), "m-one");  // the date suffix is normalised away
+  EXPECT_STREQ(j["input_usd_per_mtok"].GetString(), "3");
+  EXPECT_STREQ(j["output_usd_per_mtok"].GetString(), "15");
+  EXPECT_FALSE(j.HasMember("cache_read_usd_per_mtok"));  // not in the file: derived at cost time
+
+  write(R"({"m-one":{"input_cost_per_token":1e-6,"output_cost_per_token":2e-6},)"
+        R"("m-two":{"input_cost_per_token":2.5e-7,"output_cost_per_token":1e-6}})");
+  auto reloaded = call("POST", "/admin/pricing/reload");
+  ASSERT_EQ(reloaded.status, 200) << reloaded.body;
+  EXPECT_EQ(parse(reloaded.body)["models"].GetUint64(), 2u);
+  auto two = parse(call("GET", "/admin/pricing", "", "model=m-two").body);
+  EXPECT_STREQ(two["input_usd_per_mtok"].GetString(), "0.25");
+  EXPECT_EQ(prices.load()->size(), 2u);
+
+  write("{ not json");
+  auto bad = call("POST", "/admin/pricing/reload");
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_NE(bad.body.find("keeping the previous one"), std::string::npos) << bad.body;
+  EXPECT_EQ(prices.load()->size(), 2u);  // the old table stays in force
+
+  auto unknown = parse(call("GET", "/admin/pricing", "", "model=no-such-model").body);
+  EXPECT_FALSE(unknown["priced"].GetBool());
+  EXPECT_EQ(call("GET", "/admin/pricing/reload").status, 405);
+}
+
+TEST_F(AdminApiTest, PricingWithoutATableIs501) {
+  EXPECT_EQ(call("GET", "/admin/pricing").status, 501);
+  EXPECT_EQ(call("POST", "/admin/pricing/reload").status, 501);
+}
+
 }  // namespace
 }  // namespace rg

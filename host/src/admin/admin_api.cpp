@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <exception>
 #include <map>
 #include <optional>
@@ -595,6 +596,33 @@ std::string bearerOf(const std::string& value) {
 
 // ---- The handlers ------------------------------------------------------------------------------
 
+// "3" for 3e-6 USD/token (3000000000 femto): USD per million tokens, trailing zeros trimmed.
+std::string femtoPerTokenAsUsdPerMTok(int64_t femto) {
+  // femto/token x 1e6 tokens = femto x 1e6 per MTok = femto / 1e9 USD per MTok.
+  int64_t whole = femto / 1000000000;
+  int64_t frac = femto % 1000000000;
+  std::string out = std::to_string(whole);
+  if (frac != 0) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%09lld", static_cast<long long>(frac));
+    std::string f(buf);
+    while (!f.empty() && f.back() == '0') {
+      f.pop_back();
+    }
+    out += "." + f;
+  }
+  return out;
+}
+
+void writePriceTableSummary(Writer& w, const PriceTable& t) {
+  w.Key("models");
+  w.Uint64(t.size());
+  w.Key("source");
+  str(w, t.source());
+  w.Key("unpriced_requests");
+  w.Uint64(t.unknownModelCount());
+}
+
 class Handlers {
  public:
   explicit Handlers(AdminDeps& d) : d_(d) {}
@@ -852,6 +880,63 @@ class Handlers {
       auto it = names.find(c.accountId);
       static const std::string kUnknown;
       writeCooldown(w, c, it == names.end() ? &kUnknown : &it->second);
+    });
+  }
+
+  // GET /admin/pricing[?model=M]: the table in force, and how one model name is priced.
+  AdminResponse pricing(const std::string& query) {
+    std::shared_ptr<const PriceTable> table = d_.prices != nullptr ? d_.prices->load() : nullptr;
+    if (!table) {
+      return errorResponse(501, "no price table in this process");
+    }
+    std::optional<std::string> model = queryParam(query, "model");
+    return jsonResponse(200, [&](Writer& w) {
+      w.StartObject();
+      writePriceTableSummary(w, *table);
+      if (model) {
+        std::string matched;
+        const ModelPrice* p = table->lookup(*model, &matched);
+        w.Key("model");
+        str(w, *model);
+        w.Key("priced");
+        w.Bool(p != nullptr);
+        if (p != nullptr) {
+          w.Key("matched");
+          str(w, matched);
+          // USD per million tokens as exact decimal text (the table keeps femto-dollars).
+          auto perMTok = [&](const char* k, std::optional<int64_t> femto) {
+            if (femto) {
+              w.Key(k);
+              str(w, femtoPerTokenAsUsdPerMTok(*femto));
+            }
+          };
+          perMTok("input_usd_per_mtok", p->input);
+          perMTok("output_usd_per_mtok", p->output);
+          perMTok("cache_write_5m_usd_per_mtok", p->cacheCreate5m);
+          perMTok("cache_write_1h_usd_per_mtok", p->cacheCreate1h);
+          perMTok("cache_read_usd_per_mtok", p->cacheRead);
+        }
+      }
+      w.EndObject();
+    });
+  }
+
+  // POST /admin/pricing/reload: what SIGHUP does; a file that does not load keeps the old table.
+  AdminResponse reloadPricing() {
+    if (!d_.reloadPrices) {
+      return errorResponse(501, "price reloading is not available in this process");
+    }
+    auto fresh = d_.reloadPrices();
+    if (!fresh) {
+      return errorResponse(
+          400, "price table not reloaded, keeping the previous one: " + fresh.status().message());
+    }
+    return jsonResponse(200, [&](Writer& w) {
+      w.StartObject();
+      w.Key("reloaded");
+      w.Bool(true);
+      writePriceTableSummary(w, *fresh.value());
+      w.EndObject();
     });
   }
 
@@ -1177,8 +1262,10 @@ AdminResponse AdminApi::route(const AdminRequest& req) {
       } else if (n == 3 && (action == "enable" || action == "disable")) {
         allowed = {"POST"};
       }
-    } else if ((seg[0] == "cooldowns" || seg[0] == "events") && n == 1) {
+    } else if ((seg[0] == "cooldowns" || seg[0] == "events" || seg[0] == "pricing") && n == 1) {
       allowed = {"GET"};
+    } else if (seg[0] == "pricing" && n == 2 && seg[1] == "reload") {
+      allowed = {"POST"};
     } else if (seg[0] == "oauth" && n == 3 && seg[1] == "claude" &&
                (action == "start" || action == "exchange")) {
       allowed = {"POST"};
@@ -1250,6 +1337,9 @@ AdminResponse AdminApi::route(const AdminRequest& req) {
   }
   if (seg[0] == "events") {
     return h.listEvents(req.query);
+  }
+  if (seg[0] == "pricing") {
+    return n == 1 ? h.pricing(req.query) : h.reloadPricing();
   }
   return action == "start" ? h.oauthStart(b) : h.oauthExchange(b);
 }

@@ -18,6 +18,10 @@
 //   POST   /admin/accounts/{id}/test {model?}
 //   GET    /admin/cooldowns
 //   GET    /admin/events[?limit=N]           the event bus's recent events, oldest first
+//   GET    /admin/pricing[?model=M]          the price table in force (models, source, unpriced
+//                                            requests); with model: how M is priced, USD/MTok
+//   POST   /admin/pricing/reload             re-read pricing.file + override_file (like SIGHUP);
+//                                            400 and the old table kept when they do not load
 //   GET    /admin/keys | POST /admin/keys    (create returns {"key": "cr_...", "api_key": {...}})
 //   GET    /admin/keys/{id} | DELETE /admin/keys/{id} | POST /admin/keys/{id}/enable|disable
 //   PATCH  /admin/keys/{id}                  partial update: any create member but name
@@ -45,6 +49,7 @@
 #include <functional>
 #include <string>
 
+#include "accounting/price_table_holder.h"
 #include "accounts/account_service.h"
 #include "accounts/account_tester.h"
 #include "auth/key_service.h"
@@ -84,6 +89,11 @@ struct AdminDeps {
   std::function<StatusOr<AccountTestResult>(const AccountRecord&, const std::string& model)>
       testAccount;
   const Clock* clock = nullptr;
+  // The price table in force (GET /admin/pricing) and how to reload it from the configured files
+  // (POST /admin/pricing/reload: the new table, or why it was not loaded -- the old one stays).
+  // Either may be empty: those endpoints answer 501.
+  const PriceTableHolder* prices = nullptr;
+  std::function<StatusOr<std::shared_ptr<const PriceTable>>()> reloadPrices;
   std::string adminToken;  // empty = the admin API is disabled (404 for every /admin path)
   const TimeZone* timeZone = nullptr;  // buckets of /admin/usage...; nullptr = UTC
 };

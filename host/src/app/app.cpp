@@ -232,6 +232,20 @@ int runServe(const Config& cfg) {
     return 1;
   }
   PriceTableHolder prices(table.value());
+  // Re-reads the price files (SIGHUP, POST /admin/pricing/reload); a bad file keeps the table in
+  // force, so requests never go unpriced because of an operator's typo.
+  auto reloadPrices = [&cfg, &prices](const char* by) {
+    auto fresh = loadPriceTables(cfg.pricing.file, cfg.pricing.overrideFile);
+    if (!fresh) {
+      spdlog::error("{}: price table not reloaded, keeping the previous one: {}", by,
+                    fresh.status().message());
+      return fresh;
+    }
+    spdlog::info("{}: price table reloaded: {} models from {}", by, fresh.value()->size(),
+                 fresh.value()->source());
+    prices.store(fresh.value());
+    return fresh;
+  };
   spdlog::info("pricing: {} models from {} (global rate {})", table.value()->size(),
                table.value()->source(), cfg.pricing.globalRate);
   MetricsRegistry metrics;
@@ -310,6 +324,8 @@ int runServe(const Config& cfg) {
     };
     ad.clock = s.clock;
     ad.timeZone = &zone.value();
+    ad.prices = &prices;
+    ad.reloadPrices = [&reloadPrices] { return reloadPrices("admin API"); };
     ad.adminToken = std::move(token.value());
     admin = std::make_unique<AdminApi>(std::move(ad));
   }
@@ -372,17 +388,7 @@ int runServe(const Config& cfg) {
   for (;;) {
     sigwait(&sigs, &sig);
     if (sig == SIGHUP) {
-      // Reload the price files; a bad file keeps the table in force (requests never go unpriced
-      // because of an operator's typo).
-      auto fresh = loadPriceTables(cfg.pricing.file, cfg.pricing.overrideFile);
-      if (!fresh) {
-        spdlog::error("SIGHUP: price table not reloaded, keeping the previous one: {}",
-                      fresh.status().message());
-        continue;
-      }
-      spdlog::info("SIGHUP: price table reloaded: {} models from {}", fresh.value()->size(),
-                   fresh.value()->source());
-      prices.store(fresh.value());
+      (void)reloadPrices("SIGHUP");
       continue;
     }
     break;
