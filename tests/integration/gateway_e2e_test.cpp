@@ -231,6 +231,20 @@ TEST_P(E2E, NonStreamRelayBooksTheRealAndBilledCost) {
       << metrics.body;
   EXPECT_NE(metrics.body.find("relaygate_unpriced_requests_total 0\n"), std::string::npos)
       << metrics.body;
+  // By provider and model (the price table's key), never by gateway key.
+  const std::string labels = "provider=\"claude\",model=\"claude-sonnet-4-5-20250929\"";
+  EXPECT_NE(metrics.body.find("relaygate_billed_micro_usd_total{" + labels + "} 56252\n"),
+            std::string::npos)
+      << metrics.body;
+  for (const auto& [kind, n] : std::vector<std::pair<std::string, int>>{
+           {"input", 1000}, {"output", 2000}, {"cache_creation_5m", 400}, {"cache_read", 10005}}) {
+    EXPECT_NE(metrics.body.find("relaygate_model_tokens_total{" + labels + ",kind=\"" + kind +
+                                "\"} " + std::to_string(n) + "\n"),
+              std::string::npos)
+        << kind << "\n"
+        << metrics.body;
+  }
+  EXPECT_EQ(metrics.body.find(keyId_), std::string::npos) << "a key id in the metrics";
   ASSERT_EQ(gw_->stop(SIGTERM), 0);
   auto store = openStoreForCheck();
   ASSERT_NE(store, nullptr);
