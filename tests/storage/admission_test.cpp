@@ -5,12 +5,16 @@
 
 #include <atomic>
 #include <chrono>
+#include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include <hiredis/hiredis.h>
 
 #include "fakes/redis_harness.h"
 #include "fakes/store_backends.h"
@@ -608,6 +612,78 @@ TEST_P(Admission, WeeklyCounterIsDurableAndExpires) {
   }
 }
 
+// The running sums of the reservations follow every way a reservation goes (expiry, settle,
+// release) and a refreshed request keeps the estimate it was admitted with.
+TEST_P(Admission, ReservedSumsFollowExpirySettleReleaseAndRefresh) {
+  rg::AdmissionLimits l;
+  l.windowMs = kWindow;
+  l.windowTokens = 1000;
+  auto shortLived = request("k", "r1", l, 10, 100);
+  shortLived.ttlMs = 1000;
+  EXPECT_EQ(admit(shortLived).verdict, AdmitVerdict::kAdmitted);
+  EXPECT_EQ(admit(request("k", "r2", l, 20, 200)).verdict, AdmitVerdict::kAdmitted);
+  EXPECT_EQ(admit(request("k", "r3", l, 30, 300)).verdict, AdmitVerdict::kAdmitted);
+  // A refresh with another estimate keeps the first one.
+  auto again = admit(request("k", "r2", l, 500, 5000));
+  EXPECT_EQ(again.verdict, AdmitVerdict::kAdmitted);
+  EXPECT_EQ(again.inFlight, 3);
+  auto st = state("k");
+  EXPECT_EQ(st.inFlight, 3);
+  EXPECT_EQ(st.reservedTokens, 60);
+  EXPECT_EQ(st.reservedMicroUsd, 600);
+  clock_.advanceMs(1000);  // r1 expires
+  st = state("k");
+  EXPECT_EQ(st.inFlight, 2);
+  EXPECT_EQ(st.reservedTokens, 50);
+  EXPECT_EQ(st.reservedMicroUsd, 500);
+  // The tokens check uses the sums: 50 reserved + 951 > 1000, 50 + 950 fits.
+  auto over = admit(request("k", "r4", l, 951));
+  EXPECT_EQ(over.verdict, AdmitVerdict::kWindowTokens);
+  EXPECT_EQ(over.current, 50);
+  auto ev = usage("r2", "k", 7, 70);
+  EXPECT_TRUE(settle(settleOf("k", "r2", &ev)));
+  st = state("k");
+  EXPECT_EQ(st.inFlight, 1);
+  EXPECT_EQ(st.reservedTokens, 30);
+  EXPECT_EQ(st.reservedMicroUsd, 300);
+  ASSERT_TRUE(store_->admission().release("k", "r3"));
+  ASSERT_TRUE(store_->admission().release("k", "r3"));  // absent = fine, nothing subtracted
+  st = state("k");
+  EXPECT_EQ(st.inFlight, 0);
+  EXPECT_EQ(st.reservedTokens, 0);
+  EXPECT_EQ(st.reservedMicroUsd, 0);
+  auto renewed = store_->admission().renew("k", "r3", kTtl);
+  ASSERT_TRUE(renewed);
+  EXPECT_FALSE(*renewed);
+  // Everything gone: a fresh start with the full budget (the window holds r2's 7 tokens).
+  auto fits = admit(request("k", "r5", l, 993));
+  EXPECT_EQ(fits.verdict, AdmitVerdict::kAdmitted);
+  EXPECT_EQ(state("k").reservedTokens, 993);
+}
+
+// The weekly counter must expire: a weekly admit or settle without a positive ttl is refused.
+TEST_P(Admission, WeeklyRequestsNeedAPositiveWeekTtl) {
+  rg::AdmissionLimits l;
+  l.weeklyCostMicroUsd = 1000;
+  auto req = request("k", "r1", l, 0, 10, true);
+  req.weekTtlMs = 0;
+  auto a = store_->admission().admit(req);
+  ASSERT_FALSE(a);
+  EXPECT_EQ(a.status().code(), rg::Code::kInvalidArgument);
+  auto ev = usage("r1", "k", 1, 10);
+  auto s = settleOf("k", "r1", &ev, true);
+  s.weekTtlMs = -1;
+  auto st = store_->admission().settle(s);
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.status().code(), rg::Code::kInvalidArgument);
+  auto total = store_->usage().keyTotal("k");
+  ASSERT_TRUE(total);
+  EXPECT_EQ(total->requests, 0);  // nothing booked
+  // Not weekly: the ttl is not used and not checked.
+  req.weekly = false;
+  EXPECT_TRUE(store_->admission().admit(req));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Admission, ::testing::Values("embedded", "redis"),
                          [](const auto& p) { return p.param; });
 
@@ -654,6 +730,141 @@ TEST(AdmissionRedis, TwoStoresOnOneServerAdmitExactlyTheWindow) {
   ASSERT_TRUE(st);
   EXPECT_EQ(st->windowRequests, 50);
   EXPECT_EQ(st->inFlight, 50);
+}
+
+// Server-side calls of every command since the last CONFIG RESETSTAT (commands a script runs are
+// counted too), and the EVALSHA usec_per_call.
+std::map<std::string, int64_t> commandCalls(redisContext* c, double* evalshaUsec = nullptr) {
+  auto* r = static_cast<redisReply*>(redisCommand(c, "INFO commandstats"));
+  std::string stats = r != nullptr && r->type == REDIS_REPLY_STRING ? r->str : "";
+  freeReplyObject(r);
+  std::map<std::string, int64_t> calls;
+  size_t pos = 0;
+  while ((pos = stats.find("cmdstat_", pos)) != std::string::npos) {
+    size_t colon = stats.find(':', pos);
+    std::string name = stats.substr(pos + 8, colon - pos - 8);
+    calls[name] = std::stoll(stats.substr(stats.find("calls=", colon) + 6));
+    if (name == "evalsha" && evalshaUsec != nullptr) {
+      *evalshaUsec = std::stod(stats.substr(stats.find("usec_per_call=", colon) + 14));
+    }
+    pos = colon;
+  }
+  return calls;
+}
+
+void rawText(redisContext* c, const char* command) {
+  freeReplyObject(redisCommand(c, command));
+}
+
+std::vector<std::string> rawKeysOf(redisContext* c, const char* pattern) {
+  std::vector<std::string> out;
+  auto* r = static_cast<redisReply*>(redisCommand(c, "KEYS %s", pattern));
+  if (r != nullptr && r->type == REDIS_REPLY_ARRAY) {
+    for (size_t i = 0; i < r->elements; ++i) {
+      out.emplace_back(r->element[i]->str, r->element[i]->len);
+    }
+  }
+  freeReplyObject(r);
+  return out;
+}
+
+// Admit / settle / renew / release touch the request's own reservation and the expired ones,
+// never every live one: the commands a script runs do not grow with the requests in flight.
+TEST(AdmissionRedis, CostDoesNotGrowWithTheReservationsInFlight) {
+  RedisServer server;
+  rg::ManualClock clock;
+  rg::RedisOptions o;
+  o.url = server.url();
+  o.keyPrefix = "perf:";
+  auto s = rg::openRedisStore(o, clock);
+  ASSERT_TRUE(s) << s.status().toString();
+  rg::AdmissionStore& adm = (*s)->admission();
+  rg::AdmissionLimits l;
+  l.windowMs = kWindow;
+  l.windowTokens = 1'000'000'000;
+  redisContext* c = redisConnect("127.0.0.1", server.port());
+  ASSERT_TRUE(c != nullptr && c->err == 0);
+  auto measure = [&](int live, const std::string& tag, int64_t* inside) {
+    for (int i = 0; i < live; ++i) {
+      auto a = adm.admit(request("k" + tag, "live" + std::to_string(i), l, 10, 10));
+      ASSERT_TRUE(a && a->verdict == AdmitVerdict::kAdmitted);
+    }
+    rawText(c, "CONFIG RESETSTAT");
+    constexpr int kRounds = 20;
+    for (int i = 0; i < kRounds; ++i) {
+      std::string rid = tag + "-r" + std::to_string(i);  // booked once: fresh ids per run
+      auto a = adm.admit(request("k" + tag, rid, l, 10, 10));
+      ASSERT_TRUE(a && a->verdict == AdmitVerdict::kAdmitted);
+      EXPECT_EQ(a->inFlight, live + 1);
+      ASSERT_TRUE(adm.renew("k" + tag, rid, kTtl));
+      if (i % 2 == 0) {
+        auto ev = usage(rid, "k" + tag, 1, 1);
+        ASSERT_TRUE(adm.settle(settleOf("k" + tag, rid, &ev)));
+      } else {
+        ASSERT_TRUE(adm.release("k" + tag, rid));
+      }
+    }
+    double usec = 0;
+    auto calls = commandCalls(c, &usec);
+    *inside = 0;
+    for (const auto& [name, n] : calls) {
+      EXPECT_TRUE(name != "hgetall" && name != "hvals" && name != "hkeys") << name;
+      if (name != "evalsha" && name != "eval" && name.rfind("config", 0) != 0 && name != "info") {
+        *inside += n;
+      }
+    }
+    std::cout << "admission with " << live << " in flight: EVALSHA usec_per_call=" << usec
+              << ", commands run by the scripts per round=" << *inside / kRounds << "\n";
+  };
+  int64_t few = -1;
+  int64_t many = -2;
+  measure(2, "a", &few);
+  measure(500, "b", &many);
+  EXPECT_EQ(few, many);
+  redisFree(c);
+}
+
+// topKeys works on Redis 4 (no ZUNION, 6.2+): one script over ZUNIONSTORE, and ties at the limit
+// come in key id order.
+TEST(AdmissionRedis, TopKeysUsesNoZunionAndCutsTiesByKeyId) {
+  RedisServer server;
+  rg::ManualClock clock;
+  rg::RedisOptions o;
+  o.url = server.url();
+  o.keyPrefix = "top:";
+  auto s = rg::openRedisStore(o, clock);
+  ASSERT_TRUE(s) << s.status().toString();
+  rg::UsageStore& u = (*s)->usage();
+  const std::pair<const char*, int64_t> costs[] = {{"e", 1},  {"d", 10}, {"a", 5},
+                                                   {"c", 10}, {"b", 10}, {"f", 10}};
+  int n = 0;
+  for (const auto& [key, cost] : costs) {
+    ASSERT_TRUE(u.record(usage("r" + std::to_string(n++), key, 1, cost)));
+  }
+  ASSERT_TRUE(u.record(usage("r-old", "e", 1, 20, "2025-04-30")));
+  redisContext* c = redisConnect("127.0.0.1", server.port());
+  ASSERT_TRUE(c != nullptr && c->err == 0);
+  rawText(c, "CONFIG RESETSTAT");
+  auto ids = [&](size_t limit) {
+    auto top = u.topKeys(rg::UsageBucket::kDay, {kDay, "2025-04-30"}, limit);
+    EXPECT_TRUE(top) << top.status().toString();
+    std::string out;
+    for (const auto& k : top ? *top : std::vector<rg::UsageStore::KeyCost>()) {
+      out += k.keyId + "=" + std::to_string(k.billedMicroUsd) + " ";
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(1), "e=21 ");
+  EXPECT_EQ(ids(2), "e=21 b=10 ");
+  EXPECT_EQ(ids(3), "e=21 b=10 c=10 ");
+  EXPECT_EQ(ids(5), "e=21 b=10 c=10 d=10 f=10 ");
+  EXPECT_EQ(ids(6), "e=21 b=10 c=10 d=10 f=10 a=5 ");
+  EXPECT_EQ(ids(100), "e=21 b=10 c=10 d=10 f=10 a=5 ");
+  auto calls = commandCalls(c);
+  EXPECT_EQ(calls.count("zunion"), 0u);
+  EXPECT_GT(calls["zunionstore"], 0);
+  EXPECT_TRUE(rawKeysOf(c, "top:u:top:scratch*").empty());  // the scratch key is gone
+  redisFree(c);
 }
 
 }  // namespace

@@ -1537,7 +1537,9 @@ TEST_F(RedisConformance, PrefixIsolationAndLayout) {
   }
   EXPECT_FALSE(rawKeys(server, "tenantA:lease:*").empty());
   EXPECT_FALSE(rawKeys(server, "tenantA:adm:win:*").empty());
-  EXPECT_FALSE(rawKeys(server, "tenantA:adm:res:*").empty());
+  EXPECT_FALSE(rawKeys(server, "tenantA:adm:rz:*").empty());
+  EXPECT_FALSE(rawKeys(server, "tenantA:adm:rv:*").empty());
+  EXPECT_FALSE(rawKeys(server, "tenantA:adm:rs:*").empty());
   EXPECT_FALSE(rawKeys(server, "tenantA:usage:req:*").empty());
 }
 

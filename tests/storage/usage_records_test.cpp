@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -660,7 +661,8 @@ TEST(UsageRetentionRedis, BucketKeysExpireLifetimeAndRecentDoNot) {
   }
   // 4 dims x (3 buckets + lifetime), the recent list, 3 top-keys zsets, the request id marker;
   // no other aggregate (the older usage:key:* and friends are gone).
-  EXPECT_EQ(raw.keys("ret:*").size(), 4u * 4 + 1 + 3 + 1);
+  EXPECT_EQ(raw.keys("ret:*").size(), 4u * 4 + 1 + 3 + 1 + 1);  // + the migration marker
+  EXPECT_EQ(raw.keys("ret:migr:usage-buckets").size(), 1u);
   EXPECT_TRUE(raw.keys("ret:usage:key*").empty());
   EXPECT_TRUE(raw.keys("ret:usage:acct*").empty());
 
@@ -900,6 +902,211 @@ TEST(UsageRecordRedis, RecordIsOneEvalshaRoundTrip) {
                 name.rfind("config", 0) == 0 || name == "info")
         << name << " called " << n << " times";
   }
+}
+
+// ---- Upgrades: the usage totals of older versions -----------------------------------------------
+
+// Redis: the hashes of the versions before the time buckets (usage:key/acct/keyday/keymodels),
+// next to what the version right before booked in the buckets for its one bucketed event, are
+// moved into the buckets once at open, with the embedded backend's semantics (see
+// OlderSnapshotTotalsBecomeLifetimeAndDayBuckets), and a marker makes later opens skip the scan.
+TEST(UsageMigrationRedis, OlderTotalsMoveIntoTheBucketsOnceAtOpen) {
+  RedisServer server;
+  rg::ManualClock clock;
+  RawRedis raw(server);
+  const std::string p = "mig:";
+  auto hset = [&](const std::string& key, const std::string& fields) {
+    raw.text(("HSET " + p + key + " " + fields).c_str());
+  };
+  hset("usage:key:k1", "requests 5 inputTokens 50 billedMicroUsd 500");
+  hset("usage:acct:a1", "requests 5 inputTokens 50 billedMicroUsd 500");
+  hset("usage:keyday:k1:2025-01-01", "requests 4 inputTokens 40 billedMicroUsd 400");
+  hset("usage:keyday:k1:2024-12-31", "requests 1 inputTokens 10 billedMicroUsd 100");
+  hset("usage:keymodels:k1:2025-01-01",
+       "requests:m1 3 inputTokens:m1 30 billedMicroUsd:m1 300 requests:m2 1 inputTokens:m2 10 "
+       "billedMicroUsd:m2 100");
+  hset("usage:keymodels:k1:2024-12-31", "requests:m1 1 inputTokens:m1 10 billedMicroUsd:m1 100");
+  // The one event the version right before booked in the buckets too (m1, on 2025-01-01).
+  const char* one = "requests 1 inputTokens 10 billedMicroUsd 100";
+  for (const char* k : {"u:k:life:k1", "u:a:life:a1", "u:m:life:m1", "u:k:d:2025-01-01:k1"}) {
+    hset(k, one);
+  }
+  for (const char* k : {"u:km:life:k1", "u:km:d:2025-01-01:k1"}) {
+    hset(k, "requests:m1 1 inputTokens:m1 10 billedMicroUsd:m1 100");
+  }
+  raw.text(("SET " + p + "usage:req:seen 1").c_str());
+  rg::RedisOptions o;
+  o.url = server.url();
+  o.keyPrefix = p;
+  auto check = [&](rg::Store& s) {
+    rg::UsageStore& u = s.usage();
+    TokenCounts want;
+    want.requests = 5;
+    want.inputTokens = 50;
+    want.billedMicroUsd = 500;
+    auto total = u.keyTotal("k1");
+    ASSERT_TRUE(total);
+    EXPECT_EQ(*total, want);
+    auto acct = u.accountTotal("a1");
+    ASSERT_TRUE(acct);
+    EXPECT_EQ(*acct, want);
+    EXPECT_EQ(life(u, UsageDim::kKeyModel, "k1"), want);
+    auto day = u.keyDaily("k1", "2025-01-01");
+    ASSERT_TRUE(day);
+    EXPECT_EQ(day->requests, 4);
+    EXPECT_EQ(day->billedMicroUsd, 400);
+    auto older = u.keyDaily("k1", "2024-12-31");
+    ASSERT_TRUE(older);
+    EXPECT_EQ(older->requests, 1);
+    auto models = u.keyModelsDaily("k1", "2025-01-01");
+    ASSERT_TRUE(models);
+    ASSERT_EQ(models->size(), 2u);
+    EXPECT_EQ(models->at("m1").requests, 3);
+    EXPECT_EQ(models->at("m1").billedMicroUsd, 300);
+    EXPECT_EQ(models->at("m2").requests, 1);
+    // Per model overall: m1 = 1 (bucketed) + 4 (older) - 1 (the bucketed one is in the older).
+    EXPECT_EQ(life(u, UsageDim::kModel, "m1").requests, 4);
+    EXPECT_EQ(life(u, UsageDim::kModel, "m1").billedMicroUsd, 400);
+    EXPECT_EQ(life(u, UsageDim::kModel, "m2").requests, 1);
+    auto top = u.topKeys(UsageBucket::kDay, {"2025-01-01", "2024-12-31"}, 10);
+    ASSERT_TRUE(top);
+    ASSERT_EQ(top->size(), 1u);
+    EXPECT_EQ((*top)[0].keyId, "k1");
+    EXPECT_EQ((*top)[0].billedMicroUsd, 500);
+    EXPECT_EQ(s.errorCount(), 0u);
+  };
+  {
+    auto s = rg::openRedisStore(o, clock);
+    ASSERT_TRUE(s) << s.status().toString();
+    check(**s);
+  }
+  EXPECT_TRUE(raw.keys(p + "usage:key*").empty());
+  EXPECT_TRUE(raw.keys(p + "usage:acct*").empty());
+  EXPECT_EQ(raw.keys(p + "usage:req:*").size(), 1u);             // idempotency markers stay
+  EXPECT_GT(raw.integer("PTTL", p + "u:k:d:2024-12-31:k1"), 0);  // a new day bucket expires
+  // Reopened: unchanged, and no second scan (an old-format hash written now stays unread).
+  hset("usage:key:k2", "requests 7");
+  auto s = rg::openRedisStore(o, clock);
+  ASSERT_TRUE(s) << s.status().toString();
+  check(**s);
+  auto k2 = (*s)->usage().keyTotal("k2");
+  ASSERT_TRUE(k2);
+  EXPECT_EQ(k2->requests, 0);
+  EXPECT_EQ(raw.keys(p + "usage:key:k2").size(), 1u);
+}
+
+// ---- Embedded: idempotency memory, settle failures, format versions ----------------------------
+
+std::string writeJournal(const TempDir& dir, const std::string& text) {
+  std::string data = dir.file("data");
+  ::mkdir(data.c_str(), 0700);
+  std::ofstream out(data + "/journal.jsonl", std::ios::binary | std::ios::trunc);
+  out << text;
+  return data;
+}
+
+// Request ids are remembered for 24 hours however many are booked in between (far more than the
+// 50,000 of the count-bounded memory before).
+TEST(UsageIdsEmbedded, RememberedForADayNotForACount) {
+  rg::ManualClock clock;
+  TempDir dir;
+  std::string text = "{\"op\":\"header\",\"v\":2}\n";
+  constexpr int kIds = 60'000;
+  for (int i = 0; i < kIds; ++i) {
+    text += "{\"op\":\"usage.rid\",\"id\":\"id" + std::to_string(i) +
+            "\",\"at\":" + std::to_string(clock.nowUnixMs() - 1000) + "}\n";
+  }
+  rg::EmbeddedOptions o;
+  o.dataDir = writeJournal(dir, text);
+  auto s = rg::openEmbeddedStore(o, clock);
+  ASSERT_TRUE(s) << s.status().toString();
+  rg::UsageStore& u = (*s)->usage();
+  auto first = u.record(makeEvent("id0", "k", "a", "m", "2025-05-01T10", 1));
+  ASSERT_TRUE(first);
+  EXPECT_FALSE(*first);
+  clock.advanceMs(24LL * 3600 * 1000 - 2000);  // still within the day
+  auto later = u.record(makeEvent("id1", "k", "a", "m", "2025-05-01T10", 1));
+  ASSERT_TRUE(later);
+  EXPECT_FALSE(*later);
+  clock.advanceMs(2000);  // past it: forgotten
+  auto again = u.record(makeEvent("id0", "k", "a", "m", "2025-05-01T10", 1));
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(*again);
+}
+
+// A settle that cannot be booked (here: a newer version rewrote the journal) keeps the
+// reservation, as the Redis script does when it fails.
+TEST(AdmissionEmbedded, SettleThatCannotBookKeepsTheReservation) {
+  rg::ManualClock clock;
+  TempDir dir;
+  rg::EmbeddedOptions o;
+  o.dataDir = dir.file("data");
+  auto s = rg::openEmbeddedStore(o, clock);
+  ASSERT_TRUE(s) << s.status().toString();
+  rg::AdmitRequest r;
+  r.keyId = "k";
+  r.requestId = "r1";
+  r.ttlMs = 60'000;
+  r.limits.concurrency = 1;
+  r.estTokens = 5;
+  auto a = (*s)->admission().admit(r);
+  ASSERT_TRUE(a);
+  ASSERT_EQ(a->verdict, rg::AdmitVerdict::kAdmitted);
+  {
+    std::ofstream out(o.dataDir + "/journal.new", std::ios::binary);
+    out << "{\"op\":\"header\",\"v\":99}\n";
+  }
+  ASSERT_EQ(::rename((o.dataDir + "/journal.new").c_str(), (o.dataDir + "/journal.jsonl").c_str()),
+            0);
+  rg::UsageEvent ev = makeEvent("r1", "k", "a", "m", "2025-05-01T10", 1);
+  rg::SettleRequest sr;
+  sr.keyId = "k";
+  sr.requestId = "r1";
+  sr.usage = &ev;
+  auto st = (*s)->admission().settle(sr);
+  ASSERT_FALSE(st);
+  auto state = (*s)->admission().state("k", "");
+  ASSERT_TRUE(state);
+  EXPECT_EQ(state->inFlight, 1);
+  EXPECT_EQ(state->reservedTokens, 5);
+  r.requestId = "r2";
+  a = (*s)->admission().admit(r);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->verdict, rg::AdmitVerdict::kConcurrency);
+}
+
+TEST(JournalVersionEmbedded, VersionOneIsReadAndRewrittenAsTwoANewerOneIsRefused) {
+  rg::ManualClock clock;
+  TempDir dir;
+  rg::EmbeddedOptions o;
+  o.dataDir = writeJournal(dir,
+                           "{\"op\":\"header\",\"v\":1}\n"
+                           "{\"op\":\"set.put\",\"k\":\"s\",\"v\":\"kept\",\"exp\":0}\n");
+  {
+    auto s = rg::openEmbeddedStore(o, clock);
+    ASSERT_TRUE(s) << s.status().toString();
+    auto v = (*s)->settings().get("s");
+    ASSERT_TRUE(v && v->has_value());
+    EXPECT_EQ(**v, "kept");
+  }
+  // Rewritten with this version's header, so that an older build refuses it rather than
+  // skipping the lines it does not know.
+  std::string journal = readFile(o.dataDir + "/journal.jsonl");
+  EXPECT_EQ(journal.rfind("{\"op\":\"header\",\"v\":2}\n", 0), 0u) << journal;
+  {
+    auto s = rg::openEmbeddedStore(o, clock);
+    ASSERT_TRUE(s) << s.status().toString();
+    auto v = (*s)->settings().get("s");
+    ASSERT_TRUE(v && v->has_value());
+  }
+  // A journal of a newer version: refused at open with a message that says so.
+  writeJournal(dir, "{\"op\":\"header\",\"v\":3}\n");
+  auto s = rg::openEmbeddedStore(o, clock);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.status().code(), rg::Code::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("version 3 is not supported"), std::string::npos)
+      << s.status().message();
+  EXPECT_NE(s.status().message().find("newer relaygate"), std::string::npos);
 }
 
 }  // namespace

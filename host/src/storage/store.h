@@ -134,7 +134,10 @@ struct TokenCounts {
 };
 
 struct UsageEvent {
-  std::string requestId;  // idempotency key: a second record() with the same id books nothing
+  // Idempotency key: a second record() / settle() with the same id within 24 hours of the first
+  // booking books nothing (both backends; the embedded one also caps the ids it remembers at
+  // 2,000,000, see store_util.h). "" = never deduplicated.
+  std::string requestId;
   std::string keyId;
   std::string accountId;
   std::string model;
@@ -142,9 +145,10 @@ struct UsageEvent {
   int64_t unixMs = 0;
   TokenCounts counts;  // counts.requests is normally 1
   // The per-request record (kept, the last UsageRetention::recentPerKey per key) and the time
-  // buckets of the aggregates, all computed by the caller in the configured time zone. Events
-  // without hour/month book only the older aggregates (key/account totals, key day, key+model
-  // day). Records written before these fields existed read back with them empty / 0.
+  // buckets of the aggregates, all computed by the caller in the configured time zone. An event
+  // without day / hour / month gets them from unixMs in UTC (record() and settle() book every
+  // aggregate either way). Records written before these fields existed read back with them
+  // empty / 0.
   std::string hour;           // "YYYY-MM-DDTHH"
   std::string month;          // "YYYY-MM"
   std::string provider;       // "claude", ...
@@ -179,7 +183,7 @@ class UsageStore {
   // Books, in one atomic step with the idempotency check: per key, account, model and key+model,
   // an hourly, daily and monthly bucket and a lifetime total; and the key's recent records list
   // (newest first, capped). An event without hour / month gets them from unixMs in UTC. Returns
-  // true when booked, false when requestId was already booked.
+  // true when booked, false when requestId was already booked (within the last 24 hours).
   virtual StatusOr<bool> record(const UsageEvent& ev) = 0;
   // Shorthands over lifetime() / series() (one round trip each).
   StatusOr<TokenCounts> keyTotal(const std::string& keyId);
@@ -333,8 +337,10 @@ class AdmissionStore {
                                int64_t ttlMs) = 0;
   // ONE atomic step: book the usage (if any, idempotent), add it to the window / weekly
   // counters when booked now, and drop the reservation (absent = fine). A replayed settle books
-  // nothing. Returns true when usage was booked by this call. Keys without limits settle too
-  // (no reservation to drop): this is how every request's usage is booked.
+  // nothing (within 24 hours, as record()). Returns true when usage was booked by this call. Keys
+  // without limits settle too (no reservation to drop): this is how every request's usage is
+  // booked. When the step fails (an error status) nothing is booked and the reservation stays
+  // until its ttl. A weekly settle (or admit) needs weekTtlMs > 0, else kInvalidArgument.
   virtual StatusOr<bool> settle(const SettleRequest& req) = 0;
   // Drops the reservation without booking anything (absent = fine).
   virtual Status release(const std::string& keyId, const std::string& requestId) = 0;

@@ -31,7 +31,10 @@ using storage::Journal;
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 using JsonValue = rapidjson::Value;
 
-constexpr int kFormatVersion = 1;
+// 2: journal ops adm.week and the usage line's wk, snapshots without usage.key/acct/day/model.
+// Version 1 journals are read (and rewritten as version 2 at open, so that an older build refuses
+// them with its "not supported" message instead of skipping the lines it does not know).
+constexpr int kFormatVersion = 2;
 constexpr int64_t kDefaultCompactBytes = 64LL * 1024 * 1024;
 
 // ---- JSON encoding of records ------------------------------------------------------------------
@@ -310,6 +313,37 @@ struct Reservation {
   int64_t tokens = 0;
   int64_t cost = 0;
 };
+// The live reservations of one key with running sums of their estimates and an expiry index, so
+// that admit / settle / renew / release cost O(log n + expired), not O(n).
+struct KeyReservations {
+  std::map<std::string, Reservation> byId;
+  std::set<std::pair<int64_t, std::string>> byExpiry;  // (expMs, requestId)
+  int64_t tokens = 0;
+  int64_t cost = 0;
+
+  void add(const std::string& rid, const Reservation& r) {
+    byId[rid] = r;
+    byExpiry.emplace(r.expMs, rid);
+    tokens += r.tokens;
+    cost += r.cost;
+  }
+  void erase(std::map<std::string, Reservation>::iterator it) {
+    byExpiry.erase({it->second.expMs, it->first});
+    tokens -= it->second.tokens;
+    cost -= it->second.cost;
+    byId.erase(it);
+  }
+  void refresh(std::map<std::string, Reservation>::iterator it, int64_t expMs) {
+    byExpiry.erase({it->second.expMs, it->first});
+    it->second.expMs = expMs;
+    byExpiry.emplace(expMs, it->first);
+  }
+  void dropExpired(int64_t now) {
+    while (!byExpiry.empty() && byExpiry.begin()->first <= now) {
+      erase(byId.find(byExpiry.begin()->second));
+    }
+  }
+};
 // The weekly billed cost of one key and week (durable: booked by the usage line of a settle).
 struct WeekCounter {
   int64_t cost = 0;
@@ -523,6 +557,10 @@ class EmbeddedStore final : public Store {
   StatusOr<bool> bookLocked(const UsageEvent& raw, const WeekAdd* wk);
   // Drops the key's expired reservations (and the request's own when `requestId` is given).
   void dropReservations(const std::string& keyId, const std::string* requestId);
+  // Erases what has expired from the admission state in memory (windows, reservations of idle
+  // keys, weekly counters): at most once a minute unless `force` (snapshots force it).
+  void sweepAdmission(bool force);
+  int64_t nextAdmissionSweepMs_ = 0;
   // The live weekly cost of a key and week.
   int64_t weekCost(const std::string& keyId, const std::string& week) const;
   UsageBooking bookingFor(const UsageEvent& ev, int64_t atMs) const;
@@ -548,12 +586,13 @@ class EmbeddedStore final : public Store {
   std::unordered_map<std::string, std::deque<UsageEvent>> recent_;  // keyId -> newest first
   UsageRetention retention_;
   std::unordered_map<std::string, int64_t> bookedIds_;       // requestId -> booked at
-  std::deque<std::pair<int64_t, std::string>> bookedOrder_;  // oldest first
+  // Oldest first; points at the key in bookedIds_ (node keys never move), so an id is stored once.
+  std::deque<std::pair<int64_t, const std::string*>> bookedOrder_;
   std::map<std::string, KvEntry> settingsMap_;
   std::map<std::string, KvEntry> pluginKvMap_;
   std::map<std::string, std::map<std::string, int64_t>> leases_;  // scope -> holder -> expiry
   std::map<std::string, AdmWindow> admWindows_;                         // keyId -> window
-  std::map<std::string, std::map<std::string, Reservation>> reservations_;  // keyId -> rid -> ...
+  std::map<std::string, KeyReservations> reservations_;                    // keyId -> ...
   std::map<WeekKey, WeekCounter> weekly_;                                  // durable
   std::map<CooldownKey, CooldownRecord> cooldowns_;  // durable; expired ones dropped on read
   std::map<std::string, StickyRecord> sticky_;       // session hash -> mapping
@@ -577,6 +616,7 @@ class EmbeddedStore final : public Store {
   };
   void finishLegacyUsage();
   LegacyUsage legacy_;
+  int64_t journalVersion_ = 0;  // of the header last read (0 = none yet)
   // Polls the journal and applies the delta; a reload first forgets every durable record.
   Status catchUp();
   void resetDurable();
@@ -754,8 +794,11 @@ void EmbeddedStore::pruneBooked() {
   int64_t cutoff = now() - storage::kUsageIdRetentionMs;
   while (!bookedOrder_.empty() && (bookedOrder_.front().first <= cutoff ||
                                    bookedOrder_.size() > storage::kUsageIdMaxCount)) {
-    bookedIds_.erase(bookedOrder_.front().second);
+    auto it = bookedIds_.find(*bookedOrder_.front().second);
     bookedOrder_.pop_front();
+    if (it != bookedIds_.end()) {
+      bookedIds_.erase(it);
+    }
   }
 }
 
@@ -778,8 +821,10 @@ UsageBooking EmbeddedStore::bookingFor(const UsageEvent& ev, int64_t atMs) const
 
 void EmbeddedStore::applyUsage(const UsageEvent& ev, const UsageBooking& b) {
   if (!ev.requestId.empty()) {
-    bookedIds_.emplace(ev.requestId, b.atMs);
-    bookedOrder_.emplace_back(b.atMs, ev.requestId);
+    auto [it, fresh] = bookedIds_.emplace(ev.requestId, b.atMs);
+    if (fresh) {
+      bookedOrder_.emplace_back(b.atMs, &it->first);
+    }
   }
   // `ev` has its time buckets (storage::withTimeBuckets). The key's kKey buckets double as the
   // top-keys index (topKeys scans one bucket's entries), so it needs no booking of its own.
@@ -890,14 +935,34 @@ void EmbeddedStore::dropReservations(const std::string& keyId, const std::string
     return;
   }
   if (requestId != nullptr) {
-    k->second.erase(*requestId);
+    auto it = k->second.byId.find(*requestId);
+    if (it != k->second.byId.end()) {
+      k->second.erase(it);
+    }
   }
-  int64_t t = now();
-  for (auto it = k->second.begin(); it != k->second.end();) {
-    it = it->second.expMs <= t ? k->second.erase(it) : std::next(it);
-  }
-  if (k->second.empty()) {
+  k->second.dropExpired(now());
+  if (k->second.byId.empty()) {
     reservations_.erase(k);
+  }
+}
+
+void EmbeddedStore::sweepAdmission(bool force) {
+  int64_t t = now();
+  if (!force && t < nextAdmissionSweepMs_) {
+    return;
+  }
+  nextAdmissionSweepMs_ = t + kStickySweepIntervalMs;
+  for (auto it = reservations_.begin(); it != reservations_.end();) {
+    it->second.dropExpired(t);
+    it = it->second.byId.empty() ? reservations_.erase(it) : std::next(it);
+  }
+  for (auto it = admWindows_.begin(); it != admWindows_.end();) {
+    it = it->second.endMs <= t ? admWindows_.erase(it) : std::next(it);
+  }
+  // Expired weekly counters read as 0 and restart on their next booking (applyWeek), so erasing
+  // them changes nothing observable; they are durable, but the snapshot skips them anyway.
+  for (auto it = weekly_.begin(); it != weekly_.end();) {
+    it = it->second.expMs != 0 && it->second.expMs <= t ? weekly_.erase(it) : std::next(it);
   }
 }
 
@@ -1011,11 +1076,14 @@ Status EmbeddedStore::applyLine(const std::string& line) {
     finishLegacyUsage();  // the older snapshot's usage lines are over
   }
   if (op == "header") {
-    if (getInt(d, "v") != kFormatVersion) {
-      return failedPrecondition("journal format version " + std::to_string(getInt(d, "v")) +
-                                " is not supported (this build reads " +
-                                std::to_string(kFormatVersion) + ")");
+    int64_t v = getInt(d, "v");
+    if (v < 1 || v > kFormatVersion) {
+      return failedPrecondition("journal format version " + std::to_string(v) +
+                                " is not supported (this build reads 1 to " +
+                                std::to_string(kFormatVersion) +
+                                "; a newer relaygate wrote it: run that version or newer)");
     }
+    journalVersion_ = v;
   } else if (op == "key.put") {
     ApiKeyRecord r = readKeyRec(getObj(d, "rec"));
     auto old = keysById_.find(r.id);
@@ -1108,8 +1176,9 @@ Status EmbeddedStore::applyLine(const std::string& line) {
   } else if (op == "usage.rid") {
     std::string rid = getStr(d, "id");
     int64_t at = getInt(d, "at");
-    if (bookedIds_.emplace(rid, at).second) {
-      bookedOrder_.emplace_back(at, rid);
+    auto [it, fresh] = bookedIds_.emplace(rid, at);
+    if (fresh) {
+      bookedOrder_.emplace_back(at, &it->first);
     }
   } else {
     return internalError("unknown journal op '" + op + "'");
@@ -1145,15 +1214,14 @@ std::string EmbeddedStore::snapshot() {
       }));
     }
   }
+  sweepAdmission(true);  // expired weekly counters end here (and in memory)
   for (const auto& [wk, c] : weekly_) {
-    if (c.expMs == 0 || c.expMs > t) {  // expired weekly counters end here
-      add(makeLine("adm.week", [&wk = wk, &c = c](Writer& w) {
-        putStr(w, "id", wk.first);
-        putStr(w, "week", wk.second);
-        putInt(w, "c", c.cost);
-        putInt(w, "exp", c.expMs);
-      }));
-    }
+    add(makeLine("adm.week", [&wk = wk, &c = c](Writer& w) {
+      putStr(w, "id", wk.first);
+      putStr(w, "week", wk.second);
+      putInt(w, "c", c.cost);
+      putInt(w, "exp", c.expMs);
+    }));
   }
   aggSweepCursor_.reset();
   sweepUsageAggs(usageAggs_.size());  // the whole map: expired buckets end here
@@ -1196,8 +1264,8 @@ std::string EmbeddedStore::snapshot() {
     }
   }
   for (const auto& [at, rid] : bookedOrder_) {
-    add(makeLine("usage.rid", [&rid = rid, at = at](Writer& w) {
-      putStr(w, "id", rid);
+    add(makeLine("usage.rid", [rid = rid, at = at](Writer& w) {
+      putStr(w, "id", *rid);
       putInt(w, "at", at);
     }));
   }
@@ -1209,6 +1277,7 @@ Status EmbeddedStore::compact() {
   Status s = journal_->rewrite(snap);
   if (s) {
     lastSnapshotBytes_ = static_cast<int64_t>(snap.size());
+    journalVersion_ = kFormatVersion;
   }
   return s;
 }
@@ -1223,14 +1292,15 @@ Status EmbeddedStore::load() {
   }
   if (s && journal_->sizeBytes() == 0) {
     s = commit(makeLine("header", [](Writer& w) { putInt(w, "v", kFormatVersion); }));
+    journalVersion_ = kFormatVersion;
   }
   if (s) {
     pruneBooked();
     // Opening must stay cheap (the CLI opens the dir while a server runs): compact only a
     // journal past the threshold, which also drops expired entries.
     lastSnapshotBytes_ = journal_->sizeBytes();
-    if (journal_->sizeBytes() > compactBytes_) {
-      s = compact();
+    if (journal_->sizeBytes() > compactBytes_ || journalVersion_ < kFormatVersion) {
+      s = compact();  // an older version's journal is rewritten with this version's header
     }
   }
   journal_->unlock();
@@ -1611,6 +1681,9 @@ StatusOr<AdmitResult> EmbeddedAdmission::admit(const AdmitRequest& req) {
   if (req.ttlMs <= 0) {
     return invalidArgument("admission ttl must be positive");
   }
+  if (req.weekly && req.weekTtlMs <= 0) {
+    return invalidArgument("admission weekTtlMs must be positive for a weekly request");
+  }
   // A durable read: the committed day / lifetime / weekly cost may come from another process
   // (a CLI) on the dir.
   OpGuard lock(s_, Access::kRead);
@@ -1619,39 +1692,32 @@ StatusOr<AdmitResult> EmbeddedAdmission::admit(const AdmitRequest& req) {
   }
   const AdmissionLimits& l = req.limits;
   int64_t t = s_.now();
+  s_.sweepAdmission(false);
   s_.dropReservations(req.keyId, nullptr);
-  std::map<std::string, Reservation>& res = s_.reservations_[req.keyId];
-  int64_t n = 0;
-  int64_t rTokens = 0;
-  int64_t rCost = 0;
-  Reservation* held = nullptr;
-  for (auto& [rid, r] : res) {
-    if (rid == req.requestId) {
-      held = &r;
-      continue;
-    }
-    ++n;
-    rTokens += r.tokens;
-    rCost += r.cost;
-  }
+  KeyReservations& res = s_.reservations_[req.keyId];
+  int64_t n = static_cast<int64_t>(res.byId.size());
+  int64_t rTokens = res.tokens;
+  int64_t rCost = res.cost;
   AdmWindow* win = nullptr;
-  if (l.windowMs > 0) {
-    auto it = s_.admWindows_.find(req.keyId);
-    if (it != s_.admWindows_.end() && it->second.endMs > t) {
-      win = &it->second;
+  auto wit = s_.admWindows_.find(req.keyId);
+  if (wit != s_.admWindows_.end()) {
+    if (wit->second.endMs > t) {
+      win = l.windowMs > 0 ? &wit->second : nullptr;
+    } else {
+      s_.admWindows_.erase(wit);  // over: gone from memory as soon as it is touched
     }
   }
   AdmitResult out;
   out.windowEndMs = win != nullptr ? win->endMs : 0;
   out.inFlight = n;
-  if (held != nullptr) {
+  auto held = res.byId.find(req.requestId);
+  if (held != res.byId.end()) {
     // Already admitted: a fresh expiry, the estimate it was admitted with, no second count.
-    held->expMs = t + req.ttlMs;
-    out.inFlight = n + 1;
+    res.refresh(held, t + req.ttlMs);
     return out;
   }
   auto refuse = [&](AdmitVerdict v, int64_t current, int64_t limit) {
-    if (res.empty()) {
+    if (res.byId.empty()) {
       s_.reservations_.erase(req.keyId);
     }
     out.verdict = v;
@@ -1707,7 +1773,7 @@ StatusOr<AdmitResult> EmbeddedAdmission::admit(const AdmitRequest& req) {
     win->requests++;
     out.windowEndMs = win->endMs;
   }
-  res[req.requestId] = Reservation{t + req.ttlMs, estTokens, estCost};
+  res.add(req.requestId, Reservation{t + req.ttlMs, estTokens, estCost});
   out.inFlight = n + 1;
   return out;
 }
@@ -1723,15 +1789,18 @@ StatusOr<bool> EmbeddedAdmission::renew(const std::string& keyId, const std::str
   if (k == s_.reservations_.end()) {
     return false;
   }
-  auto it = k->second.find(requestId);
-  if (it == k->second.end()) {
+  auto it = k->second.byId.find(requestId);
+  if (it == k->second.byId.end()) {
     return false;
   }
-  it->second.expMs = s_.now() + ttlMs;
+  k->second.refresh(it, s_.now() + ttlMs);
   return true;
 }
 
 StatusOr<bool> EmbeddedAdmission::settle(const SettleRequest& req) {
+  if (req.weekly && req.weekTtlMs <= 0) {
+    return invalidArgument("settle weekTtlMs must be positive for a weekly request");
+  }
   if (req.usage == nullptr) {
     Status st = release(req.keyId, req.requestId);
     if (!st) {
@@ -1740,18 +1809,22 @@ StatusOr<bool> EmbeddedAdmission::settle(const SettleRequest& req) {
     return false;
   }
   OpGuard lock(s_, Access::kWrite);
-  // The reservation goes whatever happens to the booking (as in the Redis script).
-  s_.dropReservations(req.keyId, &req.requestId);
   if (!lock.ok()) {
+    // Nothing booked: the reservation stays until its ttl, as when the Redis script fails.
     return lock.status();
   }
   WeekAdd wk;
   if (req.weekly) {
-    wk = WeekAdd{req.keyId, req.week, req.weekTtlMs > 0 ? s_.now() + req.weekTtlMs : 0};
+    wk = WeekAdd{req.keyId, req.week, s_.now() + req.weekTtlMs};
   }
   auto booked = s_.bookLocked(*req.usage, req.weekly ? &wk : nullptr);
-  if (!booked || !*booked) {
-    return booked;
+  if (!booked) {
+    return booked;  // the journal write failed: the reservation stays (see above)
+  }
+  // Booked now or already booked (a replayed settle): the reservation goes either way.
+  s_.dropReservations(req.keyId, &req.requestId);
+  if (!*booked) {
+    return false;
   }
   auto w = s_.admWindows_.find(req.keyId);
   if (w != s_.admWindows_.end()) {
@@ -1782,14 +1855,16 @@ StatusOr<AdmissionState> EmbeddedAdmission::state(const std::string& keyId,
   s_.dropReservations(keyId, nullptr);
   auto k = s_.reservations_.find(keyId);
   if (k != s_.reservations_.end()) {
-    for (const auto& [rid, r] : k->second) {
-      st.inFlight++;
-      st.reservedTokens += r.tokens;
-      st.reservedMicroUsd += r.cost;
-    }
+    st.inFlight = static_cast<int64_t>(k->second.byId.size());
+    st.reservedTokens = k->second.tokens;
+    st.reservedMicroUsd = k->second.cost;
   }
   auto w = s_.admWindows_.find(keyId);
-  if (w != s_.admWindows_.end() && w->second.endMs > t) {
+  if (w != s_.admWindows_.end() && w->second.endMs <= t) {
+    s_.admWindows_.erase(w);  // over: gone from memory as soon as it is touched
+    w = s_.admWindows_.end();
+  }
+  if (w != s_.admWindows_.end()) {
     st.windowEndMs = w->second.endMs;
     st.windowRequests = w->second.requests;
     st.windowTokens = w->second.tokens;

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 
 #include <rapidjson/document.h>
@@ -26,9 +27,22 @@ namespace {
 
 using storage::ReplyPtr;
 
+std::string sha1Hex(const std::string& s) {
+  unsigned char md[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), md);
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : md) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 15]);
+  }
+  return out;
+}
+
 struct Script {
+  Script(const char* n, std::string b) : name(n), body(std::move(b)), sha(sha1Hex(body)) {}
   const char* name;
-  const char* body;
+  std::string body;
   std::string sha;
 };
 
@@ -103,14 +117,15 @@ return 1
 // One booking (record, or the usage part of a settle), one round trip. KEYS: [1] request id
 // marker, then np plain counter hashes (field "<counter>"), then nm per-model hashes (field
 // "<counter>:<model>"), then nz top-keys zsets, then (when cap > 0) the key's recent-records list,
-// then for a settle: the key's reservations hash, window hash and weekly counter. ARGV: [1] marker
+// then for a settle: the key's reservation keys (expiry zset, estimate hash, totals hash), window
+// hash and weekly counter. ARGV: [1] marker
 // retention ms, [2] model, [3] check id (1/0), [4] np, [5] nm, [6] nz, [7] recent cap (0 = no
 // push), [8] the record's JSON, [9] key id (top-keys member), [10] billed micro-USD, [11] settle
 // (1/0), [12] request id (reservation field), [13] now, [14] weekly (1/0), [15] weekly ttl ms,
 // [16] tokens (all kinds), [17 .. 16+n+nz] one PEXPIRE ttl per hash / zset ('0' = never expires),
 // then counter name/value pairs (only the non-zero ones are sent). The C++ side decides which
 // keys an event books, so the script stays a flat loop.
-constexpr const char* kUsageRecord = R"lua(
+constexpr const char* kUsageRecordBody = R"lua(
 local np, nm, nz = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local n = np + nm
 local cap = tonumber(ARGV[7])
@@ -119,16 +134,10 @@ local s = 2 + n + nz
 if cap > 0 then s = s + 1 end
 if settle then
   -- The reservation goes whatever happens to the booking (a replayed settle drops it too), and
-  -- so do the key's expired ones.
+  -- so do the key's expired ones: O(log n + expired), never a walk over the live ones.
   local now = tonumber(ARGV[13])
-  redis.call('HDEL', KEYS[s], ARGV[12])
-  local all = redis.call('HGETALL', KEYS[s])
-  for i = 1, #all, 2 do
-    local v = all[i + 1]
-    if tonumber(string.sub(v, 1, string.find(v, ':', 1, true) - 1)) <= now then
-      redis.call('HDEL', KEYS[s], all[i])
-    end
-  end
+  dropExpired(KEYS[s], KEYS[s + 1], KEYS[s + 2], now)
+  dropOne(KEYS[s], KEYS[s + 1], KEYS[s + 2], ARGV[12])
 end
 if ARGV[3] == '1' then
   if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
@@ -153,70 +162,100 @@ if cap > 0 then
 end
 if settle then
   local now = tonumber(ARGV[13])
-  local e = tonumber(redis.call('HGET', KEYS[s + 1], 'end'))
+  local e = tonumber(redis.call('HGET', KEYS[s + 3], 'end'))
   if e and e > now then
-    redis.call('HINCRBY', KEYS[s + 1], 'tokens', ARGV[16])
-    redis.call('HINCRBY', KEYS[s + 1], 'cost', ARGV[10])
+    redis.call('HINCRBY', KEYS[s + 3], 'tokens', ARGV[16])
+    redis.call('HINCRBY', KEYS[s + 3], 'cost', ARGV[10])
   end
   if ARGV[14] == '1' then
-    redis.call('INCRBY', KEYS[s + 2], ARGV[10])
-    if tonumber(ARGV[15]) > 0 then redis.call('PEXPIRE', KEYS[s + 2], ARGV[15]) end
+    redis.call('INCRBY', KEYS[s + 4], ARGV[10])
+    redis.call('PEXPIRE', KEYS[s + 4], ARGV[15])
   end
 end
 return 1
 )lua";
 
-// ---- Admission. Reservations: hash adm:res:<keyId>, field requestId, value
-// "<expiryMs>:<estTokens>:<estBilledMicroUsd>"; window: hash adm:win:<keyId> {end, requests,
-// tokens, cost}; weekly: string counter adm:wk:<week>:<keyId> (billed micro-USD). Numbers written
-// by a script go through string.format('%d') (Lua numbers are doubles that print in exponent form
-// when large; every value here stays far below 2^53).
+// ---- Admission. Reservations of a key, three keys so that admit / settle / renew / release cost
+// O(log n + expired) whatever the number in flight: zset adm:rz:<keyId> (member requestId, score
+// expiry ms), hash adm:rv:<keyId> (field requestId, value "<estTokens>:<estBilledMicroUsd>") and
+// hash adm:rs:<keyId> (running sums of the live estimates: `tokens`, `cost`); the count is the
+// zset's ZCARD. All three get the same PEXPIRE (2 x the ttl when below the ttl), so an idle key's
+// reservations vanish together. Window: hash adm:win:<keyId> {end, requests, tokens, cost};
+// weekly: string counter adm:wk:<week>:<keyId> (billed micro-USD). Numbers written by a script go
+// through string.format('%d') (Lua numbers are doubles that print in exponent form when large;
+// every value here stays far below 2^53).
 
-// KEYS: [1] reservations, [2] window, [3] the key's day bucket (u:k:d:<day>:<key>), [4] the key's
-// lifetime hash, [5] weekly counter. ARGV: [1] now, [2] request id, [3] ttl, [4] est tokens,
-// [5] est billed, [6] concurrency, [7] window ms, [8] window requests, [9] window tokens,
-// [10] window cost, [11] daily cost, [12] total cost, [13] weekly cost (0 when not weekly).
-// Returns {verdict, current, limit, window end, in flight}; verdict 0 = admitted, else the
-// AdmitVerdict number.
-constexpr const char* kAdmit = R"lua(
+// Lua helpers prepended to every script that touches reservations. dropExpired removes the
+// members whose expiry is <= now (in chunks: unpack is limited by the Lua stack) and subtracts
+// their estimates from the sums; dropOne removes one member. Both DEL the three keys when the
+// last member goes, which also heals sums that a foreign write might have skewed.
+constexpr const char* kReservationLib = R"lua(
+local function unreserve(z, v, t, ids)
+  local vals = redis.call('HMGET', v, unpack(ids))
+  local dT, dC = 0, 0
+  for _, e in ipairs(vals) do
+    if e then
+      local c = string.find(e, ':', 1, true)
+      dT = dT + tonumber(string.sub(e, 1, c - 1))
+      dC = dC + tonumber(string.sub(e, c + 1))
+    end
+  end
+  redis.call('ZREM', z, unpack(ids))
+  redis.call('HDEL', v, unpack(ids))
+  if redis.call('ZCARD', z) == 0 then
+    redis.call('DEL', z, v, t)
+  else
+    if dT ~= 0 then redis.call('HINCRBY', t, 'tokens', string.format('%d', -dT)) end
+    if dC ~= 0 then redis.call('HINCRBY', t, 'cost', string.format('%d', -dC)) end
+  end
+end
+local function dropExpired(z, v, t, now)
+  while true do
+    local ids = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 500)
+    if #ids == 0 then return end
+    unreserve(z, v, t, ids)
+  end
+end
+local function dropOne(z, v, t, rid)
+  if redis.call('ZSCORE', z, rid) then unreserve(z, v, t, {rid}) end
+end
+)lua";
+
+// KEYS: [1] reservation zset, [2] estimates, [3] sums, [4] window, [5] the key's day bucket
+// (u:k:d:<day>:<key>), [6] the key's lifetime hash, [7] weekly counter. ARGV: [1] now, [2] request
+// id, [3] ttl, [4] est tokens, [5] est billed, [6] concurrency, [7] window ms, [8] window
+// requests, [9] window tokens, [10] window cost, [11] daily cost, [12] total cost, [13] weekly
+// cost (0 when not weekly). Returns {verdict, current, limit, window end, in flight}; verdict 0 =
+// admitted, else the AdmitVerdict number.
+constexpr const char* kAdmitBody = R"lua(
 local now, rid, ttl = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local estT, estC = tonumber(ARGV[4]), tonumber(ARGV[5])
 local conc, wms = tonumber(ARGV[6]), tonumber(ARGV[7])
-local n, rT, rC, held = 0, 0, 0, nil
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  local v = all[i + 1]
-  local c1 = string.find(v, ':', 1, true)
-  local c2 = string.find(v, ':', c1 + 1, true)
-  if tonumber(string.sub(v, 1, c1 - 1)) <= now then
-    redis.call('HDEL', KEYS[1], all[i])
-  elseif all[i] == rid then
-    held = v
-  else
-    n = n + 1
-    rT = rT + tonumber(string.sub(v, c1 + 1, c2 - 1))
-    rC = rC + tonumber(string.sub(v, c2 + 1))
-  end
-end
+dropExpired(KEYS[1], KEYS[2], KEYS[3], now)
+local n = redis.call('ZCARD', KEYS[1])
 local wEnd, wReq, wTok, wCost = 0, 0, 0, 0
 if wms > 0 then
-  local w = redis.call('HMGET', KEYS[2], 'end', 'requests', 'tokens', 'cost')
+  local w = redis.call('HMGET', KEYS[4], 'end', 'requests', 'tokens', 'cost')
   local e = tonumber(w[1])
   if e and e > now then
     wEnd, wReq, wTok, wCost = e, tonumber(w[2]) or 0, tonumber(w[3]) or 0, tonumber(w[4]) or 0
   end
 end
-local function keep(value)
-  redis.call('HSET', KEYS[1], rid, value)
-  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+local function expireAll()
+  -- Twice the ttl, so that this runs about once per ttl rather than on every admit.
+  if redis.call('PTTL', KEYS[1]) < ttl then
+    for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], 2 * ttl) end
+  end
 end
-if held then
+if redis.call('ZSCORE', KEYS[1], rid) then
   -- Already admitted: a fresh expiry, the estimate it was admitted with, no second count.
-  local c1 = string.find(held, ':', 1, true)
-  keep(string.format('%d', now + ttl) .. string.sub(held, c1))
-  return {0, 0, 0, wEnd, n + 1}
+  redis.call('ZADD', KEYS[1], string.format('%d', now + ttl), rid)
+  expireAll()
+  return {0, 0, 0, wEnd, n}
 end
 if conc > 0 and n >= conc then return {1, n, conc, wEnd, n} end
+local sums = redis.call('HMGET', KEYS[3], 'tokens', 'cost')
+local rT, rC = tonumber(sums[1]) or 0, tonumber(sums[2]) or 0
 if wms > 0 then
   local lim = tonumber(ARGV[8])
   if lim > 0 and wReq >= lim then return {2, wReq, lim, wEnd, n} end
@@ -227,76 +266,180 @@ if wms > 0 then
 end
 local lim = tonumber(ARGV[11])
 if lim > 0 then
-  local cur = (tonumber(redis.call('HGET', KEYS[3], 'billedMicroUsd')) or 0) + rC
+  local cur = (tonumber(redis.call('HGET', KEYS[5], 'billedMicroUsd')) or 0) + rC
   if cur + estC > lim then return {5, cur, lim, wEnd, n} end
 end
 lim = tonumber(ARGV[12])
 if lim > 0 then
-  local cur = (tonumber(redis.call('HGET', KEYS[4], 'billedMicroUsd')) or 0) + rC
+  local cur = (tonumber(redis.call('HGET', KEYS[6], 'billedMicroUsd')) or 0) + rC
   if cur + estC > lim then return {6, cur, lim, wEnd, n} end
 end
 lim = tonumber(ARGV[13])
 if lim > 0 then
-  local cur = (tonumber(redis.call('GET', KEYS[5])) or 0) + rC
+  local cur = (tonumber(redis.call('GET', KEYS[7])) or 0) + rC
   if cur + estC > lim then return {7, cur, lim, wEnd, n} end
 end
 if wms > 0 then
   if wEnd == 0 then
     wEnd = now + wms
-    redis.call('DEL', KEYS[2])
-    redis.call('HSET', KEYS[2], 'end', string.format('%d', wEnd), 'requests', 1, 'tokens', 0,
+    redis.call('DEL', KEYS[4])
+    redis.call('HSET', KEYS[4], 'end', string.format('%d', wEnd), 'requests', 1, 'tokens', 0,
                'cost', 0)
-    redis.call('PEXPIRE', KEYS[2], wms)
+    redis.call('PEXPIRE', KEYS[4], wms)
   else
-    redis.call('HINCRBY', KEYS[2], 'requests', 1)
+    redis.call('HINCRBY', KEYS[4], 'requests', 1)
   end
 end
-keep(string.format('%d:%d:%d', now + ttl, estT, estC))
+redis.call('ZADD', KEYS[1], string.format('%d', now + ttl), rid)
+redis.call('HSET', KEYS[2], rid, string.format('%d:%d', estT, estC))
+redis.call('HINCRBY', KEYS[3], 'tokens', string.format('%d', estT))
+redis.call('HINCRBY', KEYS[3], 'cost', string.format('%d', estC))
+expireAll()
 return {0, 0, 0, wEnd, n + 1}
 )lua";
 
-// KEYS: reservations. ARGV: now, request id, ttl.
-constexpr const char* kAdmitRenew = R"lua(
+// KEYS: reservation zset, estimates, sums. ARGV: now, request id, ttl.
+constexpr const char* kAdmitRenewBody = R"lua(
 local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[3])
-local v = redis.call('HGET', KEYS[1], ARGV[2])
-if not v then return 0 end
-local c1 = string.find(v, ':', 1, true)
-if tonumber(string.sub(v, 1, c1 - 1)) <= now then
-  redis.call('HDEL', KEYS[1], ARGV[2])
+local e = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[2]))
+if not e then return 0 end
+if e <= now then
+  dropOne(KEYS[1], KEYS[2], KEYS[3], ARGV[2])
   return 0
 end
-redis.call('HSET', KEYS[1], ARGV[2], string.format('%d', now + ttl) .. string.sub(v, c1))
-if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+redis.call('ZADD', KEYS[1], string.format('%d', now + ttl), ARGV[2])
+if redis.call('PTTL', KEYS[1]) < ttl then
+  for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], 2 * ttl) end
+end
 return 1
 )lua";
 
-// KEYS: reservations, window, weekly counter (any name when none is asked). ARGV: now, read the
-// weekly counter (1/0). Returns {window end, requests, tokens, cost, weekly, in flight, reserved
-// tokens, reserved cost}.
-constexpr const char* kAdmitState = R"lua(
+// KEYS: reservation zset, estimates, sums. ARGV: request id.
+constexpr const char* kAdmitReleaseBody = R"lua(
+dropOne(KEYS[1], KEYS[2], KEYS[3], ARGV[1])
+return 1
+)lua";
+
+// KEYS: reservation zset, estimates, sums, window, weekly counter (any name when none is asked).
+// ARGV: now, read the weekly counter (1/0). Returns {window end, requests, tokens, cost, weekly,
+// in flight, reserved tokens, reserved cost}.
+constexpr const char* kAdmitStateBody = R"lua(
 local now = tonumber(ARGV[1])
-local n, rT, rC = 0, 0, 0
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  local v = all[i + 1]
-  local c1 = string.find(v, ':', 1, true)
-  local c2 = string.find(v, ':', c1 + 1, true)
-  if tonumber(string.sub(v, 1, c1 - 1)) <= now then
-    redis.call('HDEL', KEYS[1], all[i])
-  else
-    n = n + 1
-    rT = rT + tonumber(string.sub(v, c1 + 1, c2 - 1))
-    rC = rC + tonumber(string.sub(v, c2 + 1))
-  end
-end
-local out = {0, 0, 0, 0, 0, n, rT, rC}
-local w = redis.call('HMGET', KEYS[2], 'end', 'requests', 'tokens', 'cost')
+dropExpired(KEYS[1], KEYS[2], KEYS[3], now)
+local sums = redis.call('HMGET', KEYS[3], 'tokens', 'cost')
+local out = {0, 0, 0, 0, 0, redis.call('ZCARD', KEYS[1]), tonumber(sums[1]) or 0,
+             tonumber(sums[2]) or 0}
+local w = redis.call('HMGET', KEYS[4], 'end', 'requests', 'tokens', 'cost')
 local e = tonumber(w[1])
 if e and e > now then
   out[1], out[2], out[3], out[4] = e, tonumber(w[2]) or 0, tonumber(w[3]) or 0, tonumber(w[4]) or 0
 end
-if ARGV[2] == '1' then out[5] = tonumber(redis.call('GET', KEYS[3])) or 0 end
+if ARGV[2] == '1' then out[5] = tonumber(redis.call('GET', KEYS[5])) or 0 end
 return out
+)lua";
+
+// The keys with the highest billed cost over several top-keys zsets (Redis 4 compatible: no
+// ZUNION). KEYS: [1] a scratch key (it exists only inside this script; the PEXPIRE is a safety
+// net), [2..] the buckets' zsets. ARGV: [1] limit. Returns member/score pairs: every member
+// scoring above the limit-th score, then the members tied with it in key id order (ZRANGEBYSCORE
+// orders equal scores by member, bytewise) up to `limit`, so at most `limit` pairs cross the wire.
+constexpr const char* kTopKeys = R"lua(
+local lim = tonumber(ARGV[1])
+redis.call('ZUNIONSTORE', KEYS[1], #KEYS - 1, unpack(KEYS, 2))
+redis.call('PEXPIRE', KEYS[1], 10000)
+local out = redis.call('ZREVRANGE', KEYS[1], 0, lim - 1, 'WITHSCORES')
+if #out == 2 * lim then
+  local last = out[#out]
+  out = redis.call('ZREVRANGEBYSCORE', KEYS[1], '+inf', '(' .. last, 'WITHSCORES')
+  local ties = redis.call('ZRANGEBYSCORE', KEYS[1], last, last, 'WITHSCORES', 'LIMIT', 0,
+                          lim - #out / 2)
+  for _, v in ipairs(ties) do out[#out + 1] = v end
+end
+redis.call('DEL', KEYS[1])
+return out
+)lua";
+
+// ---- One-time migration of the usage totals of versions before the time buckets (usage:key:<id>,
+// usage:acct:<id>, usage:keyday:<id>:<day>, usage:keymodels:<id>:<day>; fields = the TokenCounts
+// names, "<counter>:<model>" for keymodels). Those versions booked every event there (the one
+// right before also booked the buckets), so, as the embedded backend does with such a snapshot
+// (finishLegacyUsage), an old total REPLACES the new hash it maps to, and the per-model lifetime
+// gets what the key+model totals add. One script per old key, which DELs it: a crash mid-way
+// resumes where it stopped and never adds twice.
+
+// KEYS: [1] old hash, [2] new hash. Lifetime of a key or an account.
+constexpr const char* kMigrateTotal = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local f = redis.call('HGETALL', KEYS[1])
+redis.call('DEL', KEYS[2])
+if #f > 0 then redis.call('HSET', KEYS[2], unpack(f)) end
+redis.call('DEL', KEYS[1])
+return 1
+)lua";
+
+// KEYS: [1] old hash, [2] the key's day bucket, [3] the day's top-keys zset. ARGV: [1] day
+// retention ms ('0' = never expires), [2] key id. A bucket that exists keeps its expiry, a new one
+// lives for the day retention from now (as the embedded conversion does).
+constexpr const char* kMigrateDay = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local f = redis.call('HGETALL', KEYS[1])
+local pttl = redis.call('PTTL', KEYS[2])
+redis.call('DEL', KEYS[2])
+if #f > 0 then
+  redis.call('HSET', KEYS[2], unpack(f))
+  if pttl > 0 then redis.call('PEXPIRE', KEYS[2], pttl)
+  elseif pttl == -2 and ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+  local billed = redis.call('HGET', KEYS[2], 'billedMicroUsd') or '0'
+  local tpttl = redis.call('PTTL', KEYS[3])
+  redis.call('ZADD', KEYS[3], billed, ARGV[2])
+  if tpttl == -2 and ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
+end
+redis.call('DEL', KEYS[1])
+return 1
+)lua";
+
+// KEYS: [1] old hash, [2] the key+model day bucket, [3] the key+model lifetime, [4] the set of
+// (key, model) lifetimes already replaced by this migration. ARGV: [1] day retention ms, [2] key
+// id, [3] the per-model lifetime key prefix (u:m:life:, derived in the script like kKeyByHash),
+// [4..] the counter names. The first old day of a (key, model) replaces its lifetime, later days
+// add to it; the model's lifetime changes by as much.
+constexpr const char* kMigrateModels = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local f = redis.call('HGETALL', KEYS[1])
+local byModel, names = {}, {}
+for i = 1, #f, 2 do
+  local c = string.find(f[i], ':', 1, true)
+  if c then
+    local m = string.sub(f[i], c + 1)
+    if not byModel[m] then byModel[m] = {}; names[#names + 1] = m end
+    byModel[m][string.sub(f[i], 1, c - 1)] = f[i + 1]
+  end
+end
+table.sort(names)
+local pttl = redis.call('PTTL', KEYS[2])
+for _, m in ipairs(names) do
+  local first = redis.call('HSETNX', KEYS[4], ARGV[2] .. '\n' .. m, '1') == 1
+  for i = 4, #ARGV do
+    local counter = ARGV[i]
+    local field = counter .. ':' .. m
+    local v = tonumber(byModel[m][counter]) or 0
+    redis.call('HSET', KEYS[2], field, string.format('%d', v))
+    local delta = v
+    if first then
+      delta = v - (tonumber(redis.call('HGET', KEYS[3], field)) or 0)
+      redis.call('HSET', KEYS[3], field, string.format('%d', v))
+    else
+      redis.call('HINCRBY', KEYS[3], field, string.format('%d', v))
+    end
+    if delta ~= 0 then
+      redis.call('HINCRBY', ARGV[3] .. m, counter, string.format('%d', delta))
+    end
+  end
+end
+if pttl == -2 and ARGV[1] ~= '0' then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+redis.call('PEXPIRE', KEYS[4], 7 * 86400000)
+redis.call('DEL', KEYS[1])
+return 1
 )lua";
 
 // KEYS: lease zset (member holder, score expiry). ARGV: now, holder, limit, ttl.
@@ -418,17 +561,6 @@ if tonumber(string.sub(v, 1, colon - 1)) > tonumber(ARGV[1]) then return 1 end
 return 0
 )lua";
 
-std::string sha1Hex(const std::string& s) {
-  unsigned char md[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(s.data()), s.size(), md);
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : md) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
-}
 
 std::string replyStr(const redisReply* r) {
   if (r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
@@ -761,6 +893,12 @@ std::string weekKeySuffix(const std::string& week, const std::string& keyId) {
   return "adm:wk:" + week + ":" + keyId;
 }
 
+// The reservation keys of a key (see kReservationLib): expiry zset, estimates, sums.
+template <typename S>
+std::vector<std::string> reservationKeys(S& s, const std::string& keyId) {
+  return {s.k("adm:rz:" + keyId), s.k("adm:rv:" + keyId), s.k("adm:rs:" + keyId)};
+}
+
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
@@ -970,6 +1108,10 @@ class RedisStore final : public Store {
     return r;
   }
 
+  // The one-time migration of the older usage totals (see kMigrateTotal); a marker key makes
+  // later opens skip the SCAN.
+  Status migrateLegacyUsage();
+
   Status fail(Status st, const std::string& what) {
     uint64_t n = ++errors_;
     // Rate-limit the log: the first errors, then every 100th (a down Redis fails every request).
@@ -979,28 +1121,32 @@ class RedisStore final : public Store {
     return st;
   }
 
-  Script keyCreate_{"keyCreate", kKeyCreate, sha1Hex(kKeyCreate)};
-  Script keyUpdate_{"keyUpdate", kKeyUpdate, sha1Hex(kKeyUpdate)};
-  Script keyRemove_{"keyRemove", kKeyRemove, sha1Hex(kKeyRemove)};
-  Script keyByHash_{"keyByHash", kKeyByHash, sha1Hex(kKeyByHash)};
-  Script acctCreate_{"acctCreate", kAcctCreate, sha1Hex(kAcctCreate)};
-  Script replace_{"replace", kReplace, sha1Hex(kReplace)};
-  Script acctRemove_{"acctRemove", kAcctRemove, sha1Hex(kAcctRemove)};
-  Script touch_{"touch", kTouch, sha1Hex(kTouch)};
-  Script usageRecord_{"usageRecord", kUsageRecord, sha1Hex(kUsageRecord)};
-  Script leaseAcquire_{"leaseAcquire", kLeaseAcquire, sha1Hex(kLeaseAcquire)};
-  Script leaseRenew_{"leaseRenew", kLeaseRenew, sha1Hex(kLeaseRenew)};
-  Script admit_{"admit", kAdmit, sha1Hex(kAdmit)};
-  Script admitRenew_{"admitRenew", kAdmitRenew, sha1Hex(kAdmitRenew)};
-  Script admitState_{"admitState", kAdmitState, sha1Hex(kAdmitState)};
-  Script cooldownClearAll_{"cooldownClearAll", kCooldownClearAll, sha1Hex(kCooldownClearAll)};
-  Script cooldownPrune_{"cooldownPrune", kCooldownPrune, sha1Hex(kCooldownPrune)};
-  Script stickySet_{"stickySet", kStickySet, sha1Hex(kStickySet)};
-  Script stickyDelete_{"stickyDelete", kStickyDelete, sha1Hex(kStickyDelete)};
-  Script stickyDeleteForAccount_{"stickyDeleteForAccount", kStickyDeleteForAccount,
-                                 sha1Hex(kStickyDeleteForAccount)};
-  Script lockTry_{"lockTry", kLockTry, sha1Hex(kLockTry)};
-  Script unlock_{"unlock", kUnlock, sha1Hex(kUnlock)};
+  Script keyCreate_{"keyCreate", kKeyCreate};
+  Script keyUpdate_{"keyUpdate", kKeyUpdate};
+  Script keyRemove_{"keyRemove", kKeyRemove};
+  Script keyByHash_{"keyByHash", kKeyByHash};
+  Script acctCreate_{"acctCreate", kAcctCreate};
+  Script replace_{"replace", kReplace};
+  Script acctRemove_{"acctRemove", kAcctRemove};
+  Script touch_{"touch", kTouch};
+  Script usageRecord_{"usageRecord", std::string(kReservationLib) + kUsageRecordBody};
+  Script topKeys_{"topKeys", kTopKeys};
+  Script migrateTotal_{"migrateTotal", kMigrateTotal};
+  Script migrateDay_{"migrateDay", kMigrateDay};
+  Script migrateModels_{"migrateModels", kMigrateModels};
+  Script leaseAcquire_{"leaseAcquire", kLeaseAcquire};
+  Script leaseRenew_{"leaseRenew", kLeaseRenew};
+  Script admit_{"admit", std::string(kReservationLib) + kAdmitBody};
+  Script admitRenew_{"admitRenew", std::string(kReservationLib) + kAdmitRenewBody};
+  Script admitRelease_{"admitRelease", std::string(kReservationLib) + kAdmitReleaseBody};
+  Script admitState_{"admitState", std::string(kReservationLib) + kAdmitStateBody};
+  Script cooldownClearAll_{"cooldownClearAll", kCooldownClearAll};
+  Script cooldownPrune_{"cooldownPrune", kCooldownPrune};
+  Script stickySet_{"stickySet", kStickySet};
+  Script stickyDelete_{"stickyDelete", kStickyDelete};
+  Script stickyDeleteForAccount_{"stickyDeleteForAccount", kStickyDeleteForAccount};
+  Script lockTry_{"lockTry", kLockTry};
+  Script unlock_{"unlock", kUnlock};
 
  private:
   storage::RedisClient client_;
@@ -1016,6 +1162,102 @@ class RedisStore final : public Store {
   RedisKv settings_;
   RedisKv pluginKv_;
 };
+
+// ---- Legacy usage migration -------------------------------------------------------------------
+
+Status RedisStore::migrateLegacyUsage() {
+  const std::string marker = k("migr:usage-buckets");
+  auto done = cmd({"EXISTS", marker});
+  if (!done) {
+    return done.status();
+  }
+  if (replyInt(done.value().get()) == 1) {
+    return Status::ok();
+  }
+  std::string pattern;  // the prefix as a SCAN glob, literally
+  for (char c : prefix_) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') {
+      pattern.push_back('\\');
+    }
+    pattern.push_back(c);
+  }
+  pattern += "usage:*";
+  const std::string dayMs = std::to_string(std::max<int64_t>(0, UsageRetention().dailyMs));
+  std::vector<std::string> counters;
+  for (const auto& f : storage::kTokenFields) {
+    counters.push_back(f.name);
+  }
+  // "<id>:<day>": the day bucket has no ':', the id may.
+  auto split = [](const std::string& rest, std::string* id, std::string* day) {
+    size_t c = rest.rfind(':');
+    if (c == std::string::npos) {
+      return false;
+    }
+    *id = rest.substr(0, c);
+    *day = rest.substr(c + 1);
+    return true;
+  };
+  int64_t moved = 0;
+  std::string cursor = "0";
+  do {
+    auto r = cmd({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    if (!r) {
+      return r.status();
+    }
+    const redisReply* rep = r.value().get();
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+      return fail(unavailable("redis SCAN returned an unexpected reply"), "SCAN");
+    }
+    cursor = replyStr(rep->element[0]);
+    const redisReply* keys = rep->element[1];
+    for (size_t i = 0; keys->type == REDIS_REPLY_ARRAY && i < keys->elements; ++i) {
+      const std::string key = replyStr(keys->element[i]);
+      const std::string name = key.substr(prefix_.size());
+      auto rest = [&name](const char* p) {
+        return name.rfind(p, 0) == 0 ? std::optional<std::string>(name.substr(strlen(p)))
+                                     : std::nullopt;
+      };
+      std::string id;
+      std::string day;
+      Status st = Status::ok();
+      auto run = [&](const Script& sc, const std::vector<std::string>& ks,
+                     const std::vector<std::string>& args) {
+        auto m = eval(sc, ks, args);
+        if (m) {
+          moved += replyInt(m.value().get());
+        }
+        return m.status();
+      };
+      if (auto r1 = rest("usage:key:")) {
+        st = run(migrateTotal_, {key, k(lifeKeySuffix(UsageDim::kKey, *r1))}, {});
+      } else if (auto r2 = rest("usage:acct:")) {
+        st = run(migrateTotal_, {key, k(lifeKeySuffix(UsageDim::kAccount, *r2))}, {});
+      } else if (auto r3 = rest("usage:keyday:"); r3 && split(*r3, &id, &day)) {
+        st = run(migrateDay_,
+                 {key, k(bucketKeySuffix(UsageDim::kKey, UsageBucket::kDay, day, id)),
+                  k(topKeySuffix(UsageBucket::kDay, day))},
+                 {dayMs, id});
+      } else if (auto r4 = rest("usage:keymodels:"); r4 && split(*r4, &id, &day)) {
+        st = run(migrateModels_,
+                 {key, k(bucketKeySuffix(UsageDim::kKeyModel, UsageBucket::kDay, day, id)),
+                  k(lifeKeySuffix(UsageDim::kKeyModel, id)), k("migr:usage-km")},
+                 concat({dayMs, id, k(lifeKeySuffix(UsageDim::kModel, ""))}, counters));
+      }  // usage:req:* markers and anything else stay
+      if (!st) {
+        return st;
+      }
+    }
+  } while (cursor != "0");
+  auto set = cmd({"SET", marker, "1"});
+  if (!set) {
+    return set.status();
+  }
+  if (moved > 0) {
+    spdlog::info("redis store: moved {} usage totals of an older version into the usage buckets",
+                 moved);
+  }
+  return Status::ok();
+}
 
 // ---- Keys ---------------------------------------------------------------------------------------
 
@@ -1234,7 +1476,9 @@ StatusOr<bool> RedisUsage::book(const UsageEvent& raw, const SettleRequest* sett
     keys.push_back(s_.k("u:recent:" + ev.keyId));
   }
   if (settle != nullptr) {
-    keys.push_back(s_.k("adm:res:" + settle->keyId));
+    for (const std::string& k : reservationKeys(s_, settle->keyId)) {
+      keys.push_back(k);
+    }
     keys.push_back(s_.k("adm:win:" + settle->keyId));
     keys.push_back(s_.k(weekKeySuffix(settle->week, settle->keyId)));
   }
@@ -1360,12 +1604,12 @@ StatusOr<std::vector<UsageStore::KeyCost>> RedisUsage::topKeys(
   if (buckets.empty() || limit == 0) {
     return out;
   }
-  std::vector<std::string> argv = {"ZUNION", std::to_string(buckets.size())};
+  std::vector<std::string> keys = {s_.k("u:top:scratch")};
   for (const std::string& b : buckets) {
-    argv.push_back(s_.k(topKeySuffix(bucket, b)));
+    keys.push_back(s_.k(topKeySuffix(bucket, b)));
   }
-  argv.push_back("WITHSCORES");
-  auto r = s_.cmd(argv);
+  // Lua numbers are doubles: a limit past 2^31 means "all" anyway.
+  auto r = s_.eval(s_.topKeys_, keys, {std::to_string(std::min<size_t>(limit, 1u << 31))});
   if (!r) {
     return r.status();
   }
@@ -1433,11 +1677,16 @@ StatusOr<AdmitResult> RedisAdmission::admit(const AdmitRequest& req) {
     return invalidArgument("admission ttl must be positive");
   }
   const AdmissionLimits& l = req.limits;
+  if (req.weekly && req.weekTtlMs <= 0) {
+    return invalidArgument("admission weekTtlMs must be positive for a weekly request");
+  }
+  std::vector<std::string> keys = reservationKeys(s_, req.keyId);
+  keys.push_back(s_.k("adm:win:" + req.keyId));
+  keys.push_back(s_.k(bucketKeySuffix(UsageDim::kKey, UsageBucket::kDay, req.day, req.keyId)));
+  keys.push_back(s_.k(lifeKeySuffix(UsageDim::kKey, req.keyId)));
+  keys.push_back(s_.k(weekKeySuffix(req.week, req.keyId)));
   auto r = s_.eval(
-      s_.admit_,
-      {s_.k("adm:res:" + req.keyId), s_.k("adm:win:" + req.keyId),
-       s_.k(bucketKeySuffix(UsageDim::kKey, UsageBucket::kDay, req.day, req.keyId)),
-       s_.k(lifeKeySuffix(UsageDim::kKey, req.keyId)), s_.k(weekKeySuffix(req.week, req.keyId))},
+      s_.admit_, keys,
       {std::to_string(s_.now()), req.requestId, std::to_string(req.ttlMs),
        std::to_string(std::max<int64_t>(0, req.estTokens)),
        std::to_string(std::max<int64_t>(0, req.estBilledMicroUsd)), std::to_string(l.concurrency),
@@ -1470,7 +1719,7 @@ StatusOr<bool> RedisAdmission::renew(const std::string& keyId, const std::string
   if (ttlMs <= 0) {
     return invalidArgument("admission ttl must be positive");
   }
-  auto r = s_.eval(s_.admitRenew_, {s_.k("adm:res:" + keyId)},
+  auto r = s_.eval(s_.admitRenew_, reservationKeys(s_, keyId),
                    {std::to_string(s_.now()), requestId, std::to_string(ttlMs)});
   if (!r) {
     return r.status();
@@ -1479,6 +1728,9 @@ StatusOr<bool> RedisAdmission::renew(const std::string& keyId, const std::string
 }
 
 StatusOr<bool> RedisAdmission::settle(const SettleRequest& req) {
+  if (req.weekly && req.weekTtlMs <= 0) {
+    return invalidArgument("settle weekTtlMs must be positive for a weekly request");
+  }
   if (req.usage == nullptr) {
     Status st = release(req.keyId, req.requestId);
     if (!st) {
@@ -1490,14 +1742,15 @@ StatusOr<bool> RedisAdmission::settle(const SettleRequest& req) {
 }
 
 Status RedisAdmission::release(const std::string& keyId, const std::string& requestId) {
-  auto r = s_.cmd({"HDEL", s_.k("adm:res:" + keyId), requestId});
+  auto r = s_.eval(s_.admitRelease_, reservationKeys(s_, keyId), {requestId});
   return r ? Status::ok() : r.status();
 }
 
 StatusOr<AdmissionState> RedisAdmission::state(const std::string& keyId, const std::string& week) {
-  auto r = s_.eval(s_.admitState_,
-                   {s_.k("adm:res:" + keyId), s_.k("adm:win:" + keyId),
-                    s_.k(weekKeySuffix(week, keyId))},
+  std::vector<std::string> keys = reservationKeys(s_, keyId);
+  keys.push_back(s_.k("adm:win:" + keyId));
+  keys.push_back(s_.k(weekKeySuffix(week, keyId)));
+  auto r = s_.eval(s_.admitState_, keys,
                    {std::to_string(s_.now()), week.empty() ? "0" : "1"});
   if (!r) {
     return r.status();
@@ -1731,6 +1984,11 @@ StatusOr<StorePtr> openRedisStore(const RedisOptions& opts, const Clock& clock) 
   Status s = store->ping();
   if (!s) {
     return s;
+  }
+  s = store->migrateLegacyUsage();
+  if (!s) {
+    return Status(s.code(), "redis store: migrating the usage totals of an older version: " +
+                                s.message());
   }
   return StorePtr(std::move(store));
 }
