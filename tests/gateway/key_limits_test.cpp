@@ -68,8 +68,13 @@ TEST(UsdParser, RejectsWithAClearReason) {
       {"1000000000.000001", "at most 1000000000 USD"},
       {"1e10", "at most 1000000000 USD"},
       {"99999999999999999999999", "at most 1000000000 USD"},
-      {"1e99999999999", "at most 1000000000 USD"},
+      {"1e99999999999", "exponent out of range"},
   };
+  // 10^900000 USD written so that a clamped exponent would have read it as $1.
+  std::string huge = "0." + std::string(99999, '0') + "1e1000000";
+  auto h = parseUsdMicros(huge);
+  ASSERT_FALSE(h) << "parsed as " << *h;
+  EXPECT_NE(h.status().message().find("exponent out of range"), std::string::npos);
   for (const auto& c : cases) {
     auto v = parseUsdMicros(c.text);
     ASSERT_FALSE(v) << c.text << " parsed as " << *v;

@@ -640,6 +640,83 @@ TEST_P(AdmissionE2E, WindowAndConcurrencyRefusalsAre429WithRetryAfter) {
   EXPECT_EQ(post(conc, body()).status, 200);  // the slot is free again
 }
 
+// A request whose own worst case exceeds a whole limit can never pass: it must not be told to
+// retry (no Retry-After, no reset_at), and limits.reserve_output_tokens_cap lets it in.
+TEST_P(AdmissionE2E, RequestsThatCanNeverFitAreNotToldToRetryAndTheOutputCapAdmitsThem) {
+  writeConfig();
+  // Worst case of body(): ~8 input + 100 output = ~108 tokens / micro-USD.
+  GatewayKey tokens = createKey("tokens", {"--rate-window-min", "60", "--rate-tokens", "60"});
+  GatewayKey daily = createKey("daily", {"--daily-cost", "0.00006"});
+  addAccount("a", kKeyA, 10);
+  launch();
+  HttpResult r = post(tokens, body());
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_TRUE(r.header("Retry-After").empty()) << r.header("Retry-After");
+  auto o = parseObject(r.body);
+  auto err = o->getObject("error");
+  ASSERT_FALSE(err.isNull()) << r.body;
+  EXPECT_EQ(err->optValue<std::string>("type", ""), "invalid_request_error");
+  EXPECT_EQ(err->optValue<std::string>("code", ""), "request_exceeds_rate_limit");
+  EXPECT_TRUE(contains(err->optValue<std::string>("message", ""), "lower max_tokens")) << r.body;
+  EXPECT_GT(o->optValue<int>("request_estimate", 0), 60) << r.body;
+  EXPECT_FALSE(o->has("reset_at")) << r.body;
+
+  r = post(daily, body());
+  EXPECT_EQ(r.status, 402) << r.body;
+  o = parseObject(r.body);
+  err = o->getObject("error");
+  ASSERT_FALSE(err.isNull()) << r.body;
+  EXPECT_EQ(err->optValue<std::string>("code", ""), "daily_cost_limit_exceeded");
+  EXPECT_TRUE(contains(err->optValue<std::string>("message", ""), "lower max_tokens")) << r.body;
+  EXPECT_FALSE(o->has("reset_at")) << r.body;  // tomorrow would not let it through either
+  EXPECT_TRUE(contains(r.body, "\"request_estimate\":0.0001")) << r.body;
+  EXPECT_EQ(upstream_.requestCount(), 0u);
+
+  // Reserving at most 20 output tokens: ~28 fits both limits; the answer books 50.
+  rgtest::expectLeasesReleasedAndNoSecrets(*gws_.back(), {kKeyA, kMasterKey});
+  gws_.clear();
+  writeConfig("limits:\n  reserve_output_tokens_cap: 20\n");
+  launch();
+  EXPECT_EQ(post(tokens, body()).status, 200);
+  EXPECT_EQ(post(daily, body()).status, 200);
+  waitSettled();
+  EXPECT_EQ(keyTotal(daily.id).billedMicroUsd, kPerRequestMicro);
+  // Now 50 of 60 are booked: the next worst case (~28) no longer fits, and this time waiting
+  // (for tomorrow) would help, so reset_at is there.
+  r = post(daily, body());
+  EXPECT_EQ(r.status, 402) << r.body;
+  EXPECT_TRUE(looksIso(parseObject(r.body)->optValue<std::string>("reset_at", ""))) << r.body;
+}
+
+// count_tokens is counted in the window but holds no concurrency slot while it runs.
+TEST_P(AdmissionE2E, CountTokensTakesNoConcurrencySlot) {
+  writeConfig();
+  GatewayKey conc = createKey("conc", {"--concurrency", "1"});
+  addAccount("a", kKeyA, 10);
+  launch();
+  FakeAnthropic::Script counted;
+  counted.headers = {{"content-type", "application/json"}};
+  counted.body = R"({"input_tokens":8})";
+  counted.gate = "count";
+  upstream_.enqueue(counted);
+  HttpResult first;
+  std::thread t([&] {
+    first = rgtest::httpRequest(port(), "POST", "/api/v1/messages/count_tokens",
+                                {{"x-api-key", conc.plain},
+                                 {"content-type", "application/json"},
+                                 {"anthropic-version", "2023-06-01"}},
+                                body());
+  });
+  EXPECT_TRUE(upstream_.waitForGateWaiters("count", 1, 10000));
+  HttpResult r = post(conc, body());  // the only slot is free: count_tokens does not hold it
+  EXPECT_EQ(r.status, 200) << r.body;
+  upstream_.passGate("count", 1);
+  t.join();
+  EXPECT_EQ(first.status, 200) << first.body;
+  EXPECT_TRUE(contains(first.body, "input_tokens")) << first.body;
+  waitSettled();
+}
+
 // ---- 5: the concurrency wait queue ------------------------------------------------------------
 
 TEST_P(AdmissionE2E, QueueWaitsForASlotRefusesWhenFullAndForgetsClientsThatLeave) {

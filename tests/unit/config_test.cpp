@@ -626,11 +626,13 @@ TEST(ConfigLimitsTest, DefaultsValuesErrorsAndRenderedForm) {
   auto d = parse("");
   ASSERT_TRUE(d.isOk());
   EXPECT_EQ(d->limits.defaultMaxOutputTokens, 4096);
+  EXPECT_EQ(d->limits.reserveOutputTokensCap, 0);
   EXPECT_FALSE(d->limits.queueEnabled);
   EXPECT_EQ(d->limits.queueWaitMs, 10000);
   EXPECT_EQ(d->limits.queueMaxPerKey, 32);
   auto r = parse(
-      "limits:\n  default_max_output_tokens: 1000\n  queue_enabled: true\n"
+      "limits:\n  default_max_output_tokens: 1000\n  reserve_output_tokens_cap: 8192\n"
+      "  queue_enabled: true\n"
       "  queue_wait_ms: 2500\n  queue_max_per_key: 3\n");
   ASSERT_TRUE(r.isOk()) << r.status().message();
   EXPECT_EQ(r->limits.defaultMaxOutputTokens, 1000);
@@ -640,6 +642,7 @@ TEST(ConfigLimitsTest, DefaultsValuesErrorsAndRenderedForm) {
   auto again = parse(rg::renderConfigMasked(*r));
   ASSERT_TRUE(again.isOk()) << again.status().message();
   EXPECT_EQ(again->limits.defaultMaxOutputTokens, 1000);
+  EXPECT_EQ(again->limits.reserveOutputTokensCap, 8192);
   EXPECT_TRUE(again->limits.queueEnabled);
   EXPECT_EQ(again->limits.queueWaitMs, 2500);
   EXPECT_EQ(again->limits.queueMaxPerKey, 3);

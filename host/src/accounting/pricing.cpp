@@ -400,7 +400,7 @@ Status PriceTable::parseInto(std::string_view text, std::string_view source, boo
   // Two parses of the same text: the typed one says which values are JSON numbers, the raw one
   // keeps each number's original text so prices never pass through a double.
   rapidjson::Document typed;
-  typed.Parse(text.data(), text.size());
+  typed.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   if (typed.HasParseError()) {
     return invalidArgument(where + ": not valid JSON: " +
                            rapidjson::GetParseError_En(typed.GetParseError()) + " at offset " +
@@ -410,7 +410,7 @@ Status PriceTable::parseInto(std::string_view text, std::string_view source, boo
     return invalidArgument(where + ": top level must be an object of model entries");
   }
   rapidjson::Document raw;
-  raw.Parse<rapidjson::kParseNumbersAsStringsFlag>(text.data(), text.size());
+  raw.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag>(text.data(), text.size());
   if (raw.HasParseError() || !raw.IsObject() || raw.MemberCount() != typed.MemberCount()) {
     return internalError(where + ": inconsistent JSON parse");
   }

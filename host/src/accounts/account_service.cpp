@@ -359,7 +359,7 @@ std::vector<std::string> AccountService::typeFlags(const std::string& type) {
 std::map<std::string, std::string> AccountService::settingsOf(const AccountRecord& rec) {
   std::map<std::string, std::string> out;
   rapidjson::Document d;
-  d.Parse(rec.settingsJson.data(), rec.settingsJson.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(rec.settingsJson.data(), rec.settingsJson.size());
   if (!d.HasParseError() && d.IsObject()) {
     for (const auto& m : d.GetObject()) {
       if (m.value.IsString()) {

@@ -57,7 +57,7 @@ FoundRoute findRoute(const std::vector<ProviderPlugin*>& providers, const Accoun
 // The upstream's error message ({"error":{"message":...}} or {"error":"..."}), else an excerpt.
 std::string describeAnswer(const std::string& body) {
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
   if (!doc.HasParseError() && doc.IsObject()) {
     auto err = doc.FindMember("error");
     if (err != doc.MemberEnd()) {

@@ -68,8 +68,10 @@ StatusOr<int64_t> parseUsdMicros(std::string_view t) {
     }
     size_t start = i;
     for (; i < t.size() && isDigit(t[i]); ++i) {
-      if (exp < 100000) {  // clamped: anything this large is out of range either way
-        exp = exp * 10 + (t[i] - '0');
+      exp = exp * 10 + (t[i] - '0');
+      if (exp > 999999) {
+        // A clamped exponent would let a huge mantissa shift turn 1e1000000 into a small sum.
+        return invalidArgument("exponent out of range in " + shown);
       }
     }
     if (i == start) {

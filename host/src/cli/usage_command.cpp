@@ -249,7 +249,7 @@ int runUsageCommand(const Config& cfg, const std::vector<std::string>& positiona
     return 1;
   }
   rapidjson::Document d;
-  d.Parse(r->body.data(), r->body.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(r->body.data(), r->body.size());
   if (r->status != 200) {
     std::string msg = r->body;
     if (!d.HasParseError() && d.IsObject() && d.HasMember("error") &&

@@ -113,6 +113,10 @@ struct AccountingConfig {
 struct LimitsConfig {
   // Output bound assumed when a request names none (reserved against token and cost limits).
   int defaultMaxOutputTokens = 4096;
+  // At most this many output tokens are reserved per request (0 = the request's whole bound).
+  // Lower = small-budget keys stay usable with a large max_tokens (Claude Code sends 32000), at
+  // the price of a possible overshoot of one request's output beyond the cap.
+  int reserveOutputTokensCap = 0;
   // Instead of an immediate 429 at a key's concurrency limit, wait up to queueWaitMs for a slot;
   // at most queueMaxPerKey requests of one key wait in one process (the rest get the 429).
   bool queueEnabled = false;

@@ -763,6 +763,8 @@ void loadLimits(Loader& ld, const YAML::Node& node, const std::string& path, Lim
       {
           {"default_max_output_tokens",
            RG_ON(ld.readInt(v, p, {1, 10000000}, &lc->defaultMaxOutputTokens))},
+          {"reserve_output_tokens_cap",
+           RG_ON(ld.readInt(v, p, {0, 10000000}, &lc->reserveOutputTokensCap))},
           {"queue_enabled", RG_ON(ld.readBool(v, p, &lc->queueEnabled))},
           {"queue_wait_ms", RG_ON(ld.readInt(v, p, {1, 600000}, &lc->queueWaitMs))},
           {"queue_max_per_key", RG_ON(ld.readInt(v, p, {1, 100000}, &lc->queueMaxPerKey))},

@@ -91,7 +91,7 @@ void renderJson(const rapidjson::Value& v, bool mask, std::string* out) {
 
 std::string pluginConfigYaml(const std::string& json) {
   rapidjson::Document doc;
-  doc.Parse(json.c_str(), json.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(json.c_str(), json.size());
   if (doc.HasParseError() || !doc.IsObject()) {
     return "\"<not valid JSON: not shown>\"";
   }
@@ -210,6 +210,7 @@ std::string renderConfigMasked(const Config& cfg) {
   const LimitsConfig& lc = cfg.limits;
   line("limits:");
   line("  default_max_output_tokens: " + std::to_string(lc.defaultMaxOutputTokens));
+  line("  reserve_output_tokens_cap: " + std::to_string(lc.reserveOutputTokensCap));
   line(std::string("  queue_enabled: ") + (lc.queueEnabled ? "true" : "false"));
   line("  queue_wait_ms: " + std::to_string(lc.queueWaitMs));
   line("  queue_max_per_key: " + std::to_string(lc.queueMaxPerKey));

@@ -128,7 +128,7 @@ struct PendingSession {
 
 StatusOr<PendingSession> parseSession(const std::string& json) {
   rapidjson::Document d;
-  d.Parse(json.data(), json.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
   if (d.HasParseError() || !d.IsObject()) {
     return internalError("stored OAuth session is not valid JSON");
   }
@@ -402,7 +402,7 @@ StatusOr<OAuthTokens> ClaudeOAuth::postToken(const std::string& body, const std:
     return Status(Code::kUnavailable, prefix + "the response is larger than 1 MiB");
   }
   rapidjson::Document d;
-  d.Parse(text.data(), text.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
   bool json = !d.HasParseError() && d.IsObject();
   if (head.status < 200 || head.status > 299) {
     std::string error;

@@ -573,9 +573,15 @@ void Gateway::estimate(Ctx& c, const rg_request_meta& meta, int64_t* tokens, int
   if (output == 0) {
     output = d_.config->limits.defaultMaxOutputTokens;
   }
+  int64_t cap = d_.config->limits.reserveOutputTokensCap;
+  if (cap > 0) {
+    output = std::min(output, cap);
+  }
   *tokens = input + output;
   std::shared_ptr<const PriceTable> table = d_.prices != nullptr ? d_.prices->load() : nullptr;
-  if (table && !c.model.empty()) {
+  // lookup() first: cost() of an unknown model logs and counts it as an unpriced request, which
+  // only the booking may do.
+  if (table && !c.model.empty() && table->lookup(c.model) != nullptr) {
     TokenUsage tu;
     tu.input = input;
     tu.output = output;
@@ -591,13 +597,17 @@ bool Gateway::admit(Ctx& c, const rg_request_meta& meta) {
   if (c.weekly) {
     c.week = weeklyPeriodId(zone(), now, k.weeklyResetDay, k.weeklyResetHour);
   }
-  if (!keyHasLimits(k)) {
+  bool skipConcurrency = (c.route->spec.flags & RG_ROUTE_SKIP_CONCURRENCY) != 0;
+  ApiKeyRecord checked = k;
+  if (skipConcurrency) {
+    checked.concurrencyLimit = 0;
+  }
+  if (!keyHasLimits(checked)) {
     return true;  // nothing to check: usage is still booked by settle
   }
   AdmitRequest ar;
   ar.keyId = k.id;
   ar.requestId = c.requestId;
-  bool skipConcurrency = (c.route->spec.flags & RG_ROUTE_SKIP_CONCURRENCY) != 0;
   ar.limits.concurrency = skipConcurrency ? 0 : k.concurrencyLimit;
   if (k.rateWindowMinutes > 0) {
     ar.limits.windowMs = k.rateWindowMinutes * 60000;
@@ -624,35 +634,47 @@ bool Gateway::admit(Ctx& c, const rg_request_meta& meta) {
     }
   }
   if (!r) {
+    // The script may have run before the reply was lost: drop what it may have reserved.
+    (void)d_.store->admission().release(k.id, c.requestId);
     c.note = r.status().message();
     sendError(c, 503, "The gateway cannot reach its limit storage; try again shortly");
     return false;
   }
-  if (r->verdict == AdmitVerdict::kAdmitted) {
-    c.reserved = true;
-    leasesHeld_->add(1);
-    c.lastLeaseRenewMs = d_.clock->monotonicMs();
+  if (r->verdict != AdmitVerdict::kAdmitted) {
+    refuse(c, ar, *r);
+    return false;
+  }
+  if (skipConcurrency) {
+    // count_tokens: counted in the window, but it takes no concurrency slot and costs nothing,
+    // so it holds no reservation while it runs.
+    (void)d_.store->admission().release(k.id, c.requestId);
     return true;
   }
-  refuse(c, ar, *r);
-  return false;
+  c.reserved = true;
+  leasesHeld_->add(1);
+  c.lastLeaseRenewMs = d_.clock->monotonicMs();
+  return true;
 }
 
 StatusOr<AdmitResult> Gateway::waitInQueue(Ctx& c, const AdmitRequest& ar) {
   const LimitsConfig& lc = d_.config->limits;
+  bool full = false;
   {
     std::lock_guard<std::mutex> lock(queueMu_);
     int& n = queued_[ar.keyId];
-    if (n >= lc.queueMaxPerKey) {
-      c.note = "concurrency queue full";
-      queueRejects_->add();
-      sendError(c, 429,
-                "Concurrency limit exceeded and the wait queue of this key is full (" +
-                    std::to_string(lc.queueMaxPerKey) + " waiting); retry later",
-                "rate_limit_error", std::max(1, (lc.queueWaitMs + 999) / 1000));
-      return Status(Code::kResourceExhausted, "queue full");
+    full = n >= lc.queueMaxPerKey;
+    if (!full) {
+      ++n;
     }
-    ++n;
+  }
+  if (full) {  // answered outside the lock: a slow client must not stall other keys' queues
+    c.note = "concurrency queue full";
+    queueRejects_->add();
+    sendError(c, 429,
+              "Concurrency limit exceeded and the wait queue of this key is full (" +
+                  std::to_string(lc.queueMaxPerKey) + " waiting); retry later",
+              "rate_limit_error", std::max(1, (lc.queueWaitMs + 999) / 1000));
+    return Status(Code::kResourceExhausted, "queue full");
   }
   queueWaiting_->add(1);
   struct Leave {
@@ -728,7 +750,26 @@ void Gateway::refuse(Ctx& c, const AdmitRequest& ar, const AdmitResult& r) {
     case AdmitVerdict::kWindowRequests:
     case AdmitVerdict::kWindowTokens:
     case AdmitVerdict::kWindowCost: {
-      int retry = retryAfter(r.windowEndMs);
+      bool tokens = r.verdict == AdmitVerdict::kWindowTokens;
+      int64_t own = tokens ? ar.estTokens : ar.estBilledMicroUsd;
+      if (r.verdict != AdmitVerdict::kWindowRequests && own > r.limit) {
+        // Retrying cannot help: the request alone may use more than the whole window allows.
+        std::string what = tokens
+                               ? std::to_string(own) + " tokens, more than this key's limit of " +
+                                     std::to_string(r.limit) + " tokens"
+                               : usd(own) + ", more than this key's limit of " + usd(r.limit);
+        return sendError(
+            c, 400,
+            "This request may use up to " + what + " per " + std::to_string(k.rateWindowMinutes) +
+                " minute(s); lower max_tokens or ask for a higher limit",
+            "invalid_request_error", -1, "request_exceeds_rate_limit",
+            ",\"limit\":" + jsonQuote(verdictName(r.verdict)) + ",\"limit_value\":" +
+                std::to_string(r.limit) + ",\"request_estimate\":" + std::to_string(own));
+      }
+      // No open window (it ended while other requests were in flight): nothing to wait for but
+      // those, so a short retry.
+      bool open = r.windowEndMs > now;
+      int retry = open ? retryAfter(r.windowEndMs) : 1;
       std::string what;
       if (r.verdict == AdmitVerdict::kWindowRequests) {
         what = "request limit of " + std::to_string(r.limit) + " (" + std::to_string(r.current) +
@@ -744,7 +785,7 @@ void Gateway::refuse(Ctx& c, const AdmitRequest& ar, const AdmitResult& r) {
       extra = ",\"limit\":" + jsonQuote(verdictName(r.verdict)) +
               ",\"current\":" + std::to_string(r.current) +
               ",\"limit_value\":" + std::to_string(r.limit) +
-              ",\"reset_at\":" + jsonQuote(isoTimeUtc(r.windowEndMs));
+              (open ? ",\"reset_at\":" + jsonQuote(isoTimeUtc(r.windowEndMs)) : std::string());
       return sendError(c, 429,
                        "Rate limit exceeded: " + what + " per " +
                            std::to_string(k.rateWindowMinutes) + " minute(s); resets in " +
@@ -761,8 +802,12 @@ void Gateway::refuse(Ctx& c, const AdmitRequest& ar, const AdmitResult& r) {
       const char* period = r.verdict == AdmitVerdict::kDailyCost   ? "daily"
                            : r.verdict == AdmitVerdict::kTotalCost ? "total"
                                                                    : "weekly Claude-model";
+      // The request alone may cost more than the whole limit: no reset will let it through.
+      bool alone = ar.estBilledMicroUsd > r.limit;
       int64_t resetAt = 0;
-      if (r.verdict == AdmitVerdict::kDailyCost) {
+      if (alone) {
+        // no reset_at
+      } else if (r.verdict == AdmitVerdict::kDailyCost) {
         resetAt = nextLocalMidnightMs(zone(), now);
       } else if (r.verdict == AdmitVerdict::kWeeklyCost) {
         resetAt = nextWeeklyResetMs(zone(), now, k.weeklyResetDay, k.weeklyResetHour);
@@ -770,10 +815,16 @@ void Gateway::refuse(Ctx& c, const AdmitRequest& ar, const AdmitResult& r) {
       extra = ",\"current_cost\":" + formatMicroUsd(r.current) +
               ",\"cost_limit\":" + formatMicroUsd(r.limit) +
               (resetAt > 0 ? ",\"reset_at\":" + jsonQuote(isoTimeUtc(resetAt)) : std::string());
-      std::string msg = std::string("The ") + period + " cost limit of this API key (" +
-                        usd(r.limit) + ") is reached: " + usd(r.current) +
-                        " used or reserved, and this request may cost up to " +
-                        usd(ar.estBilledMicroUsd);
+      if (alone) {
+        extra += ",\"request_estimate\":" + formatMicroUsd(ar.estBilledMicroUsd);
+      }
+      std::string msg = alone ? "This request may cost up to " + usd(ar.estBilledMicroUsd) +
+                                    ", more than the " + period + " cost limit of this API key (" +
+                                    usd(r.limit) + "); lower max_tokens or ask for a higher limit"
+                              : std::string("The ") + period + " cost limit of this API key (" +
+                                    usd(r.limit) + ") is reached: " + usd(r.current) +
+                                    " used or reserved, and this request may cost up to " +
+                                    usd(ar.estBilledMicroUsd);
       if (resetAt > 0) {
         msg += "; it resets at " + isoTimeUtc(resetAt);
       }
@@ -836,6 +887,11 @@ void Gateway::serveRelay(Ctx& c, const rg_request& rq) {
   const int maxAttempts = std::max(1, d_.config->scheduler.maxAttempts);
   Failure last;
   for (int attempt = 1;; ++attempt) {
+    if (c.reserved && d_.clock->monotonicMs() - c.lastLeaseRenewMs > kLeaseRenewMs) {
+      // Slow attempts add up: the reservation must outlive all of them.
+      (void)d_.store->admission().renew(c.key->id, c.requestId, leaseTtlMs_);
+      c.lastLeaseRenewMs = d_.clock->monotonicMs();
+    }
     auto p = d_.scheduler->pick(pr);
     if (!p) {
       if (last.valid) {
@@ -1379,16 +1435,18 @@ void Gateway::bookUsage(Ctx& c) {
   const std::string* ua = findHeader(c.headers, "user-agent");
   ev.client = ua != nullptr ? clientFamily(*ua) : std::string();
   ev.counts.requests = 1;
-  ev.counts.inputTokens = static_cast<int64_t>(u.input_tokens);
-  ev.counts.outputTokens = static_cast<int64_t>(u.output_tokens);
-  ev.counts.cacheCreate5mTokens = static_cast<int64_t>(u.cache_creation_5m_tokens);
-  ev.counts.cacheCreate1hTokens = static_cast<int64_t>(u.cache_creation_1h_tokens);
-  ev.counts.cacheReadTokens = static_cast<int64_t>(u.cache_read_tokens);
-  tokensInput_->add(u.input_tokens);
-  tokensOutput_->add(u.output_tokens);
-  tokensCache5m_->add(u.cache_creation_5m_tokens);
-  tokensCache1h_->add(u.cache_creation_1h_tokens);
-  tokensCacheRead_->add(u.cache_read_tokens);
+  // Counts come from the upstream's JSON: bounded before they become money or sums.
+  auto tokens = [](uint64_t n) { return static_cast<int64_t>(std::min(n, kMaxRequestTokens)); };
+  ev.counts.inputTokens = tokens(u.input_tokens);
+  ev.counts.outputTokens = tokens(u.output_tokens);
+  ev.counts.cacheCreate5mTokens = tokens(u.cache_creation_5m_tokens);
+  ev.counts.cacheCreate1hTokens = tokens(u.cache_creation_1h_tokens);
+  ev.counts.cacheReadTokens = tokens(u.cache_read_tokens);
+  tokensInput_->add(static_cast<uint64_t>(ev.counts.inputTokens));
+  tokensOutput_->add(static_cast<uint64_t>(ev.counts.outputTokens));
+  tokensCache5m_->add(static_cast<uint64_t>(ev.counts.cacheCreate5mTokens));
+  tokensCache1h_->add(static_cast<uint64_t>(ev.counts.cacheCreate1hTokens));
+  tokensCacheRead_->add(static_cast<uint64_t>(ev.counts.cacheReadTokens));
   priceUsage(ev, Rate{c.key->ratePpm});
   settle(c, &ev);
 }
@@ -1414,6 +1472,9 @@ void Gateway::settle(Ctx& c, const UsageEvent* ev) {
         c.requestId, c.key->id, ev != nullptr ? ev->model : "-",
         ev != nullptr ? ev->counts.inputTokens : 0, ev != nullptr ? ev->counts.outputTokens : 0,
         ev != nullptr ? ev->counts.billedMicroUsd : 0, r.status().message());
+    if (c.reserved) {
+      (void)d_.store->admission().release(c.key->id, c.requestId);  // best effort
+    }
   }
   if (c.reserved) {
     c.reserved = false;

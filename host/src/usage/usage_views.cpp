@@ -52,7 +52,12 @@ void isoOrNull(Writer& w, const char* k, int64_t unixMs) {
 
 // num / den rounded half up to two decimals, as JSON number text ("12.35"); both >= 0, den > 0.
 std::string ratio2(int64_t num, int64_t den) {
-  int64_t hundredths = (num * 200 + den) / (2 * den);
+  // Whole part and remainder apart, so that no product overflows whatever num holds (totals are
+  // sums of upstream counts); den is a number of minutes or days.
+  num = std::max<int64_t>(0, num);
+  int64_t whole = num / den;
+  int64_t frac = ((num % den) * 200 + den) / (2 * den);  // 0..100
+  int64_t hundredths = whole > (INT64_MAX - 100) / 100 ? INT64_MAX : whole * 100 + frac;
   char buf[48];
   std::snprintf(buf, sizeof buf, "%lld.%02lld", static_cast<long long>(hundredths / 100),
                 static_cast<long long>(hundredths % 100));

@@ -145,7 +145,7 @@ std::string firstMessageText(const Value& messages) {
 std::string sessionIdFromUserId(const std::string& userId) {
   if (!userId.empty() && userId.front() == '{') {
     rapidjson::Document d;
-    d.Parse(userId.data(), userId.size());
+    d.Parse<rapidjson::kParseIterativeFlag>(userId.data(), userId.size());
     if (!d.HasParseError() && d.IsObject()) {
       std::string sid = str(d, "session_id");
       if (!sid.empty()) {
@@ -411,7 +411,7 @@ bool decodeJsonString(std::string_view literal, std::string* out) {
     return true;
   }
   rapidjson::Document d;
-  d.Parse(literal.data(), literal.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(literal.data(), literal.size());
   if (d.HasParseError() || !d.IsString()) {
     return false;
   }
@@ -625,7 +625,7 @@ std::pair<std::string, std::string> authHeader(std::string_view secret) {
 ParsedRequest parseRequestBody(std::string_view body) {
   ParsedRequest r;
   rapidjson::Document doc;
-  doc.Parse(body.data(), body.size());
+  doc.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
   if (doc.HasParseError() || !doc.IsObject()) {
     return r;
   }
@@ -672,7 +672,7 @@ bool SseUsageTracker::onEvent(std::string_view event, std::string_view data) {
     return false;
   }
   rapidjson::Document d;
-  d.Parse(data.data(), data.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(data.data(), data.size());
   if (d.HasParseError() || !d.IsObject()) {
     return false;
   }
@@ -737,7 +737,7 @@ Usage SseUsageTracker::totals() const {
 
 bool parseJsonUsage(std::string_view body, Usage* out) {
   rapidjson::Document d;
-  d.Parse(body.data(), body.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(body.data(), body.size());
   if (d.HasParseError() || !d.IsObject()) {
     return false;
   }
@@ -856,7 +856,7 @@ bool parseConfig(std::string_view json, Config* out, std::string* error) {
     return true;
   }
   rapidjson::Document d;
-  d.Parse(json.data(), json.size());
+  d.Parse<rapidjson::kParseIterativeFlag>(json.data(), json.size());
   if (d.HasParseError() || !d.IsObject()) {
     *error = "plugin config is not a JSON object";
     return false;

@@ -171,6 +171,23 @@ TEST_F(ClaudePlugin, MinorOneHostGetsNoMinorTwoFields) {
   EXPECT_EQ(r.maxOutputTokens, 0u);
 }
 
+TEST_F(ClaudePlugin, DeeplyNestedBodyIsParsedWithoutRecursion) {
+  // 2,000,000 nested arrays (4 MB): a recursive JSON parser overflows the thread's stack and
+  // takes the whole gateway down; the parse must stay iterative. Through transform as well (the
+  // body is forwarded, never re-serialised).
+  const size_t depth = 2000000;
+  std::string body = R"({"model":"claude-sonnet-4-5-20250929","max_tokens":8,"messages":)" +
+                     std::string(depth, '[') + std::string(depth, ']') + "}";
+  auto r = h_->parse(request("/v1/messages", body));
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.model, "claude-sonnet-4-5-20250929");
+  EXPECT_EQ(r.maxOutputTokens, 8u);
+  auto t = h_->transform(request("/v1/messages", body), console());
+  EXPECT_TRUE(t.ok()) << t.error;
+  EXPECT_EQ(t.body.size(), body.size());
+  h_->done();
+}
+
 TEST_F(ClaudePlugin, InvalidJsonIsInvalidArg) {
   auto r = h_->parse(request("/v1/messages", "{not json"));
   EXPECT_EQ(r.status, RG_E_INVALID_ARG);
