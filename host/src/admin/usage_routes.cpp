@@ -11,6 +11,7 @@
 #include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
+#include "admin/admin_json.h"
 #include "cli/cli.h"
 #include "crypto/crypto.h"
 #include "usage/usage_views.h"
@@ -19,7 +20,7 @@ namespace rg {
 
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+using adminjson::Writer;
 
 constexpr int64_t kHourMs = 3600000;
 constexpr int64_t kDayMs = 24 * kHourMs;
@@ -28,20 +29,8 @@ constexpr size_t kDefaultTop = 10;
 
 // ---- Answers (the shape of every admin error) --------------------------------------------------
 
-template <typename Fn>
-AdminResponse jsonAnswer(int status, Fn&& fn) {
-  rapidjson::StringBuffer sb;
-  Writer w(sb);
-  fn(w);
-  AdminResponse r;
-  r.status = status;
-  r.body.assign(sb.GetString(), sb.GetSize());
-  return r;
-}
-
-void str(Writer& w, const std::string& s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
+using adminjson::jsonResponse;
+using adminjson::str;
 
 void field(Writer& w, const char* k, const std::string& v) {
   w.Key(k);
@@ -53,31 +42,7 @@ void field(Writer& w, const char* k, int64_t v) {
   w.Int64(v);
 }
 
-AdminResponse errorAnswer(int status, const std::string& message) {
-  const char* type = status == 404   ? "not_found_error"
-                     : status >= 500 ? "api_error"
-                                     : "invalid_request_error";
-  return jsonAnswer(status, [&](Writer& w) {
-    w.StartObject();
-    w.Key("error");
-    w.StartObject();
-    field(w, "type", std::string(type));
-    field(w, "message", message);
-    w.EndObject();
-    w.EndObject();
-  });
-}
-
-AdminResponse storageError(const Status& s) {
-  if (s.code() == Code::kUnavailable || s.code() == Code::kDeadlineExceeded) {
-    return errorAnswer(503, s.message());
-  }
-  if (s.code() == Code::kInvalidArgument) {
-    return errorAnswer(400, s.message());
-  }
-  spdlog::error("admin usage api: {}", s.toString());
-  return errorAnswer(500, s.message());
-}
+using adminjson::errorResponse;
 
 // ---- Query -------------------------------------------------------------------------------------
 
@@ -233,34 +198,34 @@ AdminResponse seriesAnswer(const std::map<std::string, std::string>& q, const Us
   } else if (dimName == "model") {
     dim = UsageDim::kModel;
   } else if (dimName != "key") {
-    return errorAnswer(400, "dim: expected key, account or model, got \"" + dimName + "\"");
+    return errorResponse(400, "dim: expected key, account or model, got \"" + dimName + "\"");
   }
   std::string byModel = param(q, "by_model");
   bool perModel = byModel == "1" || byModel == "true";
   if (!byModel.empty() && !perModel && byModel != "0" && byModel != "false") {
-    return errorAnswer(400, "by_model: expected 1 or 0, got \"" + byModel + "\"");
+    return errorResponse(400, "by_model: expected 1 or 0, got \"" + byModel + "\"");
   }
   if (perModel && dim != UsageDim::kKey) {
-    return errorAnswer(400, "by_model=1 needs dim=key");
+    return errorResponse(400, "by_model=1 needs dim=key");
   }
   std::string id = param(q, "id");
   if (id.empty()) {
-    return errorAnswer(400, "id is required (the " + dimName + " to show)");
+    return errorResponse(400, "id is required (the " + dimName + " to show)");
   }
   auto range = readRange(q, d.clock->nowUnixMs(), tz);
   if (!range) {
-    return errorAnswer(400, range.status().message());
+    return errorResponse(400, range.status().message());
   }
   auto points = d.store->usage().series(perModel ? UsageDim::kKeyModel : dim, id, range->bucket,
                                         range->labels);
   if (!points) {
-    return storageError(points.status());
+    return errorResponse(points.status());
   }
   TokenCounts total;
   for (const auto& p : *points) {
     total.add(p.counts);
   }
-  return jsonAnswer(200, [&](Writer& w) {
+  return jsonResponse(200, [&](Writer& w) {
     w.StartObject();
     field(w, "dim", dimName);
     field(w, "id", id);
@@ -291,25 +256,25 @@ AdminResponse topAnswer(const std::map<std::string, std::string>& q, const Usage
                         const TimeZone& tz) {
   auto limit = parseLimit(q, kDefaultTop);
   if (!limit) {
-    return errorAnswer(400, limit.status().message());
+    return errorResponse(400, limit.status().message());
   }
   auto range = readRange(q, d.clock->nowUnixMs(), tz);
   if (!range) {
-    return errorAnswer(400, range.status().message());
+    return errorResponse(400, range.status().message());
   }
   auto top = d.store->usage().topKeys(range->bucket, range->labels, *limit);
   if (!top) {
-    return storageError(top.status());
+    return errorResponse(top.status());
   }
   auto keys = d.store->keys().list();
   if (!keys) {
-    return storageError(keys.status());
+    return errorResponse(keys.status());
   }
   std::map<std::string, std::string> names;
   for (const auto& k : *keys) {
     names[k.id] = k.name;
   }
-  return jsonAnswer(200, [&](Writer& w) {
+  return jsonResponse(200, [&](Writer& w) {
     w.StartObject();
     rangeFields(w, *range, tz);
     w.Key("keys");
@@ -334,17 +299,17 @@ AdminResponse recentAnswer(const std::map<std::string, std::string>& q, const Us
                            const TimeZone& tz) {
   std::string key = param(q, "key");
   if (key.empty()) {
-    return errorAnswer(400, "key is required (a gateway key id)");
+    return errorResponse(400, "key is required (a gateway key id)");
   }
   auto limit = parseLimit(q, kDefaultRecent);
   if (!limit) {
-    return errorAnswer(400, limit.status().message());
+    return errorResponse(400, limit.status().message());
   }
   auto records = d.store->usage().recent(key, *limit);
   if (!records) {
-    return storageError(records.status());
+    return errorResponse(records.status());
   }
-  return jsonAnswer(200, [&](Writer& w) {
+  return jsonResponse(200, [&](Writer& w) {
     w.StartObject();
     field(w, "key_id", key);
     field(w, "time_zone", tz.name());
@@ -392,12 +357,12 @@ std::optional<AdminResponse> handleUsageRoute(const AdminRequest& req, const Usa
     return std::nullopt;
   }
   if (req.method != "GET") {
-    AdminResponse r = errorAnswer(405, "method " + req.method + " not allowed on " + req.path);
+    AdminResponse r = errorResponse(405, "method " + req.method + " not allowed on " + req.path);
     r.headers.emplace_back("Allow", "GET");
     return r;
   }
   if (deps.store == nullptr || deps.clock == nullptr) {
-    return errorAnswer(501, "usage views are not configured on this server");
+    return errorResponse(501, "usage views are not configured on this server");
   }
   static const TimeZone kUtc = TimeZone::utc();
   const TimeZone& tz = deps.timeZone != nullptr ? *deps.timeZone : kUtc;
@@ -414,7 +379,7 @@ std::optional<AdminResponse> handleUsageRoute(const AdminRequest& req, const Usa
   } catch (const std::exception& e) {
     spdlog::error("admin usage api: {} {} failed: {}", req.method, req.path, e.what());
   }
-  return errorAnswer(500, "internal error");
+  return errorResponse(500, "internal error");
 }
 
 }  // namespace rg
