@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -378,6 +379,37 @@ std::string gatewayConfigYaml(const GatewayYaml& cfg) {
   y += "plugins:\n  directory: " + cfg.pluginDir + "\n  enabled:\n    - name: claude\n";
   y += "scheduler:\n  state_refresh_ms: " + std::to_string(cfg.stateRefreshMs) + "\n";
   return y + cfg.extra;
+}
+
+std::string writeGatewayConfig(const std::string& dir, const GatewayYaml& cfg) {
+  std::string path = dir + "/relaygate.yaml";
+  writeFile(path, gatewayConfigYaml(cfg));
+  return path;
+}
+
+CommandResult runCli(const std::string& binary, const std::string& configPath,
+                     std::vector<std::string> args) {
+  args.insert(args.begin() + std::min<std::ptrdiff_t>(2, static_cast<std::ptrdiff_t>(args.size())),
+              {"--config", configPath});
+  return runCommand(binary, args);
+}
+
+std::string addConsoleAccount(const std::string& binary, const std::string& configPath,
+                              const std::string& name, const std::string& baseUrl,
+                              const std::string& apiKey, int priority,
+                              const std::vector<std::string>& extra, CommandResult* result) {
+  std::vector<std::string> args = {"accounts",  "add",  "--type",     "claude-console",
+                                   "--name",    name,   "--base-url", baseUrl,
+                                   "--api-key", apiKey, "--priority", std::to_string(priority)};
+  args.insert(args.end(), extra.begin(), extra.end());
+  CommandResult r = runCli(binary, configPath, args);
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  std::string id = r.lastLine();
+  EXPECT_TRUE(std::regex_match(id, std::regex("[0-9a-f-]{36}"))) << r.out;
+  if (result != nullptr) {
+    *result = std::move(r);
+  }
+  return id;
 }
 
 std::string testKeyPrefix(const std::string& tag) {

@@ -99,6 +99,23 @@ struct GatewayYaml {
 
 std::string gatewayConfigYaml(const GatewayYaml& cfg);
 
+// Writes gatewayConfigYaml(cfg) to <dir>/relaygate.yaml and returns that path.
+std::string writeGatewayConfig(const std::string& dir, const GatewayYaml& cfg);
+
+// Runs the CLI command `args` of `binary` (its two words first: "accounts", "add", ...) with
+// "--config <configPath>" after those two words.
+CommandResult runCli(const std::string& binary, const std::string& configPath,
+                     std::vector<std::string> args);
+
+// `accounts add` of a claude-console account with `apiKey` on `baseUrl` at `priority`, plus
+// `extra` arguments: expects success and the new id (a UUID, alone on the last line of stdout),
+// and returns that id. The whole result goes to *result when given.
+std::string addConsoleAccount(const std::string& binary, const std::string& configPath,
+                              const std::string& name, const std::string& baseUrl,
+                              const std::string& apiKey, int priority,
+                              const std::vector<std::string>& extra = {},
+                              CommandResult* result = nullptr);
+
 // "<tag><pid>_<current test name>:" with '/' replaced, unique per process and parameterised test.
 std::string testKeyPrefix(const std::string& tag);
 

@@ -104,6 +104,51 @@ class StoreBackendTest : public ::testing::TestWithParam<std::string> {
   int redisPoolSize_;
 };
 
+// The counts of makeUsageEvent(..., base) times `requests`: every field a multiple of `base`, so
+// that sums name their parts (money beyond 32 bits for large bases).
+inline rg::TokenCounts countsOf(int64_t requests, int64_t base) {
+  rg::TokenCounts c;
+  c.requests = requests;
+  c.inputTokens = base;
+  c.outputTokens = base * 2;
+  c.cacheCreate5mTokens = base * 3;
+  c.cacheCreate1hTokens = base * 4;
+  c.cacheReadTokens = base * 5;
+  c.costMicroUsd = base * 1'000'003;
+  c.billedMicroUsd = base * 2'000'007;
+  return c;
+}
+
+// An event with every field set and the counts countsOf(1, base). `when` is its hour bucket
+// "YYYY-MM-DDTHH" (its day and month taken from it), or a day "YYYY-MM-DD" alone: the event then
+// carries its day only, as the callers before the time buckets booked.
+inline rg::UsageEvent makeUsageEvent(const std::string& rid, const std::string& key,
+                                     const std::string& acct, const std::string& model,
+                                     const std::string& when, int64_t base) {
+  rg::UsageEvent ev;
+  ev.requestId = rid;
+  ev.keyId = key;
+  ev.accountId = acct;
+  ev.model = model;
+  if (when.size() > 10) {
+    ev.hour = when;
+    ev.day = when.substr(0, 10);
+    ev.month = when.substr(0, 7);
+  } else {
+    ev.day = when;
+  }
+  ev.unixMs = 1'700'000'000'000 + base;
+  ev.provider = "claude";
+  ev.upstreamModel = model + "-upstream";
+  ev.status = 200;
+  ev.stream = true;
+  ev.firstByteMs = 120 + base;
+  ev.totalMs = 900 + base;
+  ev.client = "claude-cli";
+  ev.counts = countsOf(1, base);
+  return ev;
+}
+
 // A finished, streamed request of `counts` at `unixMs`, with its hour, day and month buckets in
 // `tz` (as the gateway computes them).
 inline rg::UsageEvent zonedUsageEvent(const rg::TimeZone& tz, const std::string& requestId,

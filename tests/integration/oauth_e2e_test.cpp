@@ -26,7 +26,7 @@
 #include "fakes/fake_anthropic.h"
 #include "fakes/fake_oauth.h"
 #include "fakes/gateway_process.h"
-#include "fakes/redis_harness.h"
+#include "fakes/store_backends.h"
 #include "fakes/support.h"
 #include "fakes/test_proxy.h"
 
@@ -59,11 +59,6 @@ int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
-}
-
-rgtest::RedisServer& sharedRedis() {
-  static rgtest::RedisServer server;
-  return server;
 }
 
 rapidjson::Document parse(const std::string& text) {
@@ -133,11 +128,7 @@ class OAuthE2E : public ::testing::TestWithParam<std::string> {
     }
     // The background refresher is off: the request path alone must refresh, so each test knows
     // who made the one refresh it counts.
-    rgtest::GatewayYaml y;
-    y.backend = GetParam();
-    y.dataDir = dir_.file("data");
-    y.redisUrl = redis() ? sharedRedis().url() : std::string();
-    y.keyPrefix = rgtest::testKeyPrefix("oae");
+    rgtest::GatewayYaml y = rgtest::gatewayStorageYaml(GetParam(), dir_, "oae");
     y.masterKey = kMasterKey;
     y.pluginDir = kPluginDir;
     y.workerThreads = 128;
@@ -147,14 +138,11 @@ class OAuthE2E : public ::testing::TestWithParam<std::string> {
               "\n    authorize_url: " + oauth_.baseUrl() +
               "/oauth/authorize\n    refresh_interval_ms: 0\n" +
               (generatedAdminToken ? std::string() : "admin:\n  token: " + kAdminToken + "\n");
-    std::string cfg = rgtest::gatewayConfigYaml(y);
-    config_ = dir_.file("relaygate.yaml");
-    rgtest::writeFile(config_, cfg);
+    config_ = rgtest::writeGatewayConfig(dir_.path(), y);
   }
 
   rgtest::CommandResult cli(std::vector<std::string> args) {
-    args.insert(args.begin() + 2, {"--config", config_});
-    auto r = rgtest::runCommand(kBin, args);
+    auto r = rgtest::runCli(kBin, config_, std::move(args));
     cliOutputs_.push_back(r.out + r.err);
     return r;
   }

@@ -21,7 +21,6 @@
 #include <cerrno>
 #include <chrono>
 #include <memory>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -30,7 +29,7 @@
 
 #include "fakes/fake_anthropic.h"
 #include "fakes/gateway_process.h"
-#include "fakes/redis_harness.h"
+#include "fakes/store_backends.h"
 #include "fakes/support.h"
 #include "fakes/test_proxy.h"
 
@@ -58,11 +57,6 @@ std::string body(const std::string& model, bool stream = false) {
   static std::atomic<int> n{0};
   return R"({"model":")" + model + R"(","max_tokens":16)" + (stream ? R"(,"stream":true)" : "") +
          R"(,"messages":[{"role":"user","content":"Hello )" + std::to_string(++n) + R"("}]})";
-}
-
-rgtest::RedisServer& sharedRedis() {
-  static rgtest::RedisServer server;
-  return server;
 }
 
 rapidjson::Document parse(const std::string& text) {
@@ -153,38 +147,25 @@ class ProxyAdminE2E : public ::testing::TestWithParam<std::string> {
 
   // adminYaml: the whole admin: section ("" = the defaults: enabled, generated token).
   void writeConfig(const std::string& adminYaml, const std::string& schedulerYaml = "") {
-    rgtest::GatewayYaml y;
-    y.backend = GetParam();
-    y.dataDir = dir_.file("data");
-    y.redisUrl = redis() ? sharedRedis().url() : std::string();
-    y.keyPrefix = rgtest::testKeyPrefix("pae");
+    rgtest::GatewayYaml y = rgtest::gatewayStorageYaml(GetParam(), dir_, "pae");
     y.masterKey = kMasterKey;
     y.pluginDir = kPluginDir;
     y.extra = schedulerYaml + adminYaml;
-    std::string cfg = rgtest::gatewayConfigYaml(y);
-    config_ = dir_.file("relaygate.yaml");
-    rgtest::writeFile(config_, cfg);
+    config_ = rgtest::writeGatewayConfig(dir_.path(), y);
   }
 
   rgtest::CommandResult cli(std::vector<std::string> args) {
-    args.insert(args.begin() + 2, {"--config", config_});
-    return rgtest::runCommand(kBin, args);
+    return rgtest::runCli(kBin, config_, std::move(args));
   }
 
   std::string addAccount(const std::string& name, const std::string& key, int priority,
-                         std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"accounts",  "add", "--type",     "claude-console",
-                                     "--name",    name,  "--base-url", upstream_.baseUrl(),
-                                     "--api-key", key,   "--priority", std::to_string(priority)};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto r = cli(args);
-    EXPECT_EQ(r.exitCode, 0) << r.err;
+                         const std::vector<std::string>& extra = {}) {
+    rgtest::CommandResult r;
+    std::string id = rgtest::addConsoleAccount(kBin, config_, name, upstream_.baseUrl(), key,
+                                               priority, extra, &r);
     for (const std::string& secret : {key, kProxyPassword, kWrongPassword}) {
       EXPECT_EQ((r.out + r.err).find(secret), std::string::npos) << "CLI printed a secret";
     }
-    // `accounts add` prints the new id alone on its last line.
-    std::string id = r.lastLine();
-    EXPECT_TRUE(std::regex_match(id, std::regex("[0-9a-f-]{36}"))) << r.out;
     return id;
   }
 

@@ -17,7 +17,7 @@
 
 #include "fakes/fake_anthropic.h"
 #include "fakes/gateway_process.h"
-#include "fakes/redis_harness.h"
+#include "fakes/store_backends.h"
 #include "fakes/support.h"
 
 namespace {
@@ -45,11 +45,6 @@ std::string body(const std::string& model, bool stream = false, const std::strin
          meta + R"(,"messages":[{"role":"user","content":")" + text + R"("}]})";
 }
 
-rgtest::RedisServer& sharedRedis() {
-  static rgtest::RedisServer server;
-  return server;
-}
-
 class SchedulerE2E : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override { ASSERT_TRUE(upstream_.start()); }
@@ -66,38 +61,24 @@ class SchedulerE2E : public ::testing::TestWithParam<std::string> {
   bool redis() const { return GetParam() == "redis"; }
 
   void writeConfig(const std::string& schedulerYaml) {
-    prefix_ = rgtest::testKeyPrefix("sch");
-    rgtest::GatewayYaml y;
-    y.backend = GetParam();
-    y.dataDir = dir_.file("data");
-    y.redisUrl = redis() ? sharedRedis().url() : std::string();
-    y.keyPrefix = prefix_;
+    rgtest::GatewayYaml y = rgtest::gatewayStorageYaml(GetParam(), dir_, "sch");
+    prefix_ = y.keyPrefix;
     y.masterKey = kMasterKey;
     y.pluginDir = kPluginDir;
     y.workerThreads = 256;
     y.redisPoolSize = 32;
     y.extra = schedulerYaml;
-    std::string cfg = rgtest::gatewayConfigYaml(y);
-    config_ = dir_.file("relaygate.yaml");
-    rgtest::writeFile(config_, cfg);
+    config_ = rgtest::writeGatewayConfig(dir_.path(), y);
   }
 
   rgtest::CommandResult cli(std::vector<std::string> args) {
-    args.insert(args.begin() + 2, {"--config", config_});
-    return rgtest::runCommand(kBin, args);
+    return rgtest::runCli(kBin, config_, std::move(args));
   }
 
   std::string addAccount(const std::string& name, const std::string& key, int priority,
-                         std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"accounts",  "add", "--type",     "claude-console",
-                                     "--name",    name,  "--base-url", upstream_.baseUrl(),
-                                     "--api-key", key,   "--priority", std::to_string(priority)};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto r = cli(args);
-    EXPECT_EQ(r.exitCode, 0) << r.err;
-    std::string id = r.lastLine();  // `accounts add` prints the new id alone on its last line
-    EXPECT_EQ(id.size(), 36u) << r.out;
-    return id;
+                         const std::vector<std::string>& extra = {}) {
+    return rgtest::addConsoleAccount(kBin, config_, name, upstream_.baseUrl(), key, priority,
+                                     extra);
   }
 
   // Three accounts (A preferred), a key with a concurrency limit, one gateway.
@@ -354,19 +335,13 @@ TEST(SchedulerTwoInstances, ShareCooldownsAndStickyMappings) {
   FakeAnthropic upstream;
   ASSERT_TRUE(upstream.start());
   std::string prefix = "two" + std::to_string(::getpid()) + ":";
-  rgtest::GatewayYaml y;
-  y.backend = "redis";
-  y.dataDir = dir.file("data");
-  y.redisUrl = sharedRedis().url();
+  rgtest::GatewayYaml y = rgtest::gatewayStorageYaml("redis", dir, "two");
   y.keyPrefix = prefix;
   y.masterKey = kMasterKey;
   y.pluginDir = kPluginDir;
-  std::string cfg = rgtest::gatewayConfigYaml(y);
-  std::string config = dir.file("relaygate.yaml");
-  rgtest::writeFile(config, cfg);
+  std::string config = rgtest::writeGatewayConfig(dir.path(), y);
   auto run = [&](std::vector<std::string> args) {
-    args.insert(args.begin() + 2, {"--config", config});
-    return rgtest::runCommand(kBin, args);
+    return rgtest::runCli(kBin, config, std::move(args));
   };
   for (auto [name, key] :
        {std::pair<std::string, std::string>{"a", kKeyA}, {"b", kKeyB}, {"c", kKeyC}}) {

@@ -152,35 +152,6 @@ void expectAccountModelDefaults(const rg::AccountRecord& r) {
   EXPECT_TRUE(r.secretsSealed.empty());
 }
 
-rg::UsageEvent makeEvent(const std::string& rid, const std::string& key, const std::string& acct,
-                         const std::string& model, const std::string& day, int64_t base) {
-  rg::UsageEvent ev;
-  ev.requestId = rid;
-  ev.keyId = key;
-  ev.accountId = acct;
-  ev.model = model;
-  ev.day = day;
-  ev.unixMs = 1'700'000'000'000;
-  ev.counts.requests = 1;
-  ev.counts.inputTokens = base;
-  ev.counts.outputTokens = base * 2;
-  ev.counts.cacheCreate5mTokens = base * 3;
-  ev.counts.cacheCreate1hTokens = base * 4;
-  ev.counts.cacheReadTokens = base * 5;
-  return ev;
-}
-
-rg::TokenCounts countsOf(int64_t requests, int64_t base) {
-  rg::TokenCounts c;
-  c.requests = requests;
-  c.inputTokens = base;
-  c.outputTokens = base * 2;
-  c.cacheCreate5mTokens = base * 3;
-  c.cacheCreate1hTokens = base * 4;
-  c.cacheReadTokens = base * 5;
-  return c;
-}
-
 // An admission of request `rid` for a minute that opens a one-minute window of `windowRequests`
 // requests (and holds one of `concurrency` slots when that is set).
 rg::AdmitRequest windowAdmission(const std::string& key, const std::string& rid,
@@ -331,9 +302,9 @@ TEST_P(Conformance, AccountCrudAndTouch) {
 
 TEST_P(Conformance, UsageAggregatesAndIdempotency) {
   rg::UsageStore& u = store_->usage();
-  auto e1 = makeEvent("req-1", "key-1", "acct-1", "claude-sonnet", "2025-01-01", 10);
-  auto e2 = makeEvent("req-2", "key-1", "acct-1", "claude-haiku", "2025-01-01", 100);
-  auto e3 = makeEvent("req-3", "key-1", "acct-2", "claude-sonnet", "2025-01-02", 1000);
+  auto e1 = makeUsageEvent("req-1", "key-1", "acct-1", "claude-sonnet", "2025-01-01", 10);
+  auto e2 = makeUsageEvent("req-2", "key-1", "acct-1", "claude-haiku", "2025-01-01", 100);
+  auto e3 = makeUsageEvent("req-3", "key-1", "acct-2", "claude-sonnet", "2025-01-02", 1000);
   auto r1 = u.record(e1);
   ASSERT_TRUE(r1);
   EXPECT_TRUE(*r1);
@@ -380,10 +351,10 @@ TEST_P(Conformance, UsageAggregatesAndIdempotency) {
 
 TEST_P(Conformance, UsageCostsAreSummedAndBookedOnce) {
   rg::UsageStore& u = store_->usage();
-  auto e1 = makeEvent("cost-1", "key-c", "acct-c", "claude-sonnet", "2025-03-01", 10);
+  auto e1 = makeUsageEvent("cost-1", "key-c", "acct-c", "claude-sonnet", "2025-03-01", 10);
   e1.counts.costMicroUsd = 1'234;
   e1.counts.billedMicroUsd = 2'468;
-  auto e2 = makeEvent("cost-2", "key-c", "acct-c", "claude-haiku", "2025-03-01", 20);
+  auto e2 = makeUsageEvent("cost-2", "key-c", "acct-c", "claude-haiku", "2025-03-01", 20);
   e2.counts.costMicroUsd = 7'000'000'000;  // $7,000: beyond 32 bits
   e2.counts.billedMicroUsd = 7'000'000'001;
   ASSERT_TRUE(u.record(e1));
@@ -429,7 +400,7 @@ TEST_P(Conformance, UsageCostsAreSummedAndBookedOnce) {
 }
 
 TEST_P(Conformance, UsageModelNamesWithColons) {
-  auto ev = makeEvent("req-x", "key-9", "acct-9", "vendor:model:v2", "2025-02-02", 7);
+  auto ev = makeUsageEvent("req-x", "key-9", "acct-9", "vendor:model:v2", "2025-02-02", 7);
   ASSERT_TRUE(store_->usage().record(ev));
   auto models = store_->usage().keyModelsDaily("key-9", "2025-02-02");
   ASSERT_TRUE(models);
@@ -946,8 +917,8 @@ class EmbeddedConformance : public ::testing::Test {
     ASSERT_TRUE(s.keys().remove("k2"));
     ASSERT_TRUE(s.accounts().create(makeAccount("a1", 10)));
     ASSERT_TRUE(s.accounts().touchLastUsed("a1", 777));
-    ASSERT_TRUE(s.usage().record(makeEvent("r1", "k1", "a1", "m1", "2025-01-01", 10)));
-    ASSERT_TRUE(s.usage().record(makeEvent("r2", "k1", "a1", "m2", "2025-01-01", 20)));
+    ASSERT_TRUE(s.usage().record(makeUsageEvent("r1", "k1", "a1", "m1", "2025-01-01", 10)));
+    ASSERT_TRUE(s.usage().record(makeUsageEvent("r2", "k1", "a1", "m2", "2025-01-01", 20)));
     ASSERT_TRUE(s.settings().set("site", "relaygate", 0));
     ASSERT_TRUE(s.pluginKv().set("claude/token", "abc", 0));
     ASSERT_TRUE(s.pluginKv().set("gone", "x", 0));
@@ -975,7 +946,7 @@ class EmbeddedConformance : public ::testing::Test {
     ASSERT_TRUE(acct);
     EXPECT_EQ(*acct, countsOf(2, 30));
     // The booked request ids survive too: a retry after restart books nothing.
-    auto again = s.usage().record(makeEvent("r1", "k1", "a1", "m1", "2025-01-01", 10));
+    auto again = s.usage().record(makeUsageEvent("r1", "k1", "a1", "m1", "2025-01-01", 10));
     ASSERT_TRUE(again);
     EXPECT_FALSE(*again);
     auto site = s.settings().get("site");
@@ -1182,7 +1153,7 @@ TEST_F(EmbeddedConformance, UsageLinesWithoutCostsReadBackAsZeroCost) {
   EXPECT_EQ(total->costMicroUsd, 0);
   EXPECT_EQ(total->billedMicroUsd, 0);
   // New bookings add to the old totals.
-  auto ev = makeEvent("new-1", "k-old", "a-old", "m", "2025-01-01", 1);
+  auto ev = makeUsageEvent("new-1", "k-old", "a-old", "m", "2025-01-01", 1);
   ev.counts.costMicroUsd = 42;
   ev.counts.billedMicroUsd = 84;
   ASSERT_TRUE((*s)->usage().record(ev));
@@ -1292,7 +1263,7 @@ TEST_F(EmbeddedConformance, WriteThatTriggersCompactionIsKept) {
     for (int i = 0; i < kWrites; ++i) {
       ASSERT_TRUE((*s)->settings().set("k" + std::to_string(i), std::to_string(i), 0));
       ASSERT_TRUE((*s)->usage().record(
-          makeEvent("r" + std::to_string(i), "key", "acct", "m", "2025-01-01", 1)));
+          makeUsageEvent("r" + std::to_string(i), "key", "acct", "m", "2025-01-01", 1)));
     }
   }
   auto s = open(1024);
@@ -1323,8 +1294,8 @@ TEST_F(EmbeddedConformance, SurvivesKill9) {
     bool ok = st.keys().create(makeKey("k1", "h1", 10)).isOk() &&
               st.accounts().create(makeAccount("a1", 10)).isOk() &&
               st.accounts().touchLastUsed("a1", 777).isOk() &&
-              st.usage().record(makeEvent("r1", "k1", "a1", "m1", "2025-01-01", 10)).isOk() &&
-              st.usage().record(makeEvent("r2", "k1", "a1", "m2", "2025-01-01", 20)).isOk() &&
+              st.usage().record(makeUsageEvent("r1", "k1", "a1", "m1", "2025-01-01", 10)).isOk() &&
+              st.usage().record(makeUsageEvent("r2", "k1", "a1", "m2", "2025-01-01", 20)).isOk() &&
               st.settings().set("site", "relaygate", 0).isOk() &&
               st.pluginKv().set("claude/token", "abc", 0).isOk();
     if (!ok) {
@@ -1348,7 +1319,7 @@ TEST_F(EmbeddedConformance, SurvivesKill9) {
   auto total = st.usage().keyTotal("k1");
   ASSERT_TRUE(total);
   EXPECT_EQ(*total, countsOf(2, 30));
-  auto again = st.usage().record(makeEvent("r2", "k1", "a1", "m2", "2025-01-01", 20));
+  auto again = st.usage().record(makeUsageEvent("r2", "k1", "a1", "m2", "2025-01-01", 20));
   ASSERT_TRUE(again);
   EXPECT_FALSE(*again);
   auto tok = st.pluginKv().get("claude/token");
@@ -1507,8 +1478,8 @@ TEST_F(RedisConformance, PrefixIsolationAndLayout) {
   ASSERT_TRUE((*a)->keys().create(makeKey("k1", "h1", 1)));
   ASSERT_TRUE((*b)->keys().create(makeKey("k1", "h1", 1)));  // same id and hash: other prefix
   ASSERT_TRUE((*a)->settings().set("s", "A", 0));
-  ASSERT_TRUE((*a)->usage().record(makeEvent("r", "k1", "a1", "m", "2025-01-01", 1)));
-  auto bRecord = (*b)->usage().record(makeEvent("r", "k1", "a1", "m", "2025-01-01", 1));
+  ASSERT_TRUE((*a)->usage().record(makeUsageEvent("r", "k1", "a1", "m", "2025-01-01", 1)));
+  auto bRecord = (*b)->usage().record(makeUsageEvent("r", "k1", "a1", "m", "2025-01-01", 1));
   ASSERT_TRUE(bRecord);
   EXPECT_TRUE(*bRecord);  // request ids are per prefix too
   ASSERT_TRUE((*a)->limits().acquireLease("key:k1", "h", 1, 10000));

@@ -29,49 +29,6 @@ using rg::TokenCounts;
 using rg::UsageBucket;
 using rg::UsageDim;
 
-// An event with every field set; `base` scales the counts so sums identify their parts.
-rg::UsageEvent makeEvent(const std::string& rid, const std::string& key, const std::string& acct,
-                         const std::string& model, const std::string& hour, int64_t base) {
-  rg::UsageEvent ev;
-  ev.requestId = rid;
-  ev.keyId = key;
-  ev.accountId = acct;
-  ev.model = model;
-  ev.hour = hour;               // "YYYY-MM-DDTHH"
-  ev.day = hour.substr(0, 10);  // "YYYY-MM-DD"
-  ev.month = hour.substr(0, 7);
-  ev.unixMs = 1'700'000'000'000 + base;
-  ev.provider = "claude";
-  ev.upstreamModel = model + "-upstream";
-  ev.status = 200;
-  ev.stream = true;
-  ev.firstByteMs = 120 + base;
-  ev.totalMs = 900 + base;
-  ev.client = "claude-cli";
-  ev.counts.requests = 1;
-  ev.counts.inputTokens = base;
-  ev.counts.outputTokens = base * 2;
-  ev.counts.cacheCreate5mTokens = base * 3;
-  ev.counts.cacheCreate1hTokens = base * 4;
-  ev.counts.cacheReadTokens = base * 5;
-  ev.counts.costMicroUsd = base * 1'000'003;  // beyond 32 bits for large bases
-  ev.counts.billedMicroUsd = base * 2'000'007;
-  return ev;
-}
-
-TokenCounts countsOf(int64_t requests, int64_t base) {
-  TokenCounts c;
-  c.requests = requests;
-  c.inputTokens = base;
-  c.outputTokens = base * 2;
-  c.cacheCreate5mTokens = base * 3;
-  c.cacheCreate1hTokens = base * 4;
-  c.cacheReadTokens = base * 5;
-  c.costMicroUsd = base * 1'000'003;
-  c.billedMicroUsd = base * 2'000'007;
-  return c;
-}
-
 void expectSameEvent(const rg::UsageEvent& a, const rg::UsageEvent& b) {
   EXPECT_EQ(a.requestId, b.requestId);
   EXPECT_EQ(a.keyId, b.keyId);
@@ -191,10 +148,10 @@ class UsageRecords : public StoreBackendTest {
 
 TEST_P(UsageRecords, BookingFillsEveryDimensionBucketAndLifetime) {
   rg::UsageStore& u = store_->usage();
-  ASSERT_TRUE(u.record(makeEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
-  ASSERT_TRUE(u.record(makeEvent("r2", "key-1", "acct-2", "haiku", "2025-05-01T11", 10)));
-  ASSERT_TRUE(u.record(makeEvent("r3", "key-2", "acct-1", "sonnet", "2025-05-02T10", 100)));
-  ASSERT_TRUE(u.record(makeEvent("r4", "key-1", "acct-1", "sonnet", "2025-06-01T00", 1000)));
+  ASSERT_TRUE(u.record(makeUsageEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
+  ASSERT_TRUE(u.record(makeUsageEvent("r2", "key-1", "acct-2", "haiku", "2025-05-01T11", 10)));
+  ASSERT_TRUE(u.record(makeUsageEvent("r3", "key-2", "acct-1", "sonnet", "2025-05-02T10", 100)));
+  ASSERT_TRUE(u.record(makeUsageEvent("r4", "key-1", "acct-1", "sonnet", "2025-06-01T00", 1000)));
 
   const UsageBucket H = UsageBucket::kHour, D = UsageBucket::kDay, M = UsageBucket::kMonth;
   // key
@@ -250,7 +207,7 @@ TEST_P(UsageRecords, BookingFillsEveryDimensionBucketAndLifetime) {
 
 TEST_P(UsageRecords, EmptyAccountIsNotBooked) {
   rg::UsageStore& u = store_->usage();
-  ASSERT_TRUE(u.record(makeEvent("r1", "key-1", "", "sonnet", "2025-05-01T10", 3)));
+  ASSERT_TRUE(u.record(makeUsageEvent("r1", "key-1", "", "sonnet", "2025-05-01T10", 3)));
   EXPECT_EQ(life(u, UsageDim::kKey, "key-1"), countsOf(1, 3));
   EXPECT_EQ(life(u, UsageDim::kModel, "sonnet"), countsOf(1, 3));
   EXPECT_EQ(life(u, UsageDim::kAccount, ""), TokenCounts());
@@ -259,7 +216,7 @@ TEST_P(UsageRecords, EmptyAccountIsNotBooked) {
 
 TEST_P(UsageRecords, SecondRecordWithTheSameIdChangesNothing) {
   rg::UsageStore& u = store_->usage();
-  auto ev = makeEvent("dup", "key-1", "acct-1", "sonnet", "2025-05-01T10", 7);
+  auto ev = makeUsageEvent("dup", "key-1", "acct-1", "sonnet", "2025-05-01T10", 7);
   auto first = u.record(ev);
   ASSERT_TRUE(first);
   EXPECT_TRUE(*first);
@@ -289,11 +246,11 @@ TEST_P(UsageRecords, RecentListIsNewestFirstCappedAndKeepsEveryField) {
   u.setRetention(ret);
   std::vector<rg::UsageEvent> evs;
   for (int i = 0; i < 5; ++i) {
-    evs.push_back(makeEvent("r" + std::to_string(i), "key-1", "acct-1", "m:odel|x",
-                            "2025-05-01T1" + std::to_string(i), i + 1));
+    evs.push_back(makeUsageEvent("r" + std::to_string(i), "key-1", "acct-1", "m:odel|x",
+                                 "2025-05-01T1" + std::to_string(i), i + 1));
     ASSERT_TRUE(u.record(evs.back()));
   }
-  ASSERT_TRUE(u.record(makeEvent("other", "key-2", "acct-1", "m", "2025-05-01T10", 1)));
+  ASSERT_TRUE(u.record(makeUsageEvent("other", "key-2", "acct-1", "m", "2025-05-01T10", 1)));
 
   auto r = u.recent("key-1", 10);
   ASSERT_TRUE(r);
@@ -323,15 +280,15 @@ TEST_P(UsageRecords, RecentListIsNewestFirstCappedAndKeepsEveryField) {
   // recentPerKey 0 keeps no more records.
   ret.recentPerKey = 0;
   u.setRetention(ret);
-  ASSERT_TRUE(u.record(makeEvent("r9", "key-2", "acct-1", "m", "2025-05-01T10", 1)));
+  ASSERT_TRUE(u.record(makeUsageEvent("r9", "key-2", "acct-1", "m", "2025-05-01T10", 1)));
   EXPECT_EQ(recentIds(u, "key-2", 10), (std::vector<std::string>{"other"}));
 }
 
 TEST_P(UsageRecords, SeriesListsTheBucketsAskedForWithZerosForEmptyOnes) {
   rg::UsageStore& u = store_->usage();
-  ASSERT_TRUE(u.record(makeEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
-  ASSERT_TRUE(u.record(makeEvent("r2", "key-1", "acct-1", "haiku", "2025-05-03T10", 10)));
-  ASSERT_TRUE(u.record(makeEvent("r3", "key-1", "acct-1", "sonnet", "2025-05-03T11", 100)));
+  ASSERT_TRUE(u.record(makeUsageEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
+  ASSERT_TRUE(u.record(makeUsageEvent("r2", "key-1", "acct-1", "haiku", "2025-05-03T10", 10)));
+  ASSERT_TRUE(u.record(makeUsageEvent("r3", "key-1", "acct-1", "sonnet", "2025-05-03T11", 100)));
 
   std::vector<std::string> days = {"2025-05-03", "2025-05-02", "2025-05-01"};
   auto s = u.series(UsageDim::kKey, "key-1", UsageBucket::kDay, days);
@@ -371,10 +328,10 @@ TEST_P(UsageRecords, SeriesListsTheBucketsAskedForWithZerosForEmptyOnes) {
 TEST_P(UsageRecords, EventsWithoutTimeBucketsGetThemFromUnixMsInUtc) {
   rg::UsageStore& u = store_->usage();
   // 1'700'000'000'005 ms = 2023-11-14T22:13:20Z.
-  auto ev = makeEvent("old-1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 5);
+  auto ev = makeUsageEvent("old-1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 5);
   ev.hour.clear();  // day and month stay as given
   ASSERT_TRUE(u.record(ev));
-  auto ev2 = makeEvent("old-2", "key-1", "acct-1", "sonnet", "2025-05-01T10", 6);
+  auto ev2 = makeUsageEvent("old-2", "key-1", "acct-1", "sonnet", "2025-05-01T10", 6);
   ev2.hour.clear();
   ev2.day.clear();
   ev2.month.clear();
@@ -420,12 +377,12 @@ TEST_P(UsageRecords, EventsWithoutTimeBucketsGetThemFromUnixMsInUtc) {
 TEST_P(UsageRecords, IdsAndModelsWithColonsAndPipesDoNotCollide) {
   rg::UsageStore& u = store_->usage();
   // Pairs that a naive "<a>:<b>" or "<a>|<b>" layout would merge.
-  ASSERT_TRUE(u.record(makeEvent("c1", "a:b", "x|y", "c", "2025-05-01T10", 1)));
-  ASSERT_TRUE(u.record(makeEvent("c2", "a", "x", "b:c", "2025-05-01T10", 10)));
-  ASSERT_TRUE(u.record(makeEvent("c3", "a|b", "x|y|z", "c|d", "2025-05-01T10", 100)));
-  ASSERT_TRUE(u.record(makeEvent("c4", "a", "y", "b|c", "2025-05-01T10", 1000)));
+  ASSERT_TRUE(u.record(makeUsageEvent("c1", "a:b", "x|y", "c", "2025-05-01T10", 1)));
+  ASSERT_TRUE(u.record(makeUsageEvent("c2", "a", "x", "b:c", "2025-05-01T10", 10)));
+  ASSERT_TRUE(u.record(makeUsageEvent("c3", "a|b", "x|y|z", "c|d", "2025-05-01T10", 100)));
+  ASSERT_TRUE(u.record(makeUsageEvent("c4", "a", "y", "b|c", "2025-05-01T10", 1000)));
   // A model named like a bucket kind and a bucket.
-  ASSERT_TRUE(u.record(makeEvent("c5", "k", "q", "d:2025-05-01:m", "2025-05-01T10", 10000)));
+  ASSERT_TRUE(u.record(makeUsageEvent("c5", "k", "q", "d:2025-05-01:m", "2025-05-01T10", 10000)));
 
   EXPECT_EQ(life(u, UsageDim::kKey, "a:b"), countsOf(1, 1));
   EXPECT_EQ(life(u, UsageDim::kKey, "a"), countsOf(2, 1010));
@@ -470,7 +427,7 @@ TEST_P(UsageRecords, ConcurrentRecordsAreBookedExactly) {
         std::string model = i % 2 == 0 ? "sonnet" : "haiku";
         std::string acct = i % 3 == 0 ? "acct-1" : "acct-2";
         std::string hour = i % 4 == 0 ? "2025-05-01T11" : "2025-05-01T10";
-        auto r = u.record(makeEvent("cc-" + std::to_string(i), "key-1", acct, model, hour, 1));
+        auto r = u.record(makeUsageEvent("cc-" + std::to_string(i), "key-1", acct, model, hour, 1));
         if (!r) {
           ++failed;
         } else if (*r) {
@@ -509,8 +466,8 @@ TEST_P(UsageRecords, ConcurrentRecordsAreBookedExactly) {
 TEST_P(UsageRecords, AggregatesAndRecordsSurviveReopen) {
   {
     rg::UsageStore& u = store_->usage();
-    ASSERT_TRUE(u.record(makeEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
-    ASSERT_TRUE(u.record(makeEvent("r2", "key-1", "acct-1", "haiku", "2025-05-01T11", 10)));
+    ASSERT_TRUE(u.record(makeUsageEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
+    ASSERT_TRUE(u.record(makeUsageEvent("r2", "key-1", "acct-1", "haiku", "2025-05-01T11", 10)));
   }
   store_.reset();
   store_ = open();
@@ -522,7 +479,7 @@ TEST_P(UsageRecords, AggregatesAndRecordsSurviveReopen) {
   EXPECT_EQ(keyModels(u, "key-1", UsageBucket::kHour, "2025-05-01T11").at("haiku"),
             countsOf(1, 10));
   EXPECT_EQ(recentIds(u, "key-1", 10), (std::vector<std::string>{"r2", "r1"}));
-  auto again = u.record(makeEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1));
+  auto again = u.record(makeUsageEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1));
   ASSERT_TRUE(again);
   EXPECT_FALSE(*again);
 }
@@ -557,7 +514,7 @@ TEST(UsageRetentionEmbedded, BucketsExpireByTheClockAndStayGoneAfterCompaction) 
     }
     return s ? std::move(s.value()) : nullptr;
   };
-  auto ev = makeEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1);
+  auto ev = makeUsageEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1);
   const std::string H = "2025-05-01T10", D = "2025-05-01", M = "2025-05";
   auto check = [&](rg::Store& s, int64_t hourly, int64_t daily, int64_t monthly) {
     rg::UsageStore& u = s.usage();
@@ -631,7 +588,7 @@ TEST(UsageRetentionRedis, BucketKeysExpireLifetimeAndRecentDoNot) {
   ASSERT_TRUE(s) << s.status().toString();
   rg::UsageStore& u = (*s)->usage();
   u.setRetention(shortRetention());
-  ASSERT_TRUE(u.record(makeEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
+  ASSERT_TRUE(u.record(makeUsageEvent("r1", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
 
   RawRedis raw(server);
   const int64_t limits[] = {1 * kHourMs, 2 * kHourMs, 3 * kHourMs};
@@ -724,15 +681,59 @@ TEST(UsageJournalEmbedded, OldUsageLineIsBookedIntoLifetimeAndBuckets) {
   EXPECT_EQ(point(u, UsageDim::kKey, "k-old", UsageBucket::kHour, "1970-01-01T00"), old);
   EXPECT_TRUE(recentIds(u, "k-old", 10).empty());
   // Its request id is remembered; a new booking adds to the totals.
-  auto again = u.record(makeEvent("old-1", "k-old", "a-old", "m", "2025-01-01T00", 1));
+  auto again = u.record(makeUsageEvent("old-1", "k-old", "a-old", "m", "2025-01-01T00", 1));
   ASSERT_TRUE(again);
   EXPECT_FALSE(*again);
-  ASSERT_TRUE(u.record(makeEvent("new-1", "k-old", "a-old", "m", "2025-01-01T00", 1)));
+  ASSERT_TRUE(u.record(makeUsageEvent("new-1", "k-old", "a-old", "m", "2025-01-01T00", 1)));
   total = u.keyTotal("k-old");
   ASSERT_TRUE(total);
   EXPECT_EQ(total->requests, 2);
   EXPECT_EQ(total->billedMicroUsd, 8 + 2'000'007);
   EXPECT_EQ((*s)->errorCount(), 0u);
+}
+
+// What a store shows after moving the usage totals of older versions (k1 of account a1, on
+// 2025-01-01 and 2024-12-31, models m1 and m2) into the buckets; the figures the two backends'
+// upgrade tests differ in. m1 has 3 requests (300 billed) on 2025-01-01 and 4 (400) overall.
+struct MigratedUsage {
+  TokenCounts life;  // of the key, its account and its models together
+  int64_t dayRequests = 0;
+  int64_t dayBilledMicroUsd = 0;
+  int64_t m2DayRequests = 0;
+  int64_t m2LifeRequests = 0;
+};
+
+void expectMigratedUsage(rg::Store& s, const MigratedUsage& want) {
+  rg::UsageStore& u = s.usage();
+  auto total = u.keyTotal("k1");
+  ASSERT_TRUE(total);
+  EXPECT_EQ(*total, want.life);
+  auto acct = u.accountTotal("a1");
+  ASSERT_TRUE(acct);
+  EXPECT_EQ(*acct, want.life);
+  EXPECT_EQ(life(u, UsageDim::kKeyModel, "k1"), want.life);
+  auto day = u.keyDaily("k1", "2025-01-01");
+  ASSERT_TRUE(day);
+  EXPECT_EQ(day->requests, want.dayRequests);
+  EXPECT_EQ(day->billedMicroUsd, want.dayBilledMicroUsd);
+  auto older = u.keyDaily("k1", "2024-12-31");
+  ASSERT_TRUE(older);
+  EXPECT_EQ(older->requests, 1);
+  auto models = u.keyModelsDaily("k1", "2025-01-01");
+  ASSERT_TRUE(models);
+  ASSERT_EQ(models->size(), 2u);
+  EXPECT_EQ(models->at("m1").requests, 3);
+  EXPECT_EQ(models->at("m1").billedMicroUsd, 300);
+  EXPECT_EQ(models->at("m2").requests, want.m2DayRequests);
+  EXPECT_EQ(life(u, UsageDim::kModel, "m1").requests, 4);
+  EXPECT_EQ(life(u, UsageDim::kModel, "m1").billedMicroUsd, 400);
+  EXPECT_EQ(life(u, UsageDim::kModel, "m2").requests, want.m2LifeRequests);
+  auto top = u.topKeys(UsageBucket::kDay, {"2025-01-01", "2024-12-31"}, 10);
+  ASSERT_TRUE(top);
+  ASSERT_EQ(top->size(), 1u);
+  EXPECT_EQ((*top)[0].keyId, "k1");
+  EXPECT_EQ((*top)[0].billedMicroUsd, want.life.billedMicroUsd);
+  EXPECT_EQ(s.errorCount(), 0u);
 }
 
 // A snapshot as the previous version compacted it: the older totals (usage.key/acct/day/model,
@@ -778,37 +779,18 @@ TEST(UsageJournalEmbedded, OlderSnapshotTotalsBecomeLifetimeAndDayBuckets) {
         << R"("day":"2025-01-01","hour":"2025-01-01T10","month":"2025-01","ms":1,"at":)"
         << clock.nowUnixMs() << R"(,"c":)" << c(1, 1, 1) << "}\n";
   }
+  MigratedUsage want;
+  want.life.requests = 6;  // the five older events and the one booked after the snapshot
+  want.life.inputTokens = 51;
+  want.life.billedMicroUsd = 501;
+  want.dayRequests = 5;
+  want.dayBilledMicroUsd = 401;
+  want.m2DayRequests = 2;
+  // Per model overall: m1 = 1 (bucketed) + 3 (older), m2 = 1 (older) + 1 (after).
+  want.m2LifeRequests = 2;
   auto check = [&](rg::Store& s) {
-    rg::UsageStore& u = s.usage();
-    TokenCounts want;
-    want.requests = 6;
-    want.inputTokens = 51;
-    want.billedMicroUsd = 501;
-    EXPECT_EQ(life(u, UsageDim::kKey, "k1"), want);
-    EXPECT_EQ(life(u, UsageDim::kAccount, "a1"), want);
-    EXPECT_EQ(life(u, UsageDim::kKeyModel, "k1"), want);
-    auto day = u.keyDaily("k1", "2025-01-01");
-    ASSERT_TRUE(day);
-    EXPECT_EQ(day->requests, 5);
-    EXPECT_EQ(day->billedMicroUsd, 401);
-    auto older = u.keyDaily("k1", "2024-12-31");
-    ASSERT_TRUE(older);
-    EXPECT_EQ(older->requests, 1);
-    auto models = u.keyModelsDaily("k1", "2025-01-01");
-    ASSERT_TRUE(models);
-    ASSERT_EQ(models->size(), 2u);
-    EXPECT_EQ(models->at("m1").requests, 3);
-    EXPECT_EQ(models->at("m2").requests, 2);
-    // Per model overall: m1 = 1 (bucketed) + 3 (older), m2 = 1 (older) + 1 (after).
-    EXPECT_EQ(life(u, UsageDim::kModel, "m1").requests, 4);
-    EXPECT_EQ(life(u, UsageDim::kModel, "m1").billedMicroUsd, 400);
-    EXPECT_EQ(life(u, UsageDim::kModel, "m2").requests, 2);
-    auto top = u.topKeys(UsageBucket::kDay, {"2025-01-01", "2024-12-31"}, 10);
-    ASSERT_TRUE(top);
-    ASSERT_EQ(top->size(), 1u);
-    EXPECT_EQ((*top)[0].keyId, "k1");
-    EXPECT_EQ((*top)[0].billedMicroUsd, 501);
-    auto seen = u.record(makeEvent("seen", "k1", "a1", "m1", "2025-01-01T00", 1));
+    expectMigratedUsage(s, want);
+    auto seen = s.usage().record(makeUsageEvent("seen", "k1", "a1", "m1", "2025-01-01T00", 1));
     ASSERT_TRUE(seen);
     EXPECT_FALSE(*seen);
     EXPECT_EQ(s.errorCount(), 0u);
@@ -841,9 +823,11 @@ TEST(UsageJournalEmbedded, AnotherStoreOnTheDirSeesBucketsAndRecords) {
   auto a = rg::openEmbeddedStore(o, clock);
   auto b = rg::openEmbeddedStore(o, clock);
   ASSERT_TRUE(a && b);
-  ASSERT_TRUE((*a)->usage().record(makeEvent("r1", "key-1", "acct-1", "m", "2025-05-01T10", 1)));
-  ASSERT_TRUE((*b)->usage().record(makeEvent("r2", "key-1", "acct-1", "m", "2025-05-01T10", 10)));
-  auto dup = (*b)->usage().record(makeEvent("r1", "key-1", "acct-1", "m", "2025-05-01T10", 1));
+  ASSERT_TRUE(
+      (*a)->usage().record(makeUsageEvent("r1", "key-1", "acct-1", "m", "2025-05-01T10", 1)));
+  ASSERT_TRUE(
+      (*b)->usage().record(makeUsageEvent("r2", "key-1", "acct-1", "m", "2025-05-01T10", 10)));
+  auto dup = (*b)->usage().record(makeUsageEvent("r1", "key-1", "acct-1", "m", "2025-05-01T10", 1));
   ASSERT_TRUE(dup);
   EXPECT_FALSE(*dup);
   for (rg::Store* s : {a->get(), b->get()}) {
@@ -867,13 +851,13 @@ TEST(UsageRecordRedis, RecordIsOneEvalshaRoundTrip) {
   ASSERT_TRUE(s) << s.status().toString();
   rg::UsageStore& u = (*s)->usage();
   // The first call loads the script (EVALSHA -> NOSCRIPT -> EVAL).
-  ASSERT_TRUE(u.record(makeEvent("warm", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
+  ASSERT_TRUE(u.record(makeUsageEvent("warm", "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
   RawRedis raw(server);
   raw.text("CONFIG RESETSTAT");
   constexpr int kRecords = 20;
   for (int i = 0; i < kRecords; ++i) {
     ASSERT_TRUE(u.record(
-        makeEvent("r" + std::to_string(i), "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
+        makeUsageEvent("r" + std::to_string(i), "key-1", "acct-1", "sonnet", "2025-05-01T10", 1)));
   }
   std::string stats = raw.text("INFO commandstats");
   // Commands a script runs are counted too; the only top-level command may be EVALSHA, and the
@@ -938,43 +922,16 @@ TEST(UsageMigrationRedis, OlderTotalsMoveIntoTheBucketsOnceAtOpen) {
   rg::RedisOptions o;
   o.url = server.url();
   o.keyPrefix = p;
-  auto check = [&](rg::Store& s) {
-    rg::UsageStore& u = s.usage();
-    TokenCounts want;
-    want.requests = 5;
-    want.inputTokens = 50;
-    want.billedMicroUsd = 500;
-    auto total = u.keyTotal("k1");
-    ASSERT_TRUE(total);
-    EXPECT_EQ(*total, want);
-    auto acct = u.accountTotal("a1");
-    ASSERT_TRUE(acct);
-    EXPECT_EQ(*acct, want);
-    EXPECT_EQ(life(u, UsageDim::kKeyModel, "k1"), want);
-    auto day = u.keyDaily("k1", "2025-01-01");
-    ASSERT_TRUE(day);
-    EXPECT_EQ(day->requests, 4);
-    EXPECT_EQ(day->billedMicroUsd, 400);
-    auto older = u.keyDaily("k1", "2024-12-31");
-    ASSERT_TRUE(older);
-    EXPECT_EQ(older->requests, 1);
-    auto models = u.keyModelsDaily("k1", "2025-01-01");
-    ASSERT_TRUE(models);
-    ASSERT_EQ(models->size(), 2u);
-    EXPECT_EQ(models->at("m1").requests, 3);
-    EXPECT_EQ(models->at("m1").billedMicroUsd, 300);
-    EXPECT_EQ(models->at("m2").requests, 1);
-    // Per model overall: m1 = 1 (bucketed) + 4 (older) - 1 (the bucketed one is in the older).
-    EXPECT_EQ(life(u, UsageDim::kModel, "m1").requests, 4);
-    EXPECT_EQ(life(u, UsageDim::kModel, "m1").billedMicroUsd, 400);
-    EXPECT_EQ(life(u, UsageDim::kModel, "m2").requests, 1);
-    auto top = u.topKeys(UsageBucket::kDay, {"2025-01-01", "2024-12-31"}, 10);
-    ASSERT_TRUE(top);
-    ASSERT_EQ(top->size(), 1u);
-    EXPECT_EQ((*top)[0].keyId, "k1");
-    EXPECT_EQ((*top)[0].billedMicroUsd, 500);
-    EXPECT_EQ(s.errorCount(), 0u);
-  };
+  MigratedUsage want;
+  want.life.requests = 5;
+  want.life.inputTokens = 50;
+  want.life.billedMicroUsd = 500;
+  want.dayRequests = 4;
+  want.dayBilledMicroUsd = 400;
+  want.m2DayRequests = 1;
+  // Per model overall: m1 = 1 (bucketed) + 4 (older) - 1 (the bucketed one is in the older).
+  want.m2LifeRequests = 1;
+  auto check = [&](rg::Store& s) { expectMigratedUsage(s, want); };
   {
     auto s = rg::openRedisStore(o, clock);
     ASSERT_TRUE(s) << s.status().toString();
@@ -1021,15 +978,15 @@ TEST(UsageIdsEmbedded, RememberedForADayNotForACount) {
   auto s = rg::openEmbeddedStore(o, clock);
   ASSERT_TRUE(s) << s.status().toString();
   rg::UsageStore& u = (*s)->usage();
-  auto first = u.record(makeEvent("id0", "k", "a", "m", "2025-05-01T10", 1));
+  auto first = u.record(makeUsageEvent("id0", "k", "a", "m", "2025-05-01T10", 1));
   ASSERT_TRUE(first);
   EXPECT_FALSE(*first);
   clock.advanceMs(24LL * 3600 * 1000 - 2000);  // still within the day
-  auto later = u.record(makeEvent("id1", "k", "a", "m", "2025-05-01T10", 1));
+  auto later = u.record(makeUsageEvent("id1", "k", "a", "m", "2025-05-01T10", 1));
   ASSERT_TRUE(later);
   EXPECT_FALSE(*later);
   clock.advanceMs(2000);  // past it: forgotten
-  auto again = u.record(makeEvent("id0", "k", "a", "m", "2025-05-01T10", 1));
+  auto again = u.record(makeUsageEvent("id0", "k", "a", "m", "2025-05-01T10", 1));
   ASSERT_TRUE(again);
   EXPECT_TRUE(*again);
 }
@@ -1058,7 +1015,7 @@ TEST(AdmissionEmbedded, SettleThatCannotBookKeepsTheReservation) {
   }
   ASSERT_EQ(::rename((o.dataDir + "/journal.new").c_str(), (o.dataDir + "/journal.jsonl").c_str()),
             0);
-  rg::UsageEvent ev = makeEvent("r1", "k", "a", "m", "2025-05-01T10", 1);
+  rg::UsageEvent ev = makeUsageEvent("r1", "k", "a", "m", "2025-05-01T10", 1);
   rg::SettleRequest sr;
   sr.keyId = "k";
   sr.requestId = "r1";
