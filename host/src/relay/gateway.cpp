@@ -520,11 +520,13 @@ void Gateway::serveRoute(Ctx& c) {
 
 namespace {
 
-bool keyHasLimits(const ApiKeyRecord& k) {
+// Whether admission has anything to check for the key (its concurrency limit only counts when
+// the route takes a slot).
+bool keyHasLimits(const ApiKeyRecord& k, bool takesSlot) {
   bool window =
       k.rateWindowMinutes > 0 && (k.rateRequests > 0 || k.rateTokens > 0 || k.rateCostMicroUsd > 0);
-  return k.concurrencyLimit > 0 || window || k.dailyCostMicroUsd > 0 || k.totalCostMicroUsd > 0 ||
-         k.weeklyCostMicroUsd > 0;
+  return (takesSlot && k.concurrencyLimit > 0) || window || k.dailyCostMicroUsd > 0 ||
+         k.totalCostMicroUsd > 0 || k.weeklyCostMicroUsd > 0;
 }
 
 // "$12.345678" from micro-dollars, without floating point.
@@ -598,11 +600,7 @@ bool Gateway::admit(Ctx& c, const rg_request_meta& meta) {
     c.week = weeklyPeriodId(zone(), now, k.weeklyResetDay, k.weeklyResetHour);
   }
   bool skipConcurrency = (c.route->spec.flags & RG_ROUTE_SKIP_CONCURRENCY) != 0;
-  ApiKeyRecord checked = k;
-  if (skipConcurrency) {
-    checked.concurrencyLimit = 0;
-  }
-  if (!keyHasLimits(checked)) {
+  if (!keyHasLimits(k, !skipConcurrency)) {
     return true;  // nothing to check: usage is still booked by settle
   }
   AdmitRequest ar;
@@ -1375,37 +1373,55 @@ void Gateway::priceUsage(UsageEvent& ev, Rate keyRate) {
   ev.counts.billedMicroUsd = billedMicroUsd(cost, keyRate, globalRate_);
   // Labels: the route's provider and the price table key (bounded by the table), never the
   // client's text, and never the key (cardinality).
-  MetricsRegistry& m = *d_.metrics;
-  Labels labels = {{"provider", ev.provider.empty() ? "unknown" : ev.provider},
-                   {"model", cost.priced ? cost.matchedModel : "unknown"}};
-  struct Kind {
-    const char* name;
-    int64_t TokenCounts::*member;
-  };
-  static const Kind kKinds[] = {{"input", &TokenCounts::inputTokens},
-                                {"output", &TokenCounts::outputTokens},
-                                {"cache_creation_5m", &TokenCounts::cacheCreate5mTokens},
-                                {"cache_creation_1h", &TokenCounts::cacheCreate1hTokens},
-                                {"cache_read", &TokenCounts::cacheReadTokens}};
-  for (const Kind& k : kKinds) {
-    int64_t n = ev.counts.*k.member;
+  std::string provider = ev.provider.empty() ? "unknown" : ev.provider;
+  std::string model = cost.priced ? cost.matchedModel : "unknown";
+  static const std::pair<const char*, int64_t TokenCounts::*> kKinds[kTokenKinds] = {
+      {"input", &TokenCounts::inputTokens},
+      {"output", &TokenCounts::outputTokens},
+      {"cache_creation_5m", &TokenCounts::cacheCreate5mTokens},
+      {"cache_creation_1h", &TokenCounts::cacheCreate1hTokens},
+      {"cache_read", &TokenCounts::cacheReadTokens}};
+  // The series of this (provider, model), registered on first use: one lookup here instead of
+  // up to seven in the registry per request.
+  Counter* tokens[kTokenKinds] = {};
+  Counter* spent = nullptr;
+  Counter* billed = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(modelCountersMu_);
+    ModelCounters& mc = modelCounters_[provider + '\n' + model];
+    MetricsRegistry& m = *d_.metrics;
+    Labels labels = {{"provider", provider}, {"model", model}};
+    for (size_t k = 0; k < kTokenKinds; ++k) {
+      if (ev.counts.*kKinds[k].second > 0 && mc.tokens[k] == nullptr) {
+        Labels l = labels;
+        l.emplace_back("kind", kKinds[k].first);
+        mc.tokens[k] = m.counter("relaygate_model_tokens_total",
+                                 "Tokens relayed, by provider, model and kind", l);
+      }
+      tokens[k] = mc.tokens[k];
+    }
+    if (cost.priced && mc.cost == nullptr) {
+      mc.cost = m.counter("relaygate_cost_micro_usd_total",
+                          "Real (unrated) cost of relayed requests, micro-USD", labels);
+      mc.billed = m.counter(
+          "relaygate_billed_micro_usd_total",
+          "Billed cost (after key and global rates) of relayed requests, micro-USD", labels);
+    }
+    spent = mc.cost;
+    billed = mc.billed;
+  }
+  for (size_t k = 0; k < kTokenKinds; ++k) {
+    int64_t n = ev.counts.*kKinds[k].second;
     if (n > 0) {
-      Labels l = labels;
-      l.emplace_back("kind", k.name);
-      m.counter("relaygate_model_tokens_total", "Tokens relayed, by provider, model and kind", l)
-          ->add(static_cast<uint64_t>(n));
+      tokens[k]->add(static_cast<uint64_t>(n));
     }
   }
   if (!cost.priced) {
     unpricedRequests_->add(1);
     return;
   }
-  m.counter("relaygate_cost_micro_usd_total", "Real (unrated) cost of relayed requests, micro-USD",
-            labels)
-      ->add(static_cast<uint64_t>(std::max<int64_t>(0, ev.counts.costMicroUsd)));
-  m.counter("relaygate_billed_micro_usd_total",
-            "Billed cost (after key and global rates) of relayed requests, micro-USD", labels)
-      ->add(static_cast<uint64_t>(std::max<int64_t>(0, ev.counts.billedMicroUsd)));
+  spent->add(static_cast<uint64_t>(std::max<int64_t>(0, ev.counts.costMicroUsd)));
+  billed->add(static_cast<uint64_t>(std::max<int64_t>(0, ev.counts.billedMicroUsd)));
 }
 
 void Gateway::bookUsage(Ctx& c) {

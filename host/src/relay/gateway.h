@@ -136,6 +136,16 @@ class Gateway {
   int64_t startedAtMs_ = 0;
   Rate globalRate_;  // pricing.global_rate (validated by the config loader)
   std::unique_ptr<UsageViews> views_;
+  // relaygate_model_tokens_total / _cost_ / _billed_ series by "provider\nmodel", each
+  // registered on its first use.
+  static constexpr size_t kTokenKinds = 5;
+  struct ModelCounters {
+    Counter* tokens[kTokenKinds] = {};
+    Counter* cost = nullptr;
+    Counter* billed = nullptr;
+  };
+  std::mutex modelCountersMu_;
+  std::map<std::string, ModelCounters> modelCounters_;
   std::mutex queueMu_;
   std::map<std::string, int> queued_;  // key id -> requests waiting in this process's queue
 
